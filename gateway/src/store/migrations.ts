@@ -30,4 +30,32 @@ export const migrations: Migration[] = [
       CREATE INDEX audit_study ON audit(study_uid);
     `,
   },
+  {
+    id: '040-sessions',
+    sql: `
+      -- Clinician sessions after PSC login. id_hash = sha256(cookie value): a leaked DB holds no usable cookie.
+      CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        rpps TEXT NOT NULL,
+        clinician_json TEXT NOT NULL,     -- {rpps, nationalId, sub, givenName, familyName, name, profession}
+        access_token TEXT NOT NULL,       -- PSC access token, sent as Bearer to source boxes
+        access_token_expires_at INTEGER,  -- epoch ms
+        refresh_token TEXT,
+        id_token TEXT,
+        created_at INTEGER NOT NULL,      -- epoch ms
+        last_seen_at INTEGER NOT NULL,    -- epoch ms, drives the idle expiry
+        expires_at INTEGER NOT NULL       -- epoch ms, absolute expiry
+      );
+      CREATE INDEX sessions_expires ON sessions(expires_at);
+      -- Authorization requests in flight (state, nonce, PKCE verifier), keyed by a cookie-held id.
+      CREATE TABLE login_transactions (
+        id_hash TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        code_verifier TEXT NOT NULL,
+        return_to TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
