@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { readMultipart, writeMultipart, parseContentType, MultipartError, newBoundary } from '../../gateway/src/dicom/multipart.js';
 
 const boundary = 'b0und4ry';
-const partsIn = [
+const partsIn: { headers: Record<string, string>; body: Buffer }[] = [
   { headers: { 'content-type': 'application/dicom' }, body: Buffer.from('first body\r\n--b0und4r not a boundary\r\n-b0und4ry\n--b0und4ry\r--b0und4r') },
   { headers: { 'content-type': 'application/octet-stream', 'content-location': '/x/1' }, body: Buffer.alloc(0) },
   { headers: { 'content-type': 'application/dicom' }, body: Buffer.from([0, 1, 2, 13, 10, 45, 45, 98, 255, 13, 10]) },
