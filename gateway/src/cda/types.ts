@@ -40,7 +40,8 @@ export interface StudyReference {
   studyInstanceUid: string;
   accessionNumber?: { value: string; issuerOid?: string };
   placerOrderNumber?: { value: string; issuerOid?: string };
-  actCode?: Code;                                // CCAM act / procedure
+  actCode?: Code;                                // serviceEvent/code (LOINC in IMG-CR-IMG)
+  ccamCode?: Code;                               // CCAM translation of the act (codeSystem 1.2.250.1.213.2.5), when given
   modalities: Code[];                            // DCM modality codes (e.g. MG, CT)
   anatomicRegions: Code[];
   startTime?: string;

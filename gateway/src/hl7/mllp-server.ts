@@ -1,0 +1,199 @@
+// MLLP listener (node:net): frames <VT> message <FS><CR>, several messages per connection answered in
+// order. Garbage, a missing start byte or an oversize message gets a NACK where possible; nothing a
+// peer sends can crash the process.
+import { createServer, type Socket } from 'node:net';
+import { frameNack } from './handle.js';
+
+export { handleHl7 } from './handle.js';
+
+const VT = 0x0b;
+const FS = 0x1c;
+const CR = 0x0d;
+
+export interface MllpServerOptions {
+  host?: string;
+  port: number;
+  /** largest message accepted, in bytes (default 32 MiB: reports embed PDFs) */
+  maxBytes?: number;
+  /** idle connection timeout (default 10 min) */
+  idleTimeoutMs?: number;
+  /** answers one message (text between the frame bytes) with the ACK text */
+  handler: (raw: string) => Promise<string>;
+  /** unexpected errors (socket errors, handler crashes); no message content is passed */
+  onError?: (err: unknown) => void;
+}
+
+export interface MllpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export function frame(text: string): Buffer {
+  return Buffer.concat([Buffer.from([VT]), Buffer.from(text, 'utf8'), Buffer.from([FS, CR])]);
+}
+
+/** Decode by MSH-18: UTF-8 unless the sender declares ISO 8859-1. */
+function decode(buf: Buffer): string {
+  const head = buf.subarray(0, 400).toString('latin1');
+  const mshEnd = head.search(/[\r\n]/);
+  const msh = mshEnd < 0 ? head : head.slice(0, mshEnd);
+  const f = msh[3] ?? '|';
+  const charset = msh.split(f)[17] ?? '';
+  return /8859/.test(charset) ? buf.toString('latin1') : buf.toString('utf8');
+}
+
+export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
+  const maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
+  const sockets = new Set<Socket>();
+  const onError = opts.onError ?? (() => {});
+
+  const server = createServer((sock) => {
+    sockets.add(sock);
+    sock.setTimeout(opts.idleTimeoutMs ?? 600_000, () => sock.destroy());
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', (e) => onError(e));
+
+    let chunks: Buffer[] = [];
+    let size = 0;
+    let inFrame = false;
+    let discarding = false; // oversize frame: drop bytes until its end
+    let stray: Buffer[] = []; // bytes outside a frame
+    let strayLen = 0;
+    let pendingFs = false; // last byte seen was FS inside a frame
+    let queue: Promise<void> = Promise.resolve();
+
+    const send = (text: string) => {
+      if (!sock.destroyed) sock.write(frame(text));
+    };
+    const answer = (work: () => Promise<string>) => {
+      queue = queue.then(async () => {
+        try {
+          send(await work());
+        } catch (e) {
+          onError(e);
+          send(frameNack('', 'The DRIMbox could not process this message because of an internal problem; it was NOT accepted.', 207));
+        }
+      });
+    };
+    const flushStray = (endedByFs: boolean) => {
+      const buf = Buffer.concat(stray);
+      stray = [];
+      strayLen = 0;
+      const text = buf.toString('latin1').replace(/[\s\x1c]/g, '');
+      if (text === '') return;
+      const raw = decode(buf).replace(/\x1c/g, '');
+      answer(async () => frameNack(raw, endedByFs
+        ? 'The message was not framed correctly: the MLLP start byte (0x0B) is missing. It was NOT accepted.'
+        : 'Unexpected bytes outside an MLLP frame were ignored.'));
+    };
+
+    sock.on('data', (data: Buffer) => {
+      let i = 0;
+      while (i < data.length) {
+        if (!inFrame) {
+          const vt = data.indexOf(VT, i);
+          const fsAt = data.indexOf(FS, i);
+          if (fsAt >= 0 && (vt < 0 || fsAt < vt)) {
+            // an end marker with no start: a message sent without the start byte
+            if (strayLen + (fsAt - i) <= maxBytes) stray.push(data.subarray(i, fsAt));
+            strayLen += fsAt - i;
+            flushStray(true);
+            i = fsAt + 1;
+            if (data[i] === CR) i++;
+            continue;
+          }
+          if (vt < 0) {
+            if (strayLen < maxBytes) stray.push(data.subarray(i));
+            strayLen += data.length - i;
+            break;
+          }
+          if (vt > i) {
+            stray.push(data.subarray(i, vt));
+            strayLen += vt - i;
+          }
+          if (strayLen > 0) flushStray(false);
+          inFrame = true;
+          discarding = false;
+          chunks = [];
+          size = 0;
+          i = vt + 1;
+          continue;
+        }
+        // inside a frame
+        if (pendingFs) {
+          pendingFs = false;
+          if (data[i] === CR) i++;
+          endFrame(); // FS without CR: taken as the end of frame too
+          continue;
+        }
+        const fsAt = data.indexOf(FS, i);
+        if (fsAt < 0) {
+          addContent(data.subarray(i));
+          break;
+        }
+        addContent(data.subarray(i, fsAt));
+        i = fsAt + 1;
+        if (i >= data.length) {
+          pendingFs = true;
+          break;
+        }
+        if (data[i] === CR) {
+          i++;
+          endFrame();
+        } else {
+          // tolerate FS without CR as the end of frame too (some senders), the next byte is re-examined
+          endFrame();
+        }
+      }
+    });
+
+    function addContent(b: Buffer) {
+      if (discarding || b.length === 0) return;
+      if (size + b.length > maxBytes) {
+        discarding = true;
+        const head = Buffer.concat([...chunks, b]).subarray(0, 4096);
+        chunks = [];
+        size = 0;
+        const raw = decode(head).split(/\r|\n/)[0];
+        answer(async () => frameNack(raw, `The message is too large (over ${maxBytes} bytes); it was NOT accepted.`));
+        return;
+      }
+      chunks.push(b);
+      size += b.length;
+    }
+
+    function endFrame() {
+      inFrame = false;
+      if (discarding) {
+        discarding = false;
+        return;
+      }
+      const buf = Buffer.concat(chunks);
+      chunks = [];
+      size = 0;
+      const raw = decode(buf);
+      answer(async () => {
+        if (raw.replace(/\s/g, '') === '') return frameNack('', 'The MLLP frame was empty.');
+        return opts.handler(raw);
+      });
+    }
+  });
+
+  server.on('error', (e) => onError(e));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+      resolve({
+        port,
+        close: () =>
+          new Promise<void>((res) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => res());
+          }),
+      });
+    });
+  });
+}
