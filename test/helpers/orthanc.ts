@@ -137,7 +137,7 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> 
       const out = [];
       for (const f of files) {
         const body = typeof f === 'string' ? readFileSync(f) : f;
-        const r = await fetch(`${url}/instances`, { method: 'POST', body });
+        const r = await fetch(`${url}/instances`, { method: "POST", body: new Uint8Array(body) });
         if (!r.ok) throw new Error(`Orthanc upload failed: ${r.status} ${await r.text()}`);
         out.push(await r.json());
       }

@@ -1,0 +1,204 @@
+// Loads and validates the configuration: JSON file, then DRIMBOX_* environment overrides, then
+// checks every key. Errors name the key (e.g. "peer.port: must be a port number (1-65535)").
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve, dirname, isAbsolute } from 'node:path';
+import type { DrimboxConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Obj = { [k: string]: Json };
+
+type Leaf =
+  | { t: 'string'; def?: string; pattern?: RegExp; hint?: string }
+  | { t: 'file'; def?: string }
+  | { t: 'dir'; def?: string }
+  | { t: 'url'; def?: string; protocols: string[] }
+  | { t: 'int'; def?: number; min: number; max: number }
+  | { t: 'port'; def?: number }
+  | { t: 'enum'; def?: string; values: string[] }
+  | { t: 'enum[]'; def?: string[]; values: string[] }
+  | { t: 'string[]'; def?: string[] };
+type Spec = { [k: string]: Leaf | Spec };
+
+const host: Leaf = { t: 'string', def: '127.0.0.1', pattern: /^[A-Za-z0-9.:-]+$/, hint: 'a host name or IP address' };
+const uid = { t: 'string', pattern: /^(0|[1-9]\d*)(\.(0|[1-9]\d*))+$/, hint: 'a DICOM UID (digits and dots)' } as const;
+
+const common: Spec = {
+  box: {
+    name: { t: 'string', pattern: /^[a-z0-9][a-z0-9-]{0,62}$/, hint: 'lower-case letters, digits and dashes' },
+    organization: { t: 'string' },
+    uidRoot: { ...uid, def: '2.25' },
+    retrieveLocationUid: { ...uid },
+  },
+  dataDir: { t: 'dir' },
+  roles: { t: 'enum[]', def: ['source', 'consumer'], values: ['source', 'consumer'] },
+  user: {
+    host,
+    port: { t: 'port' },
+    publicUrl: { t: 'url', protocols: ['https:', 'http:'] },
+    tls: { cert: { t: 'file' }, key: { t: 'file' } },
+  },
+  peer: {
+    host,
+    port: { t: 'port' },
+    publicUrl: { t: 'url', protocols: ['https:'] },
+    tls: { cert: { t: 'file' }, key: { t: 'file' }, ca: { t: 'file' } },
+    allowedPeers: { t: 'string[]', def: [] },
+  },
+  hl7: {
+    host,
+    port: { t: 'port' },
+    maxMessageBytes: { t: 'int', def: 16 * 1024 * 1024, min: 1024, max: 512 * 1024 * 1024 },
+  },
+  admin: { token: { t: 'string', pattern: /^.{24,}$/, hint: 'at least 24 characters' } },
+  log: { level: { t: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] } },
+};
+
+const pacsSpecs: Record<string, Spec> = {
+  dicomweb: {
+    url: { t: 'url', protocols: ['http:', 'https:'] },
+    timeoutMs: { t: 'int', def: 30_000, min: 100, max: 3_600_000 },
+  },
+  dimse: {
+    host: { t: 'string', pattern: /^[A-Za-z0-9.:-]+$/ },
+    port: { t: 'port' },
+    calledAet: { t: 'string', pattern: /^[ -~]{1,16}$/, hint: '1-16 ASCII characters' },
+    callingAet: { t: 'string', def: 'DRIMBOX', pattern: /^[ -~]{1,16}$/, hint: '1-16 ASCII characters' },
+    retrieve: { t: 'enum', def: 'c-get', values: ['c-get', 'c-move'] },
+    storeScpPort: { t: 'int', def: 0, min: 0, max: 65535 },
+    timeoutMs: { t: 'int', def: 30_000, min: 100, max: 3_600_000 },
+  },
+  folder: { path: { t: 'dir' } },
+};
+
+/** Reads FILE (if given), applies environment overrides and validates. Relative paths resolve against the file's folder. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): DrimboxConfig {
+  let raw: Obj = {};
+  let base = process.cwd();
+  if (file) {
+    if (!existsSync(file)) throw new ConfigError([`${file}: no such configuration file`]);
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError([`${file}: not valid JSON (${(e as Error).message})`]);
+    }
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: must hold a JSON object`]);
+    base = dirname(resolve(file));
+  }
+  applyEnv(raw, env);
+  return validateConfig(raw, base);
+}
+
+export function validateConfig(raw: Obj, base = process.cwd()): DrimboxConfig {
+  const problems: string[] = [];
+  const out = check(common, raw, '', problems, base) as Obj;
+  const pacs = raw.pacs;
+  if (!pacs || typeof pacs !== 'object' || Array.isArray(pacs)) {
+    problems.push('pacs: missing (an object with kind "dicomweb", "dimse" or "folder")');
+  } else {
+    const kind = (pacs as Obj).kind;
+    const spec = typeof kind === 'string' ? pacsSpecs[kind] : undefined;
+    if (!spec) problems.push(`pacs.kind: must be one of dicomweb, dimse, folder (got ${JSON.stringify(kind)})`);
+    else out.pacs = { kind, ...(check(spec, pacs as Obj, 'pacs.', problems, base, ['kind']) as Obj) };
+  }
+  for (const k of Object.keys(raw)) if (!(k in common) && k !== 'pacs') problems.push(`${k}: unknown key`);
+  if (problems.length) throw new ConfigError(problems);
+  return out as unknown as DrimboxConfig;
+}
+
+function isLeaf(s: Leaf | Spec): s is Leaf {
+  return typeof (s as Leaf).t === 'string';
+}
+
+function check(spec: Spec, raw: Obj, prefix: string, problems: string[], base: string, extraKeys: string[] = []): Json {
+  const out: Obj = {};
+  for (const [key, s] of Object.entries(spec)) {
+    const path = prefix + key;
+    const v = raw?.[key];
+    if (isLeaf(s)) {
+      const r = checkLeaf(s, v, path, base);
+      if (typeof r === 'string') problems.push(r);
+      else out[key] = r.value;
+    } else if (v === undefined || (typeof v === 'object' && v !== null && !Array.isArray(v))) {
+      out[key] = check(s, (v ?? {}) as Obj, `${path}.`, problems, base);
+    } else {
+      problems.push(`${path}: must be an object`);
+    }
+  }
+  for (const k of Object.keys(raw ?? {})) if (!(k in spec) && !extraKeys.includes(k)) problems.push(`${prefix}${k}: unknown key`);
+  return out;
+}
+
+function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { value: Json } | string {
+  if (v === undefined || v === null || v === '') {
+    if (s.def !== undefined) v = s.def as Json;
+    else return `${path}: missing`;
+  }
+  switch (s.t) {
+    case 'string':
+      if (typeof v === 'number') v = String(v); // an environment override that looked like JSON
+      if (typeof v !== 'string') return `${path}: must be a string`;
+      if (s.pattern && !s.pattern.test(v)) return `${path}: must be ${s.hint ?? `like ${s.pattern}`}`;
+      return { value: v };
+    case 'file':
+    case 'dir': {
+      if (typeof v !== 'string') return `${path}: must be a path`;
+      const p = isAbsolute(v) ? v : resolve(base, v);
+      if (s.t === 'file' && !existsSync(p)) return `${path}: no such file ${p}`;
+      return { value: p };
+    }
+    case 'url': {
+      if (typeof v !== 'string') return `${path}: must be a URL`;
+      let u: URL;
+      try { u = new URL(v); } catch { return `${path}: not a URL (${v})`; }
+      if (!s.protocols.includes(u.protocol)) return `${path}: must use ${s.protocols.join(' or ')}`;
+      return { value: v.replace(/\/+$/, '') };
+    }
+    case 'int':
+    case 'port': {
+      const [min, max] = s.t === 'port' ? [1, 65535] : [s.min, s.max];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        return `${path}: must be ${s.t === 'port' ? 'a port number' : 'an integer'} (${min}-${max})`;
+      }
+      return { value: v };
+    }
+    case 'enum':
+      if (typeof v !== 'string' || !s.values.includes(v)) return `${path}: must be one of ${s.values.join(', ')}`;
+      return { value: v };
+    case 'enum[]':
+      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string' || !s.values.includes(x))) {
+        return `${path}: must be a non-empty list of ${s.values.join(', ')}`;
+      }
+      return { value: [...new Set(v)] };
+    case 'string[]':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) return `${path}: must be a list of strings`;
+      return { value: v };
+  }
+}
+
+/** DRIMBOX_PEER__PORT=9443 → raw.peer.port = 9443 (values parsed as JSON when they parse). */
+function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('DRIMBOX_') || value === undefined) continue;
+    const path = name.slice('DRIMBOX_'.length).split('__').map(camel);
+    let node: Obj = raw;
+    for (const seg of path.slice(0, -1)) {
+      if (typeof node[seg] !== 'object' || node[seg] === null || Array.isArray(node[seg])) node[seg] = {};
+      node = node[seg] as Obj;
+    }
+    let parsed: Json = value;
+    try { parsed = JSON.parse(value); } catch { /* plain string */ }
+    node[path[path.length - 1]] = parsed;
+  }
+}
+
+/** DATA_DIR → dataDir, ALLOWED_PEERS → allowedPeers */
+function camel(s: string): string {
+  return s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,40 @@
+// The drimbox command line: `drimbox serve --config FILE`, `drimbox allowlist verify FILE …`.
+import { loadConfig, ConfigError } from './config/load.js';
+import { startBox } from './box.js';
+
+const USAGE = `usage:
+  drimbox serve --config FILE          run a box (every key can be overridden by DRIMBOX_* variables)
+  drimbox allowlist verify FILE [--trust-anchor PEM ...]
+                                       check a signed DRIM-M allow-list and print its entries`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'serve') {
+    const i = rest.indexOf('--config');
+    const file = i >= 0 ? rest[i + 1] : undefined;
+    if (i >= 0 && !file) { console.error('drimbox: --config needs a FILE'); return 2; }
+    let config;
+    try {
+      config = loadConfig(file);
+    } catch (e) {
+      if (e instanceof ConfigError) { console.error(`drimbox: ${e.message}`); return 2; }
+      throw e;
+    }
+    const box = await startBox(config);
+    const stop = async () => { await box.close(); process.exit(0); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return -1; // keep running
+  }
+  if (cmd === 'allowlist' && rest[0] === 'verify') {
+    const { allowlistVerifyCommand } = await import('./trust/cli.js');
+    return allowlistVerifyCommand(rest.slice(1));
+  }
+  console.error(USAGE);
+  return cmd === undefined || cmd === '--help' || cmd === 'help' ? 0 : 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { if (code >= 0) process.exit(code); },
+  (err) => { console.error(`drimbox: ${err instanceof Error ? err.message : err}`); process.exit(1); },
+);

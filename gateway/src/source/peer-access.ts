@@ -1,0 +1,111 @@
+// The single authorization hook of the peer API. Every request from another box passes through
+// `PeerAccess.authorize`, which runs the guards in order: client certificate (mutual TLS), the
+// network allow-list, then (added by later layers) the clinician's PSC token and the KOS that grants
+// access to what is asked. Deny by default: a guard that cannot decide refuses.
+import type { FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import { HttpProblem } from '../http/problem.js';
+
+/** What a peer request asks for. */
+export interface PeerScope {
+  level: 'query' | 'study' | 'series' | 'instance' | 'frames';
+  study?: string;
+  series?: string;
+  instance?: string;
+}
+
+/** Who is asking, as established by the guards so far. */
+export interface PeerPrincipal {
+  /** subject DN of the client certificate, RFC 2253 form (CN=…,O=…,C=…) */
+  dn: string;
+  /** clinician's RPPS id, once the token guard ran */
+  rpps?: string;
+  /** the KOS granting access, once the KOS guard ran */
+  kosUid?: string;
+  /** patient (INS) the KOS is about, for the audit trail */
+  patientId?: string;
+  /** the set of instances the KOS grants (undefined: not restricted by a KOS) */
+  grant?: KosGrant;
+}
+
+export interface KosGrant {
+  covers(scope: PeerScope): boolean;
+  /** instance UIDs the KOS lists, by series (to filter QIDO answers and study retrieves) */
+  instancesOf(study: string, series?: string): Set<string> | undefined;
+}
+
+export type PeerGuard = (req: FastifyRequest, scope: PeerScope, principal: PeerPrincipal) => Promise<void> | void;
+
+export class PeerAccess {
+  private readonly guards: PeerGuard[] = [];
+
+  constructor(private readonly isPeerAllowed: (dn: string) => boolean) {}
+
+  /** Adds a guard that runs after the certificate and allow-list checks. */
+  use(guard: PeerGuard): this {
+    this.guards.push(guard);
+    return this;
+  }
+
+  async authorize(req: FastifyRequest, scope: PeerScope): Promise<PeerPrincipal> {
+    const dn = clientCertificateDn(req);
+    const principal: PeerPrincipal = { dn };
+    req.peerPrincipal = principal;
+    if (!this.isPeerAllowed(dn)) {
+      throw new HttpProblem(403, 'Peer not allowed', 'the client certificate is not on the network allow-list');
+    }
+    for (const guard of this.guards) await guard(req, scope, principal);
+    return principal;
+  }
+}
+
+/** Subject DN of a verified client certificate; 401 when there is none or it does not chain to our CA. */
+export function clientCertificateDn(req: FastifyRequest): string {
+  const socket = req.raw.socket as TLSSocket;
+  if (typeof socket.getPeerX509Certificate !== 'function') {
+    throw new HttpProblem(401, 'Client certificate required', 'the peer API is only served over mutual TLS');
+  }
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) throw new HttpProblem(401, 'Client certificate required', 'no client certificate was presented');
+  if (!socket.authorized) {
+    throw new HttpProblem(401, 'Client certificate refused', `the client certificate is not trusted (${socket.authorizationError ?? 'unknown issuer'})`);
+  }
+  return normalizeDn(cert.subject.split('\n').filter(Boolean).reverse().join(','));
+}
+
+/** Canonical DN for comparisons: RDNs trimmed, attribute types upper-cased, most specific first. */
+export function normalizeDn(dn: string): string {
+  const rdns = dn.includes('\n') ? dn.split('\n').filter(Boolean).reverse() : splitDn(dn);
+  return rdns
+    .map((rdn) => {
+      const eq = rdn.indexOf('=');
+      return `${rdn.slice(0, eq).trim().toUpperCase()}=${rdn.slice(eq + 1).trim()}`;
+    })
+    .join(',');
+}
+
+function splitDn(dn: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < dn.length; i++) {
+    const ch = dn[i];
+    if (ch === '\\' && i + 1 < dn.length) { cur += ch + dn[++i]; continue; }
+    if (ch === ',' || ch === '/') { if (cur.trim()) out.push(cur); cur = ''; continue; }
+    cur += ch;
+  }
+  if (cur.trim()) out.push(cur);
+  return out;
+}
+
+/** A static allow-list of DNs (config `peer.allowedPeers`); replaced by the signed network list. */
+export function staticPeerList(dns: string[]): (dn: string) => boolean {
+  const allowed = new Set(dns.map(normalizeDn));
+  return (dn) => allowed.has(normalizeDn(dn));
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    peerPrincipal?: PeerPrincipal;
+    peerScope?: PeerScope;
+  }
+}
