@@ -1,0 +1,84 @@
+// The gateway contract: the session document and the error words a user sees for each HTTP failure.
+import { t } from './i18n.js';
+
+export interface Patient {
+  birthName: string;
+  givenNames: string[];
+  usedName?: string;
+  birthDate: string;
+  sex: 'M' | 'F' | 'U';
+  birthPlace?: string;
+  ins: { value: string; oid: string };
+  ipp?: string;
+}
+export interface StudyRef {
+  studyUid: string;
+  date: string;
+  time?: string;
+  modalities: string[];
+  description: string;
+  sourceCentre: string;
+  accessionNumber?: string;
+  kosUid: string;
+  current: boolean;
+  status: 'available' | 'withdrawn' | 'unreachable';
+  report?: { url: string; mediaType: 'application/pdf' | 'text/plain' | 'text/html' };
+}
+export interface Session {
+  patient: Patient;
+  clinician: { name: string; rpps: string };
+  studies: StudyRef[];
+  dicomWebRoot: string;
+  importUrl: string;
+  logoutUrl: string;
+}
+export interface ImportJob { done: boolean; total: number; stored: number; failed: number; state: string }
+
+/** An error whose message is already plain French for the user. */
+export class UserError extends Error {
+  constructor(message: string, readonly status?: number) { super(message); }
+}
+
+export function messageForStatus(status: number): string {
+  if (status === 401) return t.errors.sessionExpired;
+  if (status === 403) return t.errors.forbidden;
+  if (status === 404 || status === 410) return t.errors.gone;
+  if (status === 502 || status === 503 || status === 504) return t.errors.network;
+  return t.errors.server;
+}
+
+export async function request(url: string, init: RequestInit = {}): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, { credentials: 'same-origin', ...init });
+  } catch {
+    throw new UserError(t.errors.network);
+  }
+  if (!res.ok) throw new UserError(messageForStatus(res.status), res.status);
+  return res;
+}
+
+export async function getJson<T>(url: string, accept = 'application/json'): Promise<T> {
+  const res = await request(url, { headers: { Accept: accept } });
+  if (res.status === 204) return [] as unknown as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : []) as T;
+}
+
+export const loadSession = (id: string) => getJson<Session>(`/api/sessions/${encodeURIComponent(id)}`);
+
+export async function startImport(url: string, studyUid: string, seriesUid?: string): Promise<string> {
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify(seriesUid ? { studyUid, seriesUid } : { studyUid }),
+  });
+  const body = (await res.json()) as { jobId: string };
+  return body.jobId;
+}
+
+export const importStatus = (url: string, jobId: string) => getJson<ImportJob>(`${url}/${encodeURIComponent(jobId)}`);
+
+export async function logout(url: string): Promise<void> {
+  try { await fetch(url, { method: 'POST', credentials: 'same-origin' }); } catch { /* leave anyway */ }
+}

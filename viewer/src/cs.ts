@@ -1,0 +1,91 @@
+// Cornerstone3D set-up: rendering path (WebGL2 or CPU fallback), image loader, tools, presets.
+import { init as coreInit, RenderingEngine, setUseCPURendering } from '@cornerstonejs/core';
+import { init as loaderInit } from '@cornerstonejs/dicom-image-loader';
+import {
+  init as toolsInit, addTool, ToolGroupManager, StackScrollTool, WindowLevelTool, ZoomTool, PanTool,
+  Enums as ToolEnums, synchronizers, SynchronizerManager,
+} from '@cornerstonejs/tools';
+
+export const ENGINE_ID = 'drimbox-engine';
+export const TOOL_GROUP_ID = 'drimbox-tools';
+
+/** True when the browser can give us a WebGL2 context (SwiftShader counts); otherwise CPU rendering. */
+export function hasWebGL2(): boolean {
+  try {
+    const c = document.createElement('canvas');
+    return !!c.getContext('webgl2');
+  } catch {
+    return false;
+  }
+}
+
+export interface Rendering { engine: RenderingEngine; cpu: boolean }
+
+export function initCornerstone(forceCpu = false): Rendering {
+  const cpu = forceCpu || !hasWebGL2();
+  coreInit({ rendering: { useCPURendering: cpu } } as never);
+  if (cpu) setUseCPURendering(true, false);
+  loaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+  toolsInit();
+  for (const tool of [StackScrollTool, WindowLevelTool, ZoomTool, PanTool]) addTool(tool);
+  const group = ToolGroupManager.createToolGroup(TOOL_GROUP_ID)!;
+  group.addTool(WindowLevelTool.toolName);
+  group.addTool(PanTool.toolName);
+  group.addTool(ZoomTool.toolName);
+  group.addTool(StackScrollTool.toolName);
+  const { MouseBindings } = ToolEnums;
+  group.setToolActive(WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+  group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+  group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
+  return { engine: new RenderingEngine(ENGINE_ID), cpu };
+}
+
+export const TOOL_NAMES = {
+  wl: WindowLevelTool.toolName,
+  zoom: ZoomTool.toolName,
+  pan: PanTool.toolName,
+  scroll: StackScrollTool.toolName,
+} as const;
+export type ToolKey = keyof typeof TOOL_NAMES;
+
+let primary: ToolKey = 'wl';
+export function setPrimaryTool(key: ToolKey): void {
+  const group = ToolGroupManager.getToolGroup(TOOL_GROUP_ID)!;
+  if (key === primary) return;
+  group.setToolPassive(TOOL_NAMES[primary]);
+  group.setToolActive(TOOL_NAMES[key], { bindings: [{ mouseButton: ToolEnums.MouseBindings.Primary }] });
+  primary = key;
+}
+export const primaryTool = () => primary;
+
+export function addToToolGroup(viewportId: string): void {
+  ToolGroupManager.getToolGroup(TOOL_GROUP_ID)!.addViewport(viewportId, ENGINE_ID);
+}
+
+/** Window presets (width, centre) in modality units. */
+export const PRESETS: Record<string, { ww: number; wc: number } | null> = {
+  default: null,
+  soft: { ww: 400, wc: 40 },
+  lung: { ww: 1500, wc: -600 },
+  bone: { ww: 2000, wc: 300 },
+  mammo: { ww: 2600, wc: 2200 },
+};
+
+// Comparison synchronizers: slice position (works across frames of reference by registering the
+// two stacks when they are coplanar) and zoom/pan.
+const SLICE_SYNC = 'drimbox-slice-sync';
+const ZOOM_SYNC = 'drimbox-zoom-sync';
+export function syncViewports(ids: string[], slices: boolean): void {
+  unsync();
+  const zoom = synchronizers.createZoomPanSynchronizer(ZOOM_SYNC);
+  for (const id of ids) zoom.add({ renderingEngineId: ENGINE_ID, viewportId: id });
+  if (slices) {
+    const slice = synchronizers.createImageSliceSynchronizer(SLICE_SYNC);
+    for (const id of ids) slice.add({ renderingEngineId: ENGINE_ID, viewportId: id });
+  }
+}
+export function unsync(): void {
+  for (const id of [SLICE_SYNC, ZOOM_SYNC]) if (SynchronizerManager.getSynchronizer(id)) SynchronizerManager.destroySynchronizer(id);
+}
+export const isSynced = () => !!SynchronizerManager.getSynchronizer(ZOOM_SYNC);

@@ -1,0 +1,199 @@
+// The viewport grid: 1×1, 1×2 or 2×2 stack viewports with their text overlays and orientation markers.
+import { Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
+import { addToToolGroup } from './cs.js';
+import { str, strs, nums, type Series } from './dicomweb.js';
+import { edgeLabels, rowColLetters } from './orientation.js';
+import { t } from './i18n.js';
+
+export type Layout = '1x1' | '1x2' | '2x2';
+export const LAYOUTS: Layout[] = ['1x1', '1x2', '2x2'];
+
+export interface ShowOptions { flipHorizontal?: boolean; flipVertical?: boolean; label?: string; index?: number; voi?: { ww: number; wc: number } }
+
+export interface Cell {
+  index: number;
+  viewportId: string;
+  root: HTMLDivElement;
+  element: HTMLDivElement;
+  series?: Series;
+  options: ShowOptions;
+  overlays: Record<'tl' | 'tr' | 'bl' | 'br' | 'top' | 'bottom' | 'left' | 'right' | 'msg' | 'label', HTMLDivElement>;
+  firstRenderAt?: number;
+  error?: string;
+}
+
+const fmtDate = (d?: string) => (d && d.length === 8 ? `${d.slice(6, 8)}/${d.slice(4, 6)}/${d.slice(0, 4)}` : d ?? '');
+const frLetters = (s: string) => s.split('').map((c) => t.orientation[c] ?? c).join('');
+
+export class Grid {
+  cells: Cell[] = [];
+  layout: Layout = '1x1';
+  active = 0;
+  showOverlays = true;
+  private seq = 0;
+
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly engine: RenderingEngine,
+    private readonly onDropSeries: (cell: number, seriesUid: string) => void,
+    private readonly onActivate: (cell: number) => void,
+  ) {
+    eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_ERROR, ((e: CustomEvent) => {
+      const imageId = (e.detail as { imageId?: string }).imageId;
+      for (const c of this.cells) if (imageId && c.series?.imageIds.includes(imageId)) this.setMessage(c, t.errors.image);
+    }) as EventListener);
+  }
+
+  get size(): number { return this.layout === '1x1' ? 1 : this.layout === '1x2' ? 2 : 4; }
+
+  setLayout(layout: Layout): void {
+    const keep = this.cells.map((c) => ({ series: c.series, options: { ...c.options, index: c.series ? this.viewport(c.index)?.getCurrentImageIdIndex() : undefined } }));
+    for (const c of this.cells) this.engine.disableElement(c.viewportId);
+    this.container.replaceChildren();
+    this.layout = layout;
+    this.container.dataset.layout = layout;
+    this.cells = [];
+    for (let i = 0; i < this.size; i++) this.cells.push(this.makeCell(i));
+    this.active = Math.min(this.active, this.size - 1);
+    this.highlight();
+    keep.slice(0, this.size).forEach((k, i) => { if (k.series) void this.show(i, k.series, k.options); });
+  }
+
+  private makeCell(index: number): Cell {
+    const root = document.createElement('div');
+    root.className = 'cell';
+    root.dataset.index = String(index);
+    const element = document.createElement('div');
+    element.className = 'cs';
+    element.oncontextmenu = (e) => e.preventDefault();
+    root.append(element);
+    const overlays = {} as Cell['overlays'];
+    for (const k of ['tl', 'tr', 'bl', 'br', 'top', 'bottom', 'left', 'right', 'msg', 'label'] as const) {
+      const d = document.createElement('div');
+      d.className = `ov ov-${k}`;
+      root.append(d);
+      overlays[k] = d;
+    }
+    overlays.msg.textContent = t.dropHere;
+    root.addEventListener('pointerdown', () => this.activate(index));
+    root.addEventListener('dragover', (e) => { e.preventDefault(); root.classList.add('drop'); });
+    root.addEventListener('dragleave', () => root.classList.remove('drop'));
+    root.addEventListener('drop', (e) => {
+      e.preventDefault();
+      root.classList.remove('drop');
+      const uid = e.dataTransfer?.getData('application/x-series-uid') || e.dataTransfer?.getData('text/plain');
+      if (uid) { this.activate(index); this.onDropSeries(index, uid); }
+    });
+    this.container.append(root);
+    const viewportId = `vp-${index}-${++this.seq}`;
+    this.engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] as Types.Point3 } });
+    addToToolGroup(viewportId);
+    const cell: Cell = { index, viewportId, root, element, options: {}, overlays };
+    const update = () => this.updateOverlay(cell);
+    element.addEventListener(Enums.Events.STACK_NEW_IMAGE, update);
+    element.addEventListener(Enums.Events.VOI_MODIFIED, update);
+    element.addEventListener(Enums.Events.CAMERA_MODIFIED, update);
+    element.addEventListener(Enums.Events.IMAGE_RENDERED, () => { if (!cell.firstRenderAt && cell.series) cell.firstRenderAt = performance.now(); });
+    return cell;
+  }
+
+  activate(index: number): void {
+    if (index === this.active) return;
+    this.active = index;
+    this.highlight();
+    this.onActivate(index);
+  }
+  private highlight(): void { this.cells.forEach((c) => c.root.classList.toggle('active', c.index === this.active)); }
+
+  viewport(index = this.active): StackViewport | undefined {
+    const c = this.cells[index];
+    return c ? (this.engine.getViewport(c.viewportId) as StackViewport | undefined) : undefined;
+  }
+
+  setMessage(cell: Cell, msg: string): void { cell.error = msg; cell.overlays.msg.textContent = msg; cell.root.classList.add('has-msg'); }
+
+  clear(index: number): void {
+    const c = this.cells[index];
+    if (!c) return;
+    c.series = undefined;
+    c.options = {};
+    c.firstRenderAt = undefined;
+    c.overlays.label.textContent = '';
+    this.engine.disableElement(c.viewportId);
+    c.viewportId = `vp-${index}-${++this.seq}`;
+    this.engine.enableElement({ viewportId: c.viewportId, type: Enums.ViewportType.STACK, element: c.element, defaultOptions: { background: [0, 0, 0] as Types.Point3 } });
+    addToToolGroup(c.viewportId);
+    for (const k of ['tl', 'tr', 'bl', 'br', 'top', 'bottom', 'left', 'right'] as const) c.overlays[k].textContent = '';
+    c.root.classList.remove('has-msg', 'loaded');
+    c.overlays.msg.textContent = t.dropHere;
+  }
+
+  async show(index: number, series: Series, options: ShowOptions = {}): Promise<void> {
+    const cell = this.cells[index];
+    if (!cell) return;
+    cell.series = series;
+    cell.options = options;
+    cell.firstRenderAt = undefined;
+    cell.error = undefined;
+    cell.root.classList.remove('has-msg');
+    cell.overlays.msg.textContent = '';
+    cell.overlays.label.textContent = options.label ?? '';
+    if (!series.imageIds.length) { this.setMessage(cell, t.errors.noImages); return; }
+    const vp = this.viewport(index)!;
+    const start = options.index ?? Math.floor((series.imageIds.length - 1) / 2);
+    try {
+      await vp.setStack(series.imageIds, Math.max(0, Math.min(series.imageIds.length - 1, start)));
+    } catch {
+      this.setMessage(cell, t.errors.image);
+      return;
+    }
+    if (options.flipHorizontal || options.flipVertical) {
+      vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
+    }
+    if (options.voi) this.applyVoi(index, options.voi);
+    cell.root.classList.add('loaded');
+    vp.render();
+    this.updateOverlay(cell);
+  }
+
+  applyVoi(index: number, voi: { ww: number; wc: number } | null): void {
+    const vp = this.viewport(index);
+    if (!vp || !this.cells[index].series) return;
+    if (!voi) { vp.resetProperties(); vp.render(); return; }
+    vp.setProperties({ voiRange: { lower: voi.wc - voi.ww / 2, upper: voi.wc + voi.ww / 2 } });
+    vp.render();
+  }
+
+  updateOverlay(cell: Cell): void {
+    const series = cell.series;
+    const vp = this.viewport(cell.index);
+    if (!series || !vp) return;
+    const idx = vp.getCurrentImageIdIndex();
+    const imageId = series.imageIds[idx];
+    const inst = series.instances.find((i) => imageId?.includes(`/instances/${i.sopUid}/`)) ?? series.instances[0];
+    const m = inst?.meta ?? {};
+    const o = cell.overlays;
+    o.tl.innerText = [str(m, '00100010')?.replace(/\^/g, ' '), fmtDate(str(m, '00100030')), str(m, '00100020')].filter(Boolean).join('\n');
+    o.tr.innerText = [str(m, '00080080'), fmtDate(str(m, '00080020')), str(m, '00081030')].filter(Boolean).join('\n');
+    o.bl.innerText = [`${t.series} ${series.number || ''} ${series.modality} ${series.description}`.trim(),
+      `${t.image} ${idx + 1} / ${series.imageIds.length}${inst ? ` (n° ${inst.number})` : ''}`].join('\n');
+    const props = vp.getProperties();
+    const r = props.voiRange;
+    const zoom = (() => { try { return vp.getZoom(); } catch { return 1; } })();
+    o.br.innerText = [r ? `${t.ww} ${Math.round(r.upper - r.lower)} / ${t.wc} ${Math.round((r.upper + r.lower) / 2)}` : '', `${t.zoomLabel} ${zoom.toFixed(2)}×`, props.invert ? t.invert : ''].filter(Boolean).join('\n');
+    const cam = vp.getCamera();
+    const rc = rowColLetters(nums(m, '00200037'), strs(m, '00200020'));
+    if (rc) {
+      const e = edgeLabels(rc[0], rc[1], !!cam.flipHorizontal, !!cam.flipVertical);
+      o.left.textContent = frLetters(e.left); o.right.textContent = frLetters(e.right);
+      o.top.textContent = frLetters(e.top); o.bottom.textContent = frLetters(e.bottom);
+    }
+  }
+
+  setOverlaysVisible(v: boolean): void {
+    this.showOverlays = v;
+    this.container.classList.toggle('no-overlays', !v);
+  }
+
+  resize(): void { this.engine.resize(true, true); }
+}
