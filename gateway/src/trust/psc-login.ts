@@ -1,0 +1,192 @@
+// Clinician login with Pro Santé Connect (OpenID Connect, authorization code + PKCE + state +
+// nonce, openid-client 6) and the guard that puts a PSC session in front of user routes.
+// Routes: GET /auth/login?returnTo=/relative, GET /auth/callback, POST /auth/logout, GET /auth/me.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as oidc from 'openid-client';
+import { sendProblem } from '../http/problem.js';
+import { clinicianFromPscClaims } from './psc-claims.js';
+import { LOGIN_COOKIE, SESSION_COOKIE, readCookie, serializeCookie, type ClinicianSession, type SessionStore } from './sessions.js';
+
+export interface PscLoginOptions {
+  issuer: string; // PSC issuer URL (discovery at <issuer>/.well-known/openid-configuration)
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string; // absolute URL of this box's GET /auth/callback, as registered at PSC
+  acrValues?: string[]; // default ['eidas1']; the ID token's acr must be one of them
+  scopes?: string[]; // default ['openid', 'scope_all']
+  sessions: SessionStore;
+  allowInsecureIssuer?: boolean; // http:// issuer (sandbox, tests); default: true only for a loopback http issuer
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    clinicianSession?: ClinicianSession;
+  }
+  interface FastifyInstance {
+    pscSessions?: SessionStore;
+  }
+}
+
+/** A same-origin relative path (`/…`, not `//…` or `/\…`), else '/'. */
+export function safeReturnTo(value: unknown): string {
+  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
+  if (/[\u0000-\u001f\\]/.test(value) || value.length > 2048) return '/';
+  try {
+    const u = new URL(value, 'http://box.invalid');
+    if (u.origin !== 'http://box.invalid') return '/';
+    return u.pathname + u.search + u.hash;
+  } catch {
+    return '/';
+  }
+}
+
+function isLoopbackHttp(issuer: string): boolean {
+  const u = new URL(issuer);
+  return u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]');
+}
+
+function wantsHtml(req: FastifyRequest): boolean {
+  const accept = String(req.headers.accept ?? '');
+  return req.method === 'GET' && accept.includes('text/html');
+}
+
+/** Registers the /auth routes. Use with `app.register(pscLoginPlugin, opts)`; it is not encapsulated. */
+export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions): Promise<void> {
+  const scopes = opts.scopes ?? ['openid', 'scope_all'];
+  const acrValues = opts.acrValues ?? ['eidas1'];
+  const insecure = opts.allowInsecureIssuer ?? isLoopbackHttp(opts.issuer);
+  const { sessions } = opts;
+  if (!app.hasDecorator('pscSessions')) app.decorate('pscSessions', sessions);
+  if (!app.hasRequestDecorator('clinicianSession')) app.decorateRequest('clinicianSession', undefined);
+
+  // Discovery on first use, retried after a failure (PSC may come up after the box).
+  let config: Promise<oidc.Configuration> | undefined;
+  const getConfig = () => {
+    config ??= oidc
+      .discovery(new URL(opts.issuer), opts.clientId, undefined, oidc.ClientSecretBasic(opts.clientSecret), insecure ? { execute: [oidc.allowInsecureRequests] } : undefined)
+      .catch((err: unknown) => {
+        config = undefined;
+        throw err;
+      });
+    return config;
+  };
+
+  app.get('/auth/login', async (req, reply) => {
+    const returnTo = safeReturnTo((req.query as Record<string, unknown>).returnTo);
+    let cfg: oidc.Configuration;
+    try {
+      cfg = await getConfig();
+    } catch (err) {
+      req.log.warn({ err: (err as Error).message }, 'PSC discovery failed');
+      return sendProblem(reply, 502, 'Pro Santé Connect unreachable');
+    }
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const txId = sessions.beginLogin({ state, nonce, codeVerifier, returnTo });
+    const url = oidc.buildAuthorizationUrl(cfg, {
+      redirect_uri: opts.redirectUri,
+      scope: scopes.join(' '),
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...(acrValues.length ? { acr_values: acrValues.join(' ') } : {}),
+    });
+    return reply
+      .header('set-cookie', serializeCookie(LOGIN_COOKIE, txId, { path: '/auth', maxAgeSeconds: sessions.loginTimeoutMs / 1000 }))
+      .header('cache-control', 'no-store')
+      .redirect(url.href, 302);
+  });
+
+  app.get('/auth/callback', async (req, reply) => {
+    const tx = sessions.takeLogin(readCookie(req.headers.cookie, LOGIN_COOKIE));
+    reply.header('set-cookie', serializeCookie(LOGIN_COOKIE, '', { path: '/auth', maxAgeSeconds: 0 }));
+    if (!tx) return sendProblem(reply, 400, 'No login in progress', 'Start again from /auth/login.');
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+    const currentUrl = new URL(opts.redirectUri);
+    currentUrl.search = query;
+    let cfg: oidc.Configuration;
+    try {
+      cfg = await getConfig();
+    } catch {
+      return sendProblem(reply, 502, 'Pro Santé Connect unreachable');
+    }
+    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    try {
+      tokens = await oidc.authorizationCodeGrant(cfg, currentUrl, {
+        pkceCodeVerifier: tx.codeVerifier,
+        expectedState: tx.state,
+        expectedNonce: tx.nonce,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      // State mismatch, error=access_denied, a refused code or verifier: the user's login failed.
+      const e = err as { message?: string; error?: string; code?: string };
+      req.log.warn({ reason: e.error ?? e.code ?? e.message }, 'PSC login rejected');
+      return sendProblem(reply, 400, 'Login failed', e.error ?? e.message ?? 'invalid authorization response');
+    }
+    const idClaims = tokens.claims();
+    if (!idClaims) return sendProblem(reply, 400, 'Login failed', 'no ID token');
+    if (acrValues.length && !acrValues.includes(String(idClaims.acr ?? ''))) {
+      return sendProblem(reply, 403, 'Authentication level too low', `acr must be one of ${acrValues.join(', ')}`);
+    }
+    let userinfo: Record<string, unknown>;
+    try {
+      userinfo = (await oidc.fetchUserInfo(cfg, tokens.access_token, idClaims.sub)) as Record<string, unknown>;
+    } catch (err) {
+      req.log.warn({ reason: (err as Error).message }, 'PSC userinfo failed');
+      return sendProblem(reply, 502, 'Pro Santé Connect userinfo failed');
+    }
+    const clinician = clinicianFromPscClaims(userinfo);
+    if (!clinician) return sendProblem(reply, 403, 'Not a registered health professional', 'PSC identity carries no RPPS identifier');
+    const expiresIn = tokens.expiresIn();
+    const session = sessions.create(clinician, {
+      accessToken: tokens.access_token,
+      ...(expiresIn !== undefined ? { accessTokenExpiresAt: Date.now() + expiresIn * 1000 } : {}),
+      ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
+      ...(tokens.id_token ? { idToken: tokens.id_token } : {}),
+    });
+    req.log.info({ rpps: clinician.rpps }, 'clinician logged in');
+    return reply
+      .header('set-cookie', [
+        serializeCookie(LOGIN_COOKIE, '', { path: '/auth', maxAgeSeconds: 0 }),
+        serializeCookie(SESSION_COOKIE, session.id, { maxAgeSeconds: sessions.absoluteTimeoutMs / 1000 }),
+      ])
+      .header('cache-control', 'no-store')
+      .redirect(tx.returnTo, 303);
+  });
+
+  app.post('/auth/logout', async (req, reply) => {
+    sessions.delete(readCookie(req.headers.cookie, SESSION_COOKIE));
+    reply.header('set-cookie', serializeCookie(SESSION_COOKIE, '', { maxAgeSeconds: 0 }));
+    if (String(req.headers.accept ?? '').includes('text/html')) return reply.redirect('/', 303);
+    return reply.code(204).send();
+  });
+
+  app.get('/auth/me', async (req, reply) => {
+    const session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (!session) return sendProblem(reply, 401, 'Not logged in');
+    const { rpps, name, profession } = session.clinician;
+    return { rpps, name, ...(profession ? { profession } : {}), sessionExpiresAt: new Date(session.expiresAt).toISOString() };
+  });
+}
+// Not encapsulated (like fastify-plugin): decorations and routes land on the parent instance.
+(pscLoginPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+
+/**
+ * preHandler: requires a live PSC session. Browsers (GET, Accept: text/html) are redirected to
+ * /auth/login?returnTo=<this URL>; API calls get 401 problem+json. Sets req.clinicianSession.
+ */
+export async function requireClinician(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const sessions = req.server.pscSessions;
+  if (!sessions) throw new Error('pscLoginPlugin is not registered');
+  const session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+  if (session) {
+    req.clinicianSession = session;
+    return undefined;
+  }
+  // Returning the reply tells Fastify the hook answered: the route handler does not run.
+  if (wantsHtml(req)) return reply.redirect(`/auth/login?returnTo=${encodeURIComponent(safeReturnTo(req.url))}`, 302);
+  return sendProblem(reply, 401, 'PSC login required', 'Log in with Pro Santé Connect at /auth/login.');
+}
