@@ -48,13 +48,18 @@ function attr(el: Element, name: string): string {
 export function parseXml(xml: string): Document {
   if (/<!DOCTYPE/i.test(xml)) fail('document type declarations are not allowed');
   let error: string | undefined;
-  const doc = new DOMParser({
-    onError: (level: string, msg: string) => {
-      if (level !== 'warning' && !error) error = msg;
-    },
-  }).parseFromString(xml, 'text/xml') as unknown as Document;
+  let doc: Document | undefined;
+  try {
+    doc = new DOMParser({
+      onError: (level: string, msg: string) => {
+        if (level !== 'warning' && !error) error = msg;
+      },
+    }).parseFromString(xml, 'text/xml') as unknown as Document;
+  } catch (e) {
+    error = (e as Error).message;
+  }
   if (error || !doc?.documentElement) fail(`not well-formed XML: ${error ?? 'no root element'}`);
-  return doc;
+  return doc as Document;
 }
 
 /** Parse every certificate of PEM strings/bundles. */
