@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { DEFAULT_CLINICIANS, pscTokenClaims, pscUserinfoClaims, subOf, type TestClinician } from './clinicians.js';
 import { esc, handleInteraction } from './interactions.js';
+import { createSimulatorAdapter } from './adapter.js';
 
 export interface PscClient {
   client_id: string;
@@ -90,6 +91,7 @@ export async function startPscSimulator(opts: PscSimulatorOptions): Promise<PscS
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     })),
+    adapter: createSimulatorAdapter(),
     jwks: { keys: [keys.signingJwk] },
     cookies: { keys: keys.cookieKeys },
     acrValues: ['eidas1'],
