@@ -45,6 +45,8 @@ export interface StudyReference {
   modalities: Code[];                            // DCM modality codes (e.g. MG, CT)
   anatomicRegions: Code[];
   startTime?: string;
+  /** serviceEvent/effectiveTime/high (XDS serviceStopTime) */
+  endTime?: string;
 }
 
 export interface PublicationRecord {

@@ -21,7 +21,9 @@ import {
 import { cdaUniqueId, ce, cx, dtmOf, insPatientId, toDtm, xcn, xon } from './hl7-datatypes.js';
 import { buildSubmissionSignature } from './submission-signature.js';
 
-export class XdsBuildError extends Error {}
+export class XdsBuildError extends Error {
+  override name = 'XdsBuildError';
+}
 
 export interface KosInfo {
   sopInstanceUid: string;
@@ -221,6 +223,7 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
   const hft = coded(record.healthcareFacilityType);
   const ps = coded(record.practiceSetting);
   const starts = record.studies.map((s) => s.startTime).filter((t): t is string => !!t).map(toDtm).sort();
+  const stops = record.studies.map((s) => s.endTime).filter((t): t is string => !!t).map(toDtm).sort();
   const refIds = referenceIds(record.studies, submitter.sourceId, submitter.studyUidAuthority ?? submitter.sourceId);
   const events = eventCodes(record.studies);
   const conf = confidentialityCodes(record);
@@ -244,6 +247,7 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
     sourcePatientId,
     sourcePatientInfo,
     serviceStart: starts[0],
+    serviceStop: stops[stops.length - 1],
   };
   entries.push(kosEntry);
   if (includeReport) {
@@ -264,6 +268,7 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
       sourcePatientId,
       sourcePatientInfo,
       serviceStart: starts[0],
+      serviceStop: stops[stops.length - 1],
     });
   }
   const signatureContent = buildSubmissionSignature({
@@ -312,6 +317,7 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
   for (const e of entries) {
     xml += `<ExtrinsicObject id="${e.id}" mimeType="${esc(e.mimeType)}" objectType="${OBJECT_TYPE.stableDocumentEntry}">`;
     xml += slot('creationTime', [e.creationTime]);
+    xml += slot('submissionTime', [submissionTime]);
     xml += slot('languageCode', [e.languageCode]);
     if (legal) xml += slot('legalAuthenticator', [legal]);
     if (e.serviceStart) xml += slot('serviceStartTime', [e.serviceStart]);
