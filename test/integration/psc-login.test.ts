@@ -291,3 +291,14 @@ t.test('idle expiry ends the session for the gateway routes', async (t) => {
   clock += 60_001;
   t.equal((await fetch(`${base}/viewer`, { headers: { cookie: jar2.header(`${base}/viewer`), accept: 'application/json' } })).status, 401, 'idle expiry');
 });
+
+t.test('cancelling at PSC ends on a clear 400, without a session', async (t) => {
+  const ctx = await setup(t);
+  const jar = new CookieJar();
+  const loginPage = await browse(jar, `${ctx.base}/auth/login`);
+  const back = await browse(jar, formAction(loginPage.body, loginPage.url, /Annuler/), { method: 'POST', form: {} });
+  t.match(back.url, `${ctx.base}/auth/callback?error=access_denied`);
+  t.equal(back.res.status, 400);
+  t.match(JSON.parse(back.body), { title: 'Login failed', detail: 'access_denied' });
+  t.equal(jar.get('drimbox_session'), undefined);
+});

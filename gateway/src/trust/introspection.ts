@@ -19,6 +19,7 @@ export interface TokenIntrospectorOptions {
   maxCacheEntries?: number; // default 1000
   timeoutMs?: number; // per HTTP call, default 5000
   now?: () => number; // for tests
+  fetch?: typeof fetch; // e.g. undici's fetch with an Agent trusting a private CA
 }
 
 export interface ActiveToken {
@@ -50,6 +51,7 @@ export class TokenIntrospector {
   private readonly maxEntries: number;
   private readonly timeoutMs: number;
   private readonly now: () => number;
+  private readonly fetch: typeof fetch;
   /** HTTP calls made to PSC (for tests and metrics). */
   httpCalls = 0;
 
@@ -62,6 +64,7 @@ export class TokenIntrospector {
     this.maxEntries = opts.maxCacheEntries ?? 1000;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.now = opts.now ?? Date.now;
+    this.fetch = opts.fetch ?? globalThis.fetch;
     if (opts.introspectionEndpoint) this.endpoint = Promise.resolve(opts.introspectionEndpoint);
   }
 
@@ -97,7 +100,7 @@ export class TokenIntrospector {
   private discover(): Promise<string> {
     this.endpoint ??= (async () => {
       const url = new URL('.well-known/openid-configuration', this.opts.issuer!.endsWith('/') ? this.opts.issuer : `${this.opts.issuer}/`);
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await this.fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
       if (!res.ok) throw new Error(`discovery HTTP ${res.status}`);
       const meta = (await res.json()) as { introspection_endpoint?: unknown };
       if (typeof meta.introspection_endpoint !== 'string') throw new Error('issuer has no introspection_endpoint');
@@ -114,7 +117,7 @@ export class TokenIntrospector {
     try {
       const endpoint = await this.discover();
       this.httpCalls++;
-      const res = await fetch(endpoint, {
+      const res = await this.fetch(endpoint, {
         method: 'POST',
         headers: { authorization: this.auth, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: new URLSearchParams({ token, token_type_hint: 'access_token' }),

@@ -16,6 +16,7 @@ export interface PscLoginOptions {
   scopes?: string[]; // default ['openid', 'scope_all']
   sessions: SessionStore;
   allowInsecureIssuer?: boolean; // http:// issuer (sandbox, tests); default: true only for a loopback http issuer
+  fetch?: typeof fetch; // e.g. undici's fetch with an Agent trusting a private CA (sandbox PSC over HTTPS)
 }
 
 declare module 'fastify' {
@@ -62,8 +63,12 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   // Discovery on first use, retried after a failure (PSC may come up after the box).
   let config: Promise<oidc.Configuration> | undefined;
   const getConfig = () => {
+    const discoveryOptions: oidc.DiscoveryRequestOptions = {
+      ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+      ...(opts.fetch ? { [oidc.customFetch]: opts.fetch as oidc.CustomFetch } : {}),
+    };
     config ??= oidc
-      .discovery(new URL(opts.issuer), opts.clientId, undefined, oidc.ClientSecretBasic(opts.clientSecret), insecure ? { execute: [oidc.allowInsecureRequests] } : undefined)
+      .discovery(new URL(opts.issuer), opts.clientId, undefined, oidc.ClientSecretBasic(opts.clientSecret), discoveryOptions)
       .catch((err: unknown) => {
         config = undefined;
         throw err;
