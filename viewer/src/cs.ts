@@ -1,6 +1,6 @@
 // Cornerstone3D set-up: rendering path (WebGL2 or CPU fallback), image loader, tools, presets.
-import { init as coreInit, RenderingEngine, setUseCPURendering } from '@cornerstonejs/core';
-import { init as loaderInit } from '@cornerstonejs/dicom-image-loader';
+import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, utilities, getRenderingEngine, type StackViewport } from '@cornerstonejs/core';
+import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import {
   init as toolsInit, addTool, ToolGroupManager, StackScrollTool, WindowLevelTool, ZoomTool, PanTool,
   Enums as ToolEnums, synchronizers, SynchronizerManager,
@@ -26,6 +26,7 @@ export function initCornerstone(forceCpu = false): Rendering {
   coreInit({ rendering: { useCPURendering: cpu } } as never);
   if (cpu) setUseCPURendering(true, false);
   loaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+  metaData.addProvider(saneWindowProvider, 10000);
   toolsInit();
   for (const tool of [StackScrollTool, WindowLevelTool, ZoomTool, PanTool]) addTool(tool);
   const group = ToolGroupManager.createToolGroup(TOOL_GROUP_ID)!;
@@ -39,6 +40,19 @@ export function initCornerstone(forceCpu = false): Rendering {
   group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
   group.setToolActive(StackScrollTool.toolName, { bindings: [{ mouseButton: MouseBindings.Wheel }] });
   return { engine: new RenderingEngine(ENGINE_ID), cpu };
+}
+
+/**
+ * Some files carry WindowWidth 0 (or negative): rendered as is, the image is black. Hide such a
+ * window so Cornerstone falls back to the image's own pixel range.
+ */
+function saneWindowProvider(type: string, imageId: string): unknown {
+  if (type !== 'voiLutModule' || !imageId.startsWith('wadors:')) return undefined;
+  const mod = wadors.metaData.metaDataProvider(type, imageId) as { windowWidth?: number | number[] } | undefined;
+  const ww = mod?.windowWidth;
+  const widths = ww === undefined ? [] : Array.isArray(ww) ? ww : [ww];
+  if (!widths.length || widths.every((w) => Number(w) > 0)) return undefined;
+  return { ...mod, windowCenter: undefined, windowWidth: undefined };
 }
 
 export const TOOL_NAMES = {
@@ -81,6 +95,13 @@ export function syncViewports(ids: string[], slices: boolean): void {
   const zoom = synchronizers.createZoomPanSynchronizer(ZOOM_SYNC);
   for (const id of ids) zoom.add({ renderingEngineId: ENGINE_ID, viewportId: id });
   if (slices) {
+    // Register the stacks as they are shown now (both at their middle image), so a prior with
+    // another frame of reference follows the current one slice for slice from here on.
+    const engine = getRenderingEngine(ENGINE_ID)!;
+    const vps = ids.map((id) => engine.getViewport(id) as StackViewport);
+    for (const a of vps) for (const b of vps) if (a !== b) {
+      try { utilities.calculateViewportsSpatialRegistration(a, b); } catch { /* not registrable: no slice sync */ }
+    }
     const slice = synchronizers.createImageSliceSynchronizer(SLICE_SYNC);
     for (const id of ids) slice.add({ renderingEngineId: ENGINE_ID, viewportId: id });
   }

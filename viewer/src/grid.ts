@@ -179,7 +179,7 @@ export class Grid {
       `${t.image} ${idx + 1} / ${series.imageIds.length}${inst ? ` (n° ${inst.number})` : ''}`].join('\n');
     const props = vp.getProperties();
     const r = props.voiRange;
-    const zoom = (() => { try { return vp.getZoom(); } catch { return 1; } })();
+    const zoom = (() => { try { return Number(vp.getZoom()) || 1; } catch { return 1; } })();
     o.br.innerText = [r ? `${t.ww} ${Math.round(r.upper - r.lower)} / ${t.wc} ${Math.round((r.upper + r.lower) / 2)}` : '', `${t.zoomLabel} ${zoom.toFixed(2)}×`, props.invert ? t.invert : ''].filter(Boolean).join('\n');
     const cam = vp.getCamera();
     const rc = rowColLetters(nums(m, '00200037'), strs(m, '00200020'));

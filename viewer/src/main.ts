@@ -1,5 +1,5 @@
 // Viewer entry: session → banner, study list, series, viewport grid, tools, comparison, mammo hanging.
-import { imageLoader, utilities, metaData } from '@cornerstonejs/core';
+import { imageLoader, utilities } from '@cornerstonejs/core';
 import { t } from './i18n.js';
 import { loadSession, UserError, type Session, type StudyRef } from './api.js';
 import { listSeries, loadSeries, str, strs, seq, type Series } from './dicomweb.js';
@@ -125,9 +125,10 @@ function renderThumbnails(ref: StudyRef, series: Series[]): void {
   host.replaceChildren();
   for (const s of series) {
     const canvas = el('canvas', { width: '96', height: '96' });
+    const frame = el('div', { class: 'thumb-img' }, canvas);
     const bar = el('progress', { max: String(s.imageIds.length), value: '0' });
     const card = el('div', { class: 'thumb', draggable: 'true', 'data-series': s.seriesUid, title: s.description || s.modality },
-      canvas, el('div', { class: 'thumb-label' }, `${s.modality} ${s.number || ''} · ${s.imageIds.length} ${t.images}`), el('div', { class: 'thumb-desc' }, s.description), bar);
+      frame, el('div', { class: 'thumb-label' }, `${s.modality} ${s.number || ''} · ${s.imageIds.length} ${t.images}`), el('div', { class: 'thumb-desc' }, s.description), bar);
     card.ondragstart = (e) => { e.dataTransfer?.setData('application/x-series-uid', s.seriesUid); e.dataTransfer?.setData('text/plain', s.seriesUid); };
     card.onclick = (e) => { e.stopPropagation(); void dropSeries(state.grid!.active, s.seriesUid); };
     host.append(card);
@@ -413,7 +414,7 @@ function bindKeys(): void {
         imageIndex: c.series ? vp?.getCurrentImageIdIndex() : undefined, count: c.series?.imageIds.length,
         flipHorizontal: !!cam?.flipHorizontal, flipVertical: !!cam?.flipVertical, rendered: !!c.firstRenderAt,
         voi: props?.voiRange, invert: !!props?.invert, zoom: c.series ? vp?.getZoom() : undefined, error: c.error,
-        laterality: c.series ? (metaData.get('instance', c.series.imageIds[0]) as { ImageLaterality?: string } | undefined)?.ImageLaterality : undefined,
+        laterality: c.series?.modality === 'MG' ? str(c.series.instances[0]?.meta ?? {}, '00200062') : undefined,
       };
     });
   },

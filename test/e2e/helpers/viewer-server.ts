@@ -1,0 +1,91 @@
+// A stand-in for the consumer box's viewer routes, for the viewer's end-to-end tests: serves the
+// built viewer at /viewer/, session documents, reports, a fake import job, logout, and a DICOMweb
+// proxy to a real Orthanc that answers 410 for withdrawn studies and 403 for forbidden ones.
+import Fastify, { type FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { freePort } from '../../helpers/ports.js';
+
+export interface TestSession {
+  id: string;
+  document: Record<string, unknown>;
+  withdrawn?: string[];
+  forbidden?: string[];
+  reports?: Record<string, { mediaType: string; body: Buffer | string }>;
+}
+
+export interface ViewerServer {
+  url: string;
+  app: FastifyInstance;
+  logouts: number;
+  imports: { studyUid: string }[];
+  close(): Promise<void>;
+}
+
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; frame-src 'self'; object-src 'none'; base-uri 'none'";
+
+export async function startViewerServer(opts: { distDir: string; orthancDicomWeb: string; sessions: TestSession[] }): Promise<ViewerServer> {
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+  const sessions = new Map(opts.sessions.map((s) => [s.id, s]));
+  const out: ViewerServer = { url: '', app, logouts: 0, imports: [], close: () => app.close() };
+  const jobs = new Map<string, { polls: number; total: number }>();
+
+  await app.register(fastifyStatic, {
+    root: opts.distDir, prefix: '/viewer/', decorateReply: false,
+    setHeaders(res, path) {
+      res.header('Content-Security-Policy', CSP);
+      if (path.endsWith('.wasm')) res.header('Content-Type', 'application/wasm');
+    },
+  });
+
+  const find = (id: string) => sessions.get(id);
+  app.get<{ Params: { id: string } }>('/api/sessions/:id', async (req, reply) => {
+    const s = find(req.params.id);
+    if (!s) return reply.code(404).type('application/problem+json').send({ title: 'session inconnue', status: 404 });
+    if (req.params.id === 'forbidden') return reply.code(403).send({ status: 403 });
+    return s.document;
+  });
+  app.get<{ Params: { id: string; doc: string } }>('/api/sessions/:id/reports/:doc', async (req, reply) => {
+    const r = find(req.params.id)?.reports?.[req.params.doc];
+    if (!r) return reply.code(404).send();
+    return reply.type(r.mediaType).send(r.body);
+  });
+  app.post<{ Params: { id: string }; Body: { studyUid: string } }>('/api/sessions/:id/import', async (req, reply) => {
+    if (!find(req.params.id)) return reply.code(404).send();
+    const jobId = `job-${jobs.size + 1}`;
+    jobs.set(jobId, { polls: 0, total: 4 });
+    out.imports.push({ studyUid: req.body.studyUid });
+    return reply.code(202).send({ jobId });
+  });
+  app.get<{ Params: { id: string; job: string } }>('/api/sessions/:id/import/:job', async (req, reply) => {
+    const j = jobs.get(req.params.job);
+    if (!j) return reply.code(404).send();
+    j.polls++;
+    const stored = Math.min(j.total, j.polls);
+    return { done: stored === j.total, total: j.total, stored, failed: 0, state: stored === j.total ? 'completed' : 'running' };
+  });
+  app.post('/auth/logout', async (_req, reply) => { out.logouts++; return reply.code(204).send(); });
+
+  // DICOMweb proxy. Orthanc transcodes frames to Explicit VR LE unless asked for transfer-syntax=*.
+  app.get<{ Params: { id: string; '*': string } }>('/api/sessions/:id/dicom-web/*', async (req, reply) => {
+    const s = find(req.params.id);
+    if (!s) return reply.code(404).send();
+    const rest = req.params['*'];
+    const studyUid = /^studies\/([^/]+)/.exec(rest)?.[1];
+    if (studyUid && s.withdrawn?.includes(studyUid)) return reply.code(410).type('application/problem+json').send({ title: 'examen retiré', status: 410 });
+    if (studyUid && s.forbidden?.includes(studyUid)) return reply.code(403).type('application/problem+json').send({ title: 'accès refusé', status: 403 });
+    const q = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+    let accept = String(req.headers.accept ?? '*/*');
+    if (/\/frames\//.test(rest) && accept.includes('multipart/related') && !accept.includes('transfer-syntax')) accept += '; transfer-syntax=*';
+    const r = await fetch(`${opts.orthancDicomWeb}/${rest}${q}`, { headers: { accept } });
+    const body = Buffer.from(await r.arrayBuffer());
+    reply.code(r.status);
+    const ct = r.headers.get('content-type');
+    if (ct) reply.header('content-type', ct);
+    return reply.send(body);
+  });
+
+  const port = await freePort();
+  await app.listen({ host: '127.0.0.1', port });
+  out.url = `http://127.0.0.1:${port}`;
+  return out;
+}
