@@ -58,7 +58,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
       minVersion: 'TLSv1.2',
     },
     maxParamLength: 512,
-  });
+  }) as unknown as FastifyInstance;
   installErrorHandling(peer);
   metrics.instrument(peer, 'peer');
   await peer.register(peerApi, { prefix: '/dicom-web', pacs, access, audit });
@@ -67,7 +67,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     loggerInstance: logger.child({ listener: 'user' }),
     disableRequestLogging: true,
     https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), minVersion: 'TLSv1.2' },
-  });
+  }) as unknown as FastifyInstance;
   installErrorHandling(user);
   metrics.instrument(user, 'user');
   healthRoute(user, [{ name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])]);

@@ -20,7 +20,7 @@ let mrSeries: string;
 let lsStudy: string;
 
 async function collect(body: Readable, contentType: string): Promise<{ headers: Record<string, string>; data: Buffer }[]> {
-  const { boundary } = parseContentType(contentType);
+  const boundary = parseContentType(contentType).params.boundary;
   const parts = [];
   for await (const part of readMultipart(body, boundary!)) {
     const chunks: Buffer[] = [];

@@ -23,7 +23,9 @@ type Leaf =
   | { t: 'port'; def?: number }
   | { t: 'enum'; def?: string; values: string[] }
   | { t: 'enum[]'; def?: string[]; values: string[] }
-  | { t: 'string[]'; def?: string[] };
+  | { t: 'string[]'; def?: string[] }
+  | { t: 'file[]'; def?: string[] }
+  | { t: 'bool'; def?: boolean };
 type Spec = { [k: string]: Leaf | Spec };
 
 const host: Leaf = { t: 'string', def: '127.0.0.1', pattern: /^[A-Za-z0-9.:-]+$/, hint: 'a host name or IP address' };
@@ -58,7 +60,46 @@ const common: Spec = {
   },
   admin: { token: { t: 'string', pattern: /^.{24,}$/, hint: 'at least 24 characters' } },
   log: { level: { t: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] } },
+  dmp: {
+    registryUrl: { t: 'url', protocols: ['https:'] },
+    repositoryUrl: { t: 'url', protocols: ['https:'] },
+    ca: { t: 'file' },
+    includeReport: { t: 'bool', def: true },
+    finess: { t: 'string', pattern: /^\d{9}$/, hint: 'a 9-digit FINESS number' },
+    sourceId: { ...uid },
+    lpsName: { t: 'string', def: 'DRIMbox' },
+    lpsVersion: { t: 'string', def: '0.1.0' },
+    lpsHomologationId: { t: 'string', def: 'DEV' },
+    timeoutMs: { t: 'int', def: 30_000, min: 100, max: 600_000 },
+  },
+  psc: {
+    issuer: { t: 'url', protocols: ['https:', 'http:'] },
+    clientId: { t: 'string' },
+    clientSecret: { t: 'string' },
+    acrValues: { t: 'string[]', def: ['eidas1'] },
+    scopes: { t: 'string[]', def: ['openid', 'scope_all'] },
+    introspectionCacheMs: { t: 'int', def: 60_000, min: 0, max: 3_600_000 },
+    sessionIdleMinutes: { t: 'int', def: 30, min: 1, max: 24 * 60 },
+    sessionMaxHours: { t: 'int', def: 12, min: 1, max: 72 },
+  },
+  allowList: {
+    url: { t: 'url', protocols: ['https:', 'http:'] },
+    trustAnchors: { t: 'file[]' },
+    expectedSigner: { t: 'string', def: '' },
+    refreshHours: { t: 'int', def: 24, min: 1, max: 24 * 7 },
+  },
+  cache: {
+    maxBytes: { t: 'int', def: 20 * 1024 ** 3, min: 1024 ** 2, max: Number.MAX_SAFE_INTEGER },
+    ttlHours: { t: 'int', def: 72, min: 1, max: 24 * 365 },
+  },
+  publication: {
+    studyWaitMinutes: { t: 'int', def: 60, min: 0, max: 7 * 24 * 60 },
+    retryMaxMinutes: { t: 'int', def: 24 * 60, min: 1, max: 30 * 24 * 60 },
+  },
 };
+
+/** Sections a box may leave out entirely (the feature is then off, or has its defaults). */
+const OPTIONAL_SECTIONS = new Set(['dmp', 'psc', 'allowList']);
 
 const pacsSpecs: Record<string, Spec> = {
   dicomweb: {
@@ -97,7 +138,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
 
 export function validateConfig(raw: Obj, base = process.cwd()): DrimboxConfig {
   const problems: string[] = [];
-  const out = check(common, raw, '', problems, base) as Obj;
+  const out = check(common, raw, '', problems, base, ['pacs']) as Obj;
   const pacs = raw.pacs;
   if (!pacs || typeof pacs !== 'object' || Array.isArray(pacs)) {
     problems.push('pacs: missing (an object with kind "dicomweb", "dimse" or "folder")');
@@ -107,7 +148,6 @@ export function validateConfig(raw: Obj, base = process.cwd()): DrimboxConfig {
     if (!spec) problems.push(`pacs.kind: must be one of dicomweb, dimse, folder (got ${JSON.stringify(kind)})`);
     else out.pacs = { kind, ...(check(spec, pacs as Obj, 'pacs.', problems, base, ['kind']) as Obj) };
   }
-  for (const k of Object.keys(raw)) if (!(k in common) && k !== 'pacs') problems.push(`${k}: unknown key`);
   if (problems.length) throw new ConfigError(problems);
   return out as unknown as DrimboxConfig;
 }
@@ -125,6 +165,8 @@ function check(spec: Spec, raw: Obj, prefix: string, problems: string[], base: s
       const r = checkLeaf(s, v, path, base);
       if (typeof r === 'string') problems.push(r);
       else out[key] = r.value;
+    } else if (v === undefined && OPTIONAL_SECTIONS.has(path)) {
+      continue;
     } else if (v === undefined || (typeof v === 'object' && v !== null && !Array.isArray(v))) {
       out[key] = check(s, (v ?? {}) as Obj, `${path}.`, problems, base);
     } else {
@@ -142,7 +184,7 @@ function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { 
   }
   switch (s.t) {
     case 'string':
-      if (typeof v === 'number') v = String(v); // an environment override that looked like JSON
+      if (typeof v === 'number') v = String(v); // an environment override that looked like a number
       if (typeof v !== 'string') return `${path}: must be a string`;
       if (s.pattern && !s.pattern.test(v)) return `${path}: must be ${s.hint ?? `like ${s.pattern}`}`;
       return { value: v };
@@ -179,6 +221,15 @@ function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { 
     case 'string[]':
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) return `${path}: must be a list of strings`;
       return { value: v };
+    case 'file[]': {
+      if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) return `${path}: must be a non-empty list of file paths`;
+      const files = (v as string[]).map((f) => (isAbsolute(f) ? f : resolve(base, f)));
+      const missing = files.find((f) => !existsSync(f));
+      return missing ? `${path}: no such file ${missing}` : { value: files };
+    }
+    case 'bool':
+      if (typeof v !== 'boolean') return `${path}: must be true or false`;
+      return { value: v };
   }
 }
 
@@ -192,8 +243,11 @@ function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): void {
       if (typeof node[seg] !== 'object' || node[seg] === null || Array.isArray(node[seg])) node[seg] = {};
       node = node[seg] as Obj;
     }
+    // JSON for lists, objects, booleans and small integers; anything else (tokens, URLs) stays a string
     let parsed: Json = value;
-    try { parsed = JSON.parse(value); } catch { /* plain string */ }
+    if (/^\s*[[{"]|^(true|false|null)$|^-?\d{1,15}$/.test(value)) {
+      try { parsed = JSON.parse(value); } catch { /* plain string */ }
+    }
     node[path[path.length - 1]] = parsed;
   }
 }

@@ -44,4 +44,35 @@ export interface DrimboxConfig {
   hl7: { host: string; port: number; maxMessageBytes: number };
   admin: { token: string };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
+  /** the DMP (XDS.b) this box publishes to and searches; required for publication */
+  dmp?: {
+    registryUrl: string;
+    repositoryUrl: string;
+    /** CA that issued the DMP's server certificate; the box authenticates with its peer certificate */
+    ca: string;
+    /** also publish the CDA report (off when the RIS publishes it itself) */
+    includeReport: boolean;
+    finess: string;
+    /** the box's OID: XDS sourceId */
+    sourceId: string;
+    lpsName: string;
+    lpsVersion: string;
+    lpsHomologationId: string;
+    timeoutMs: number;
+  };
+  /** Pro Santé Connect: clinician login (consumer) and token introspection (source) */
+  psc?: {
+    issuer: string;
+    clientId: string;
+    clientSecret: string;
+    acrValues: string[];
+    scopes: string[];
+    introspectionCacheMs: number;
+    sessionIdleMinutes: number;
+    sessionMaxHours: number;
+  };
+  /** the signed network allow-list; replaces peer.allowedPeers when set */
+  allowList?: { url: string; trustAnchors: string[]; expectedSigner: string; refreshHours: number };
+  cache: { maxBytes: number; ttlHours: number };
+  publication: { studyWaitMinutes: number; retryMaxMinutes: number };
 }

@@ -39,7 +39,14 @@ export type PeerGuard = (req: FastifyRequest, scope: PeerScope, principal: PeerP
 export class PeerAccess {
   private readonly guards: PeerGuard[] = [];
 
-  constructor(private readonly isPeerAllowed: (dn: string) => boolean) {}
+  /**
+   * @param isPeerAllowed whether a certificate subject DN may call at all (allow-list)
+   * @param identify establishes the caller's DN; the mutual-TLS client certificate in production
+   */
+  constructor(
+    private readonly isPeerAllowed: (dn: string) => boolean,
+    private readonly identify: (req: FastifyRequest) => string = clientCertificateDn,
+  ) {}
 
   /** Adds a guard that runs after the certificate and allow-list checks. */
   use(guard: PeerGuard): this {
@@ -48,7 +55,7 @@ export class PeerAccess {
   }
 
   async authorize(req: FastifyRequest, scope: PeerScope): Promise<PeerPrincipal> {
-    const dn = clientCertificateDn(req);
+    const dn = this.identify(req);
     const principal: PeerPrincipal = { dn };
     req.peerPrincipal = principal;
     if (!this.isPeerAllowed(dn)) {

@@ -3,11 +3,10 @@
 // is never held in memory or on disk. Every request is authorized by PeerAccess and audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Transform, type Readable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
 import type { DicomJson, DicomRef, Pacs, QueryKeys, QueryOptions, InstancePart } from '../pacs/pacs.js';
 import { NotFoundError } from '../pacs/pacs.js';
 import { acceptedFrameSyntaxes, acceptedTransferSyntaxes, acceptsDicomJson } from '../dicom/accept.js';
-import { writeMultipart } from '../dicom/multipart.js';
+import { newBoundary, writeMultipart } from '../dicom/multipart.js';
 import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import type { PeerAccess, PeerPrincipal, PeerScope } from './peer-access.js';
@@ -87,8 +86,8 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
     const parts = pacs.retrieve(ref, { transferSyntaxes: accepted, signal: abort.signal });
     const granted = grantFilter(principal, ref);
     return streamParts(req, reply, filterParts(parts, granted), 'application/dicom', (part) => ({
-      'Content-Type': `application/dicom; transfer-syntax=${part.transferSyntaxUid}`,
-      ...(part.length !== undefined ? { 'Content-Length': String(part.length) } : {}),
+      'content-type': `application/dicom; transfer-syntax=${part.transferSyntaxUid}`,
+      ...(part.length !== undefined ? { 'content-length': String(part.length) } : {}),
     }));
   };
   app.get('/studies/:study', retrieve('study'));
@@ -110,7 +109,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
       signal: abort.signal,
     });
     return streamParts(req, reply, parts, undefined, (part) => ({
-      'Content-Type': `${part.contentType}; transfer-syntax=${part.transferSyntaxUid}`,
+      'content-type': `${part.contentType}; transfer-syntax=${part.transferSyntaxUid}`,
     }));
   });
 
@@ -163,7 +162,7 @@ async function streamParts<P extends { body: Readable }>(
   const it = parts[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done) throw new NotFoundError('no instances for this request');
-  const boundary = `drimbox-${randomBytes(12).toString('hex')}`;
+  const boundary = newBoundary();
   async function* all(): AsyncGenerator<{ headers: Record<string, string>; body: Readable }> {
     try {
       let r: IteratorResult<P> = first;

@@ -1,0 +1,13 @@
+// `npm run bench -- NAME`: runs one benchmark, which prints one JSON line on stdout.
+const benches: Record<string, () => Promise<unknown>> = {
+  'source-proxy': async () => (await import('./source-proxy.js')).run(),
+};
+const name = process.argv[2];
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}>`);
+  process.exit(2);
+}
+const result = await bench();
+console.log(JSON.stringify(result));
+process.exit(0);

@@ -1,0 +1,127 @@
+// Source proxy benchmark: retrieve a study from Orthanc directly vs through the box's peer API
+// (dicomweb adapter; mutual TLS, and plain HTTP), interleaved runs, medians. Also the box's RSS
+// growth while it streams a ~1 GB study. Ratio = direct time / box time (1.0 = parity).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Agent, request, type Dispatcher } from 'undici';
+import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
+import { testPki } from '../test/helpers/pki.js';
+import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
+import { relabel } from '../sandbox/demo-data/relabel.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function timedGet(url: string, dispatcher?: Dispatcher): Promise<{ ms: number; bytes: number }> {
+  const t0 = performance.now();
+  const r = await request(url, { headers: { accept: ACCEPT }, dispatcher });
+  if (r.statusCode !== 200) throw new Error(`${url}: HTTP ${r.statusCode} ${await r.body.text()}`);
+  let bytes = 0;
+  for await (const c of r.body) bytes += (c as Buffer).length;
+  return { ms: performance.now() - t0, bytes };
+}
+
+/** A study of `copies` × 4 full-field MG views (~17 MB each), all under one Study Instance UID. */
+async function uploadMgStudy(orthanc: Orthanc, copies: number, seed: string): Promise<string> {
+  const base = await makeMgStudy({ size: 'full', seed: 1, patientId: `BENCH-${seed}` });
+  for (let c = 0; c < copies; c++) {
+    const files = c === 0 ? base.files.map((f) => f.part10) : await Promise.all(base.files.map(async (f) =>
+      (await relabel(f.part10, {
+        patientId: `BENCH-${seed}`, patientName: 'BENCH^MG', birthDate: '19640312', sex: 'F',
+        studyInstanceUid: base.studyInstanceUid, accessionNumber: 'BENCH', studyDate: '20240115',
+        studyDescription: 'BENCH', institution: 'BENCH', seed: `${seed}|${c}`, seriesNumber: c + 1,
+      })).part10));
+    await orthanc.upload(files);
+  }
+  return base.studyInstanceUid;
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+export async function run() {
+  const orthanc = await startOrthanc({ gdcm: false });
+  const pki = await testPki();
+  const dir = mkdtempSync(join(tmpdir(), 'bench-box-'));
+  const id = pki.boxes['box-a'];
+  const config = {
+    box: { name: 'box-a', organization: id.organization, retrieveLocationUid: '1.2.250.1.999.1.1' },
+    dataDir: dir,
+    user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
+    peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert }, allowedPeers: [pki.demoClient.subjectDn] },
+    hl7: { port: 1 },
+    admin: { token: randomBytes(24).toString('hex') },
+    log: { level: 'warn' },
+    pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl },
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  // ports: the bench process picks them through env overrides (0 is refused by the validator)
+  const { freePort } = await import('../test/helpers/ports.js');
+  const env = {
+    ...process.env,
+    DRIMBOX_USER__PORT: String(await freePort()),
+    DRIMBOX_PEER__PORT: String(await freePort()),
+    DRIMBOX_HL7__PORT: String(await freePort()),
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`box exited (${code})`)));
+  });
+  const { peerUrl, plainUrl } = JSON.parse(line) as { peerUrl: string; plainUrl: string };
+  const mtls = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } });
+  try {
+    const results: Record<string, unknown> = { bench: 'source-proxy', runs: RUNS };
+    const studies: [string, number][] = [['mg4', 1], ['large', 6]];
+    for (const [label, copies] of studies) {
+      const uid = await uploadMgStudy(orthanc, copies, label);
+      const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [];
+      let bytes = 0;
+      // warm-up, then interleaved runs
+      await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
+      await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls);
+      for (let i = 0; i < RUNS; i++) {
+        const d = await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
+        bytes = d.bytes;
+        direct.push(d.ms);
+        viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls)).ms);
+        viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms);
+      }
+      const prefix = label === 'mg4' ? '' : `${label}_`;
+      Object.assign(results, {
+        [`${prefix}study_mb`]: Math.round(bytes / 1e6),
+        [`${prefix}direct_ms`]: Math.round(median(direct)),
+        [`${prefix}box_mtls_ms`]: Math.round(median(viaMtls)),
+        [`${prefix}box_plain_ms`]: Math.round(median(viaPlain)),
+        [`${prefix}ratio_mtls`]: +(median(direct) / median(viaMtls)).toFixed(2),
+        [`${prefix}ratio_plain`]: +(median(direct) / median(viaPlain)).toFixed(2),
+      });
+    }
+    // RSS growth while streaming a ~1 GB study through mTLS
+    const big = await uploadMgStudy(orthanc, 15, 'gig');
+    const before = rssKb(child.pid!);
+    let peak = before;
+    const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
+    const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, mtls);
+    clearInterval(sampler);
+    results.gb_study_mb = Math.round(g.bytes / 1e6);
+    results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
+    results.box_rss_peak_mb = Math.round(peak / 1024);
+    return results;
+  } finally {
+    child.kill('SIGTERM');
+    await mtls.close();
+    await orthanc.stop();
+  }
+}

@@ -1,0 +1,67 @@
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, ConfigError } from '../../gateway/src/config/load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+for (const f of ['a.crt', 'a.key', 'ca.crt']) writeFileSync(join(dir, f), 'x');
+const good = {
+  box: { name: 'box-a', organization: 'Centre A', retrieveLocationUid: '1.2.250.1.999.1.1' },
+  dataDir: './data',
+  user: { port: 8443, publicUrl: 'https://viewer.example', tls: { cert: 'a.crt', key: 'a.key' } },
+  peer: { port: 9443, publicUrl: 'https://box.example:9443', tls: { cert: 'a.crt', key: 'a.key', ca: 'ca.crt' } },
+  pacs: { kind: 'dicomweb', url: 'http://127.0.0.1:8042/dicom-web' },
+  hl7: { port: 2575 },
+  admin: { token: 'x'.repeat(32) },
+};
+const file = (o: unknown) => {
+  const f = join(dir, `c${Math.random()}.json`);
+  writeFileSync(f, JSON.stringify(o));
+  return f;
+};
+const problems = (fn: () => unknown): string[] => {
+  try { fn(); } catch (e) { if (e instanceof ConfigError) return e.problems; throw e; }
+  return [];
+};
+
+t.test('a complete file loads with defaults and resolved paths', async (t) => {
+  const c = loadConfig(file(good), {});
+  t.equal(c.peer.host, '127.0.0.1');
+  t.equal(c.dataDir, join(dir, 'data'));
+  t.equal(c.peer.tls.ca, join(dir, 'ca.crt'));
+  t.same(c.roles, ['source', 'consumer']);
+  t.equal(c.pacs.kind, 'dicomweb');
+  t.equal(c.dmp, undefined, 'optional sections stay off');
+  t.equal(c.cache.ttlHours, 72);
+});
+
+t.test('environment variables override keys', async (t) => {
+  const c = loadConfig(file(good), { DRIMBOX_PEER__PORT: '10443', DRIMBOX_PEER__ALLOWED_PEERS: '["CN=b,O=B,C=FR"]', DRIMBOX_LOG__LEVEL: 'debug', DRIMBOX_ADMIN__TOKEN: '123456789012345678901234567890' });
+  t.equal(c.peer.port, 10443);
+  t.same(c.peer.allowedPeers, ['CN=b,O=B,C=FR']);
+  t.equal(c.log.level, 'debug');
+  t.equal(c.admin.token, '123456789012345678901234567890');
+});
+
+t.test('every bad or missing key is named', async (t) => {
+  t.same(problems(() => loadConfig(join(dir, 'nope.json'), {})).length, 1);
+  const p = problems(() => loadConfig(file({ ...good, peer: { ...good.peer, port: 70000, publicUrl: 'http://x' }, pacs: { kind: 'ftp' }, extra: 1, admin: {} }), {}));
+  t.ok(p.includes('peer.port: must be a port number (1-65535)'), p.join('|'));
+  t.ok(p.includes('peer.publicUrl: must use https:'));
+  t.ok(p.some((x) => x.startsWith('pacs.kind:')));
+  t.ok(p.includes('extra: unknown key'));
+  t.ok(p.includes('admin.token: missing'));
+  const q = problems(() => loadConfig(file({ ...good, user: { ...good.user, tls: { cert: 'missing.crt', key: 'a.key' } } }), {}));
+  t.match(q[0], /^user\.tls\.cert: no such file/);
+  const r = problems(() => loadConfig(file({ ...good, pacs: { kind: 'dimse', host: '127.0.0.1', port: 104 } }), {}));
+  t.same(r, ['pacs.calledAet: missing']);
+  const dmp = problems(() => loadConfig(file({ ...good, dmp: { registryUrl: 'https://dmp' } }), {}));
+  t.ok(dmp.includes('dmp.repositoryUrl: missing') && dmp.includes('dmp.finess: missing'), dmp.join('|'));
+});
+
+t.test('a file that is not JSON is refused clearly', async (t) => {
+  const f = join(dir, 'bad.json');
+  writeFileSync(f, '{ nope');
+  t.match(problems(() => loadConfig(f, {}))[0], /not valid JSON/);
+});
