@@ -121,6 +121,7 @@ export class VihfError extends Error {
     readonly faultCode: 'wsse:InvalidSecurity' | 'wsse:FailedCheck' | 'wsse:InvalidSecurityToken' | 'wsse:SecurityTokenUnavailable' = 'wsse:FailedCheck',
   ) {
     super(message);
+    this.name = 'VihfError';
   }
 }
 
