@@ -4,6 +4,7 @@
 // ANS samples, IOCM rejection notes from a PACS).
 import dcmjs from 'dcmjs';
 import dicomParser from 'dicom-parser';
+import { inflateRawSync } from 'node:zlib';
 import type { Code, PublicationRecord, StudyReference } from '../cda/types.js';
 import { isImageSopClass, newUid } from './uid.js';
 
@@ -375,14 +376,22 @@ export function readDataset(part10: Buffer): Ds {
   try {
     set = dicomParser.parseDicom(bytes, {
       vrCallback: ((tag: string) => dictEntry(tag)?.vr) as unknown as (tag: string) => void,
-    });
+      // deflated explicit VR LE: inflate the dataset after the meta header
+      inflater: (arr: Uint8Array, pos: number) => {
+        const inflated = inflateRawSync(arr.subarray(pos));
+        const out = new Uint8Array(pos + inflated.length);
+        out.set(arr.subarray(0, pos));
+        out.set(inflated, pos);
+        return out;
+      },
+    } as Parameters<typeof dicomParser.parseDicom>[1]);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new KosParseError(`Not a readable DICOM Part 10 file: ${msg}`);
   }
   const cs = set.string('x00080005') ?? '';
   const decoder = new TextDecoder(/192/.test(cs) ? 'utf-8' : 'latin1');
-  return naturalize(set, bytes, decoder);
+  return naturalize(set, set.byteArray as Uint8Array, decoder);
 }
 
 export function parseKos(part10: Buffer): ParsedKos {
