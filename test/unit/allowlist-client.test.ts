@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { AllowListClient, normaliseHost } from '../../gateway/src/trust/allowlist-client.js';
+import { signEnvelopedXades } from '../../gateway/src/trust/xades-sign.js';
+import { ensureDevPki } from '../../certs/pki.js';
 
 const fixtures = new URL('../fixtures/ans/liste-blanche/', import.meta.url);
 const ansXml = readFileSync(new URL('LISTEBLANCHE_DRIM-M_SIGNEE_TEST.xml', fixtures), 'utf8');
@@ -111,6 +113,25 @@ t.test('expired, replayed and stale lists', async (t) => {
   clock = new Date('2030-01-01T00:00:00Z');
   t.equal(await c.refresh(), false, 'signer certificate expired');
   t.match(c.status().lastError, /expired/);
+});
+
+t.test('an older list than the one in use is refused (replay)', async (t) => {
+  const pki = await ensureDevPki(mkdtempSync(join(tmpdir(), 'alc-pki-')), { boxes: [] });
+  const unsigned = ansXml.replace(/<ds:Signature[\s\S]*<\/ds:Signature>/, '');
+  const sign = (generated: string) => signEnvelopedXades(unsigned.replace(/<DateDeGeneration>[^<]+</, `<DateDeGeneration>${generated}<`),
+    { keyPem: readFileSync(pki.signer.key, 'utf8'), certChainPem: readFileSync(pki.signer.chain, 'utf8') });
+  let body = sign('2026-11-02T00:00:00Z');
+  const { url, server } = await serve(() => ({ status: 200, body }));
+  t.teardown(() => server.close());
+  const c = new AllowListClient({ url, trustAnchors: [readFileSync(pki.ca.cert, 'utf8')], logger: pino({ level: 'silent' }) });
+  t.teardown(() => c.stop());
+  await c.start();
+  t.equal(c.status().generatedAt?.toISOString(), '2026-11-02T00:00:00.000Z');
+  body = sign('2026-11-01T00:00:00Z');
+  t.equal(await c.refresh(), false, 'older, validly signed list refused');
+  t.match(c.status().lastError, /older than the one in use/);
+  body = sign('2026-11-03T00:00:00Z');
+  t.equal(await c.refresh(), true, 'newer list accepted');
 });
 
 t.test('normaliseHost', async (t) => {
