@@ -1,5 +1,9 @@
 // VIHF: signed by the box, verified against trust anchors; tampering, foreign signers and expiry fail.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildVihf, verifyVihf, VihfError, type VihfInput } from '../../gateway/src/dmp/vihf.js';
 import { buildEnvelope, parseEnvelope } from '../../gateway/src/dmp/soap.js';
 import { dmpTestPki } from '../helpers/dmp-pki.js';
@@ -44,6 +48,14 @@ t.test('a VIHF signs and verifies, inside a SOAP header too', async (t) => {
   const env = parseEnvelope(buildEnvelope({ action: 'urn:x', to: 'https://127.0.0.1/x', assertion: xml, body: '<a/>' }));
   t.ok(env.assertion, 'assertion found in wsse:Security');
   t.equal(verifyVihf(env.assertion!, [pki.caPem]).nameId, '899700367909', 'still valid after embedding');
+
+  // an independent verifier agrees (xmlsec1, trusting only the test CA)
+  const dir = mkdtempSync(join(tmpdir(), 'vihf-'));
+  writeFileSync(join(dir, 'ca.pem'), pki.caPem);
+  writeFileSync(join(dir, 'vihf.xml'), xml);
+  const run = spawnSync('xmlsec1', ['--verify', '--trusted-pem', join(dir, 'ca.pem'), '--id-attr:ID', 'urn:oasis:names:tc:SAML:2.0:assertion:Assertion', join(dir, 'vihf.xml')], { encoding: 'utf8' });
+  t.equal(run.status, 0, 'xmlsec1 verifies the VIHF');
+  t.match(run.stderr, /^OK$/m);
 
   const air = buildVihf(await input('signer', 'AIR'));
   t.match(air, /<saml2:AuthnContextDecl>APP_BROWSER_AUTH<\/saml2:AuthnContextDecl>/);
