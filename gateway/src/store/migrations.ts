@@ -58,4 +58,57 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    id: '020-folder-store',
+    sql: `
+      -- local Part 10 store (demo PACS, consumer cache): one row per instance, series, study;
+      -- "store" names the folder so several stores can share one database
+      CREATE TABLE folder_study (
+        store TEXT NOT NULL,
+        study_uid TEXT NOT NULL,
+        patient_id TEXT NOT NULL DEFAULT '',
+        patient_name TEXT NOT NULL DEFAULT '',
+        patient_birth_date TEXT NOT NULL DEFAULT '',
+        patient_sex TEXT NOT NULL DEFAULT '',
+        study_date TEXT NOT NULL DEFAULT '',
+        study_time TEXT NOT NULL DEFAULT '',
+        accession TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '',
+        study_id TEXT NOT NULL DEFAULT '',
+        referring TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (store, study_uid)
+      );
+      CREATE INDEX folder_study_patient ON folder_study(store, patient_id);
+      CREATE INDEX folder_study_date ON folder_study(store, study_date);
+      CREATE INDEX folder_study_accession ON folder_study(store, accession);
+      CREATE TABLE folder_series (
+        store TEXT NOT NULL,
+        series_uid TEXT NOT NULL,
+        study_uid TEXT NOT NULL,
+        modality TEXT NOT NULL DEFAULT '',
+        series_number INTEGER,
+        description TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (store, series_uid)
+      );
+      CREATE INDEX folder_series_study ON folder_series(store, study_uid);
+      CREATE TABLE folder_instance (
+        store TEXT NOT NULL,
+        sop_uid TEXT NOT NULL,
+        series_uid TEXT NOT NULL,
+        study_uid TEXT NOT NULL,
+        sop_class TEXT NOT NULL,
+        transfer_syntax TEXT NOT NULL,
+        instance_number INTEGER,
+        frames INTEGER NOT NULL DEFAULT 1,
+        rows INTEGER,
+        columns INTEGER,
+        size INTEGER NOT NULL,
+        path TEXT NOT NULL,              -- relative to the store folder
+        pixel_offset INTEGER,            -- where Pixel Data starts: metadata reads only the bytes before
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (store, sop_uid)
+      );
+      CREATE INDEX folder_instance_series ON folder_instance(store, study_uid, series_uid);
+    `,
+  },
 ];
