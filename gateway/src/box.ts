@@ -1,5 +1,6 @@
 // Composes one DRIMbox from its configuration: database, PACS adapter, the peer listener (mutual
-// TLS, DICOMweb for other boxes) and the user-facing listener (health, metrics, admin, viewer…).
+// TLS, DICOMweb for other boxes), the user-facing listener (health, metrics, login, viewer…), the
+// trust layer, and the roles (source, consumer) as plugins that extend both listeners.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,41 @@ import { installErrorHandling } from './http/errors.js';
 import { healthRoute, type HealthCheck } from './http/health.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger } from './log.js';
+import type { DmpClient } from './dmp/client.js';
+import type { SessionStore } from './trust/sessions.js';
+import type { TokenIntrospector } from './trust/introspection.js';
+import type { AllowListClient } from './trust/allowlist-client.js';
+
+/** What a role plugin gets to extend the box with (before the listeners start). */
+export interface RoleContext {
+  config: DrimboxConfig;
+  logger: Logger;
+  db: Db;
+  pacs: Pacs;
+  audit: AuditLog;
+  metrics: Metrics;
+  /** the peer API's single authorization hook: roles add guards with access.use() */
+  access: PeerAccess;
+  peer: FastifyInstance;
+  user: FastifyInstance;
+  healthChecks: HealthCheck[];
+  /** run at close, in reverse order of registration */
+  onClose(fn: () => Promise<void> | void): void;
+  /** addresses of extra listeners a role opens (e.g. mllp), reported in Box.addresses */
+  addresses: Record<string, { host: string; port: number }>;
+  /** services the trust layer and roles share */
+  services: Services;
+}
+
+/** Shared services, set by the plugin that owns each (trust layer, DMP) and used by the roles. */
+export interface Services {
+  dmp?: DmpClient;
+  sessions?: SessionStore;
+  introspector?: TokenIntrospector;
+  allowList?: AllowListClient;
+}
+
+export type RolePlugin = (ctx: RoleContext) => Promise<void>;
 
 export interface Box {
   config: DrimboxConfig;
@@ -25,16 +61,20 @@ export interface Box {
   metrics: Metrics;
   peer: FastifyInstance;
   user: FastifyInstance;
+  services: Services;
   /** actual URLs (ports resolved when 0 was configured) */
   peerUrl: string;
   userUrl: string;
+  addresses: Record<string, { host: string; port: number }>;
   close(): Promise<void>;
 }
 
 export interface BoxOptions {
   logger?: Logger;
-  /** extra health checks contributed by other components */
+  /** extra health checks contributed by the caller */
   healthChecks?: HealthCheck[];
+  /** plugins run in order before the listeners start (trust layer first, then roles) */
+  plugins?: RolePlugin[];
 }
 
 export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Promise<Box> {
@@ -44,6 +84,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   const metrics = new Metrics();
   const pacs = await createPacs(config.pacs, { db, logger });
   const access = new PeerAccess(staticPeerList(config.peer.allowedPeers));
+  const closers: (() => Promise<void> | void)[] = [];
 
   const peer = Fastify({
     loggerInstance: logger.child({ listener: 'peer' }),
@@ -70,19 +111,39 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
   metrics.instrument(user, 'user');
-  healthRoute(user, [{ name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])]);
+
+  const ctx: RoleContext = {
+    config, logger, db, pacs, audit, metrics, access, peer, user,
+    healthChecks: [{ name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])],
+    onClose: (fn) => { closers.push(fn); },
+    addresses: {},
+    services: {},
+  };
+  try {
+    for (const plugin of opts.plugins ?? []) await plugin(ctx);
+  } catch (e) {
+    for (const fn of closers.reverse()) await fn();
+    await pacs.close();
+    db.close();
+    throw e;
+  }
+  healthRoute(user, ctx.healthChecks);
   user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
 
   const peerAddr = await peer.listen({ host: config.peer.host, port: config.peer.port });
   const userAddr = await user.listen({ host: config.user.host, port: config.user.port });
-  logger.info({ peer: peerAddr, user: userAddr, pacs: config.pacs.kind, roles: config.roles }, 'DRIMbox started');
+  logger.info({ peer: peerAddr, user: userAddr, pacs: config.pacs.kind, roles: config.roles, ...ctx.addresses }, 'DRIMbox started');
 
   return {
-    config, db, pacs, audit, access, metrics, peer, user,
+    config, db, pacs, audit, access, metrics, peer, user, services: ctx.services,
     peerUrl: peerAddr.replace('http:', 'https:'),
     userUrl: userAddr.replace('http:', 'https:'),
+    addresses: ctx.addresses,
     async close() {
       await Promise.allSettled([peer.close(), user.close()]);
+      for (const fn of closers.reverse()) {
+        try { await fn(); } catch (e) { logger.warn({ err: e }, 'error while closing'); }
+      }
       await pacs.close();
       db.close();
     },

@@ -1,6 +1,7 @@
 // The drimbox command line: `drimbox serve --config FILE`, `drimbox allowlist verify FILE …`.
 import { loadConfig, ConfigError } from './config/load.js';
 import { startBox } from './box.js';
+import { pluginsFor } from './roles.js';
 
 const USAGE = `usage:
   drimbox serve --config FILE          run a box (every key can be overridden by DRIMBOX_* variables)
@@ -20,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
       if (e instanceof ConfigError) { console.error(`drimbox: ${e.message}`); return 2; }
       throw e;
     }
-    const box = await startBox(config);
+    const box = await startBox(config, { plugins: pluginsFor(config) });
     const stop = async () => { await box.close(); process.exit(0); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

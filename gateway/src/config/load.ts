@@ -76,6 +76,7 @@ const common: Spec = {
     issuer: { t: 'url', protocols: ['https:', 'http:'] },
     clientId: { t: 'string' },
     clientSecret: { t: 'string' },
+    expectedAudience: { t: 'string', def: '' },
     acrValues: { t: 'string[]', def: ['eidas1'] },
     scopes: { t: 'string[]', def: ['openid', 'scope_all'] },
     introspectionCacheMs: { t: 'int', def: 60_000, min: 0, max: 3_600_000 },

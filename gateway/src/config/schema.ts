@@ -65,6 +65,8 @@ export interface DrimboxConfig {
     issuer: string;
     clientId: string;
     clientSecret: string;
+    /** audience every clinician token must carry (empty: not checked) */
+    expectedAudience: string;
     acrValues: string[];
     scopes: string[];
     introspectionCacheMs: number;

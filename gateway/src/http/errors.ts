@@ -18,9 +18,17 @@ export function problemFor(err: unknown): { status: number; title: string; detai
   return { status: 500, title: 'Internal Server Error' };
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** title and detail of the problem answered, for the audit trail */
+    problem?: string;
+  }
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const p = problemFor(err);
+    req.problem = p.detail ? `${p.title}: ${p.detail}` : p.title;
     if (p.status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ status: p.status, title: p.title }, 'request refused');
     if (reply.raw.headersSent) {

@@ -5,6 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { HttpProblem } from '../http/problem.js';
+import { normaliseDn } from '../trust/allowlist.js';
 
 /** What a peer request asks for. */
 export interface PeerScope {
@@ -44,9 +45,14 @@ export class PeerAccess {
    * @param identify establishes the caller's DN; the mutual-TLS client certificate in production
    */
   constructor(
-    private readonly isPeerAllowed: (dn: string) => boolean,
+    private isPeerAllowed: (dn: string) => boolean,
     private readonly identify: (req: FastifyRequest) => string = clientCertificateDn,
   ) {}
+
+  /** Replaces the allow-list check (the signed network list supersedes the static one). */
+  setPeerFilter(isPeerAllowed: (dn: string) => boolean): void {
+    this.isPeerAllowed = isPeerAllowed;
+  }
 
   /** Adds a guard that runs after the certificate and allow-list checks. */
   use(guard: PeerGuard): this {
@@ -77,37 +83,13 @@ export function clientCertificateDn(req: FastifyRequest): string {
   if (!socket.authorized) {
     throw new HttpProblem(401, 'Client certificate refused', `the client certificate is not trusted (${socket.authorizationError ?? 'unknown issuer'})`);
   }
-  return normalizeDn(cert.subject.split('\n').filter(Boolean).reverse().join(','));
-}
-
-/** Canonical DN for comparisons: RDNs trimmed, attribute types upper-cased, most specific first. */
-export function normalizeDn(dn: string): string {
-  const rdns = dn.includes('\n') ? dn.split('\n').filter(Boolean).reverse() : splitDn(dn);
-  return rdns
-    .map((rdn) => {
-      const eq = rdn.indexOf('=');
-      return `${rdn.slice(0, eq).trim().toUpperCase()}=${rdn.slice(eq + 1).trim()}`;
-    })
-    .join(',');
-}
-
-function splitDn(dn: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < dn.length; i++) {
-    const ch = dn[i];
-    if (ch === '\\' && i + 1 < dn.length) { cur += ch + dn[++i]; continue; }
-    if (ch === ',' || ch === '/') { if (cur.trim()) out.push(cur); cur = ''; continue; }
-    cur += ch;
-  }
-  if (cur.trim()) out.push(cur);
-  return out;
+  return cert.subject.split('\n').filter(Boolean).reverse().join(',');
 }
 
 /** A static allow-list of DNs (config `peer.allowedPeers`); replaced by the signed network list. */
 export function staticPeerList(dns: string[]): (dn: string) => boolean {
-  const allowed = new Set(dns.map(normalizeDn));
-  return (dn) => allowed.has(normalizeDn(dn));
+  const allowed = new Set(dns.map(normaliseDn));
+  return (dn) => allowed.has(normaliseDn(dn));
 }
 
 declare module 'fastify' {

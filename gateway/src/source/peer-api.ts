@@ -55,7 +55,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
       instanceUid: s?.instance,
       kosUid: p?.kosUid,
       status: reply.raw.writableFinished ? reply.statusCode : 499,
-      outcome: reply.statusCode >= 400 ? reply.getHeader('x-drimbox-refusal')?.toString() : undefined,
+      outcome: req.problem?.slice(0, 300),
       bytes: req.bytesOut ?? 0,
       durationMs: Number(process.hrtime.bigint() - (req.startedAt ?? process.hrtime.bigint())) / 1e6,
     });

@@ -1,0 +1,90 @@
+// The trust layer of a box: who may call its peer API (the signed network allow-list), on behalf of
+// which clinician (Pro Santé Connect token, introspected), and how clinicians log in to its
+// user-facing listener. Deny by default: without a PSC configuration no peer request can carry a
+// verifiable clinician identity, so every one is refused.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyRequest } from 'fastify';
+import type { RolePlugin } from '../box.js';
+import { HttpProblem } from '../http/problem.js';
+import { AllowListClient } from './allowlist-client.js';
+import { TokenIntrospector } from './introspection.js';
+import { SessionStore } from './sessions.js';
+import { pscLoginPlugin } from './psc-login.js';
+import type { PeerPrincipal } from '../source/peer-access.js';
+
+export const trustLayer: RolePlugin = async (ctx) => {
+  const { config, access, logger } = ctx;
+
+  if (config.allowList) {
+    const a = config.allowList;
+    const client = new AllowListClient({
+      url: a.url,
+      trustAnchors: a.trustAnchors.map((f) => readFileSync(f, 'utf8')),
+      expectedSignerSubject: a.expectedSigner || undefined,
+      intervalMs: a.refreshHours * 3600_000,
+      cacheFile: join(config.dataDir, 'allowlist.xml'),
+      tls: { ca: readFileSync(config.peer.tls.ca, 'utf8'), cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8') },
+      logger,
+    });
+    await client.start();
+    ctx.services.allowList = client;
+    access.setPeerFilter((dn) => client.isPeerAllowed(dn));
+    ctx.healthChecks.push({
+      name: 'allow-list',
+      severity: 'warning',
+      run: async () => {
+        const s = client.status();
+        return { ok: s.ok, detail: s.ok ? `${s.entries} entries, verified ${s.lastGood?.toISOString()}` : `last good list ${s.lastGood?.toISOString() ?? 'never'}; ${s.lastError ?? 'stale'}` };
+      },
+    });
+    ctx.onClose(() => client.stop());
+  }
+
+  const psc = config.psc;
+  if (!psc) {
+    access.use(() => {
+      throw new HttpProblem(401, 'Token cannot be verified', 'this box has no Pro Santé Connect configuration');
+    });
+    return;
+  }
+  const introspector = new TokenIntrospector({
+    issuer: psc.issuer,
+    clientId: psc.clientId,
+    clientSecret: psc.clientSecret,
+    expectedAudience: psc.expectedAudience || undefined,
+    cacheTtlMs: psc.introspectionCacheMs,
+  });
+  ctx.services.introspector = introspector;
+  access.use((req, _scope, principal) => checkClinicianToken(req, principal, introspector));
+
+  const sessions = new SessionStore(ctx.db, {
+    idleTimeoutMs: psc.sessionIdleMinutes * 60_000,
+    absoluteTimeoutMs: psc.sessionMaxHours * 3600_000,
+  });
+  ctx.services.sessions = sessions;
+  await ctx.user.register(pscLoginPlugin, {
+    issuer: psc.issuer,
+    clientId: psc.clientId,
+    clientSecret: psc.clientSecret,
+    redirectUri: `${config.user.publicUrl}/auth/callback`,
+    acrValues: psc.acrValues,
+    scopes: psc.scopes,
+    sessions,
+  });
+  const purge = setInterval(() => sessions.purgeExpired(), 10 * 60_000);
+  purge.unref();
+  ctx.onClose(() => clearInterval(purge));
+};
+
+/** Bearer PSC access token → the clinician's RPPS on the principal; 401 when absent or not active. */
+async function checkClinicianToken(req: FastifyRequest, principal: PeerPrincipal, introspector: TokenIntrospector): Promise<void> {
+  const m = /^Bearer\s+([A-Za-z0-9._~+/=-]{8,4096})\s*$/.exec(req.headers.authorization ?? '');
+  if (!m) throw new HttpProblem(401, 'Clinician token required', 'send the clinician\'s Pro Santé Connect access token as Authorization: Bearer');
+  const r = await introspector.introspect(m[1]);
+  if (!r.active) {
+    if (r.reason === 'unavailable') throw new HttpProblem(503, 'Pro Santé Connect unavailable', 'the token could not be checked; try again');
+    throw new HttpProblem(401, 'Clinician token refused', `the token is ${r.reason === 'wrong-audience' ? 'meant for another audience' : r.reason}`);
+  }
+  principal.rpps = r.rpps;
+}
