@@ -109,14 +109,26 @@ function writeValue(w: Writer, tag: number, vr: string, v: DsValue): void {
   w.pos += len;
 }
 
-// element order per object shape (same keys → same sorted tag list), computed once
-const shapes = new Map<string, { k: string; tag: number; vr: string }[]>();
-function order(ds: Dataset): { k: string; tag: number; vr: string }[] {
-  const keys = Object.keys(ds);
-  const sig = keys.join(',');
+type El = { k: string; tag: number; vr: string };
+// Elements in tag order. Objects built in tag order (the hot path: thousands of small items) are
+// written without sorting; others are sorted once per shape.
+const shapes = new Map<string, El[]>();
+function order(ds: Dataset): Iterable<El> {
+  const els: El[] = [];
+  let sorted = true;
+  let prev = -1;
+  for (const k in ds) {
+    const e = entry(k);
+    const tag = e.tag >>> 0;
+    if (tag < prev) sorted = false;
+    prev = tag;
+    els.push({ k, tag: e.tag, vr: e.vr });
+  }
+  if (sorted) return els;
+  const sig = els.map((e) => e.k).join(',');
   let o = shapes.get(sig);
   if (!o) {
-    o = keys.map((k) => ({ k, ...entry(k) })).sort((a, b) => (a.tag >>> 0) - (b.tag >>> 0));
+    o = els.slice().sort((a, b) => (a.tag >>> 0) - (b.tag >>> 0));
     shapes.set(sig, o);
   }
   return o;

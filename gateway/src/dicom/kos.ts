@@ -190,10 +190,11 @@ export function buildKos(input: BuildKosInput): BuiltKos {
     });
   }
   for (const i of unique) {
+    // keys in tag order: the encoder then writes without sorting
     content.push({
+      ReferencedSOPSequence: [{ ReferencedSOPClassUID: i.sopClassUid, ReferencedSOPInstanceUID: i.sopInstanceUid }],
       RelationshipType: 'CONTAINS',
       ValueType: isImageSopClass(i.sopClassUid) ? 'IMAGE' : 'COMPOSITE',
-      ReferencedSOPSequence: [{ ReferencedSOPClassUID: i.sopClassUid, ReferencedSOPInstanceUID: i.sopInstanceUid }],
     });
   }
 

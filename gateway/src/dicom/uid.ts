@@ -31,7 +31,12 @@ const NON_IMAGE = [
   /^1\.2\.840\.10008\.5\.1\.4\.1\.1\.68\./,
 ];
 
+const imageCache = new Map<string, boolean>();
 export function isImageSopClass(sopClassUid: string): boolean {
-  if (!sopClassUid.startsWith('1.2.840.10008.5.1.4.1.1.')) return false;
-  return !NON_IMAGE.some((re) => re.test(sopClassUid));
+  let v = imageCache.get(sopClassUid);
+  if (v === undefined) {
+    v = sopClassUid.startsWith('1.2.840.10008.5.1.4.1.1.') && !NON_IMAGE.some((re) => re.test(sopClassUid));
+    if (imageCache.size < 1000) imageCache.set(sopClassUid, v);
+  }
+  return v;
 }
