@@ -84,7 +84,7 @@ class Inbox {
   error: unknown;
   received = 0;
   private wake: (() => void) | undefined;
-  constructor(readonly study: string, public messageId: number) {}
+  constructor(readonly study: string, public messageId: number, readonly accepted: string[] = [ANY_TRANSFER_SYNTAX]) {}
 
   push(a: Arrival, respond: () => void): void {
     this.received++;
@@ -164,10 +164,15 @@ export class DimsePacs implements Pacs {
         keepRaw(this);
       }
       associationRequested(association: any) {
+        // take what the PACS proposes first (as stored), unless a waiting retrieve needs a given syntax:
+        // the PACS then transcodes (the association is negotiated before we know which retrieve it serves)
+        const wanted = [...self.inboxes].map((b) => b.accepted).filter((a) => !a.includes(ANY_TRANSFER_SYNTAX));
         for (const pc of association.getPresentationContexts()) {
           const ctx = association.getPresentationContext(pc.id);
           const proposed: string[] = ctx.getTransferSyntaxUids();
-          ctx.setResult(PresentationContextResult.Accept, proposed[0]); // take what the PACS has: no transcoding
+          const pick = proposed.find((ts) => wanted.every((a) => a.includes(ts)));
+          if (pick) ctx.setResult(PresentationContextResult.Accept, pick);
+          else ctx.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
         }
         this.sendAssociationAccept();
       }
@@ -311,8 +316,8 @@ export class DimsePacs implements Pacs {
   }
 
   /** Raw arrivals of a retrieve, by C-GET or C-MOVE. */
-  private async *arrivals(ref: DicomRef, proposal: string[], signal?: AbortSignal): AsyncGenerator<Arrival> {
-    const inbox = new Inbox(ref.study, 0);
+  private async *arrivals(ref: DicomRef, proposal: string[], signal?: AbortSignal, accepted?: string[]): AsyncGenerator<Arrival> {
+    const inbox = new Inbox(ref.study, 0, accepted);
     let req: any;
     let contexts: any[] | undefined;
     if (this.config.retrieve === 'c-get') {
@@ -377,7 +382,7 @@ export class DimsePacs implements Pacs {
     const accepted = opts.transferSyntaxes.length ? opts.transferSyntaxes : [ANY_TRANSFER_SYNTAX];
     const anyOk = accepted.includes(ANY_TRANSFER_SYNTAX);
     const proposal = anyOk ? AS_STORED_PROPOSAL : accepted;
-    for await (const a of this.arrivals(ref, proposal, opts.signal)) {
+    for await (const a of this.arrivals(ref, proposal, opts.signal, accepted)) {
       if (!storedIsAcceptable(a.transferSyntaxUid, accepted)) {
         throw new NotAcceptableError(`PACS sent ${a.transferSyntaxUid}, not among: ${accepted.join(', ')}`);
       }
