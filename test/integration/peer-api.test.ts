@@ -167,3 +167,15 @@ t.test('concurrent retrieves of two patients never mix', async (t) => {
   t.ok(a.every((p) => p.data.includes(Buffer.from(mrStudy))), 'every part of A belongs to study A');
   t.ok(b.every((p) => p.data.includes(Buffer.from(lsStudy))), 'every part of B belongs to study B');
 });
+
+t.test('health and metrics on the user listener', async (t) => {
+  const plain = await mtlsAgent();
+  const h = await request(`${box.userUrl}/healthz`, { dispatcher: plain });
+  t.equal(h.statusCode, 200);
+  t.match(await h.body.json(), { status: 'ok', checks: [{ name: 'pacs', ok: true }] });
+  const m = await request(`${box.userUrl}/metrics`, { dispatcher: plain });
+  const text = await m.body.text();
+  t.match(text, /drimbox_http_requests_total\{listener="peer",route="\/dicom-web\/studies\/:study",status="200"\} \d+/);
+  t.match(text, /drimbox_http_response_bytes_total\{listener="peer"/);
+  t.notMatch(text, new RegExp(mrStudy.replace(/\./g, '\\.')), 'no UIDs in metrics');
+});
