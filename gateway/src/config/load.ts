@@ -88,6 +88,8 @@ const common: Spec = {
     trustAnchors: { t: 'file[]' },
     expectedSigner: { t: 'string', def: '' },
     refreshHours: { t: 'int', def: 24, min: 1, max: 24 * 7 },
+    enrolUrl: { t: 'string', def: '' },
+    supportContact: { t: 'string', def: '' },
   },
   cache: {
     maxBytes: { t: 'int', def: 20 * 1024 ** 3, min: 1024 ** 2, max: Number.MAX_SAFE_INTEGER },
@@ -96,6 +98,12 @@ const common: Spec = {
   publication: {
     studyWaitMinutes: { t: 'int', def: 60, min: 0, max: 7 * 24 * 60 },
     retryMaxMinutes: { t: 'int', def: 24 * 60, min: 1, max: 30 * 24 * 60 },
+  },
+  source: {
+    iocmHost: host,
+    iocmPort: { t: 'int', def: 0, min: 0, max: 65535 },
+    iocmAet: { t: 'string', def: 'DRIMBOX_IOCM', pattern: /^[ -~]{1,16}$/, hint: '1-16 ASCII characters' },
+    iocmCallingAets: { t: 'string[]', def: [] },
   },
 };
 

@@ -74,7 +74,17 @@ export interface DrimboxConfig {
     sessionMaxHours: number;
   };
   /** the signed network allow-list; replaces peer.allowedPeers when set */
-  allowList?: { url: string; trustAnchors: string[]; expectedSigner: string; refreshHours: number };
+  allowList?: {
+    url: string;
+    trustAnchors: string[];
+    expectedSigner: string;
+    refreshHours: number;
+    /** registry base URL: when set, the box enrols itself there at start (mutual TLS, its peer certificate) */
+    enrolUrl: string;
+    supportContact: string;
+  };
   cache: { maxBytes: number; ttlHours: number };
   publication: { studyWaitMinutes: number; retryMaxMinutes: number };
+  /** source role: the IOCM C-STORE SCP that receives rejection notes from the PACS */
+  source: { iocmHost: string; iocmPort: number; iocmAet: string; iocmCallingAets: string[] };
 }

@@ -12,6 +12,7 @@ import { TokenIntrospector } from './introspection.js';
 import { SessionStore } from './sessions.js';
 import { pscLoginPlugin } from './psc-login.js';
 import type { PeerPrincipal } from '../source/peer-access.js';
+import { enrolAtRegistry } from './enrolment.js';
 
 export const trustLayer: RolePlugin = async (ctx) => {
   const { config, access, logger } = ctx;
@@ -27,6 +28,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
       tls: { ca: readFileSync(config.peer.tls.ca, 'utf8'), cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8') },
       logger,
     });
+    if (a.enrolUrl) await enrolAtRegistry(ctx.config, a.enrolUrl, logger);
     await client.start();
     ctx.services.allowList = client;
     access.setPeerFilter((dn) => client.isPeerAllowed(dn));
