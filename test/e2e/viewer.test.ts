@@ -233,9 +233,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
       const box = (await page.locator('.cell[data-index="0"]').boundingBox())!;
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
       await page.mouse.click(box.x + 5, box.y + 5);
-      await page.keyboard.press('Home');
-      await page.keyboard.press('ArrowDown');
-      await page.keyboard.press('ArrowDown');
+      for (const key of ['Home', 'ArrowDown', 'ArrowDown']) { await page.keyboard.press(key); await page.waitForTimeout(200); }
       await page.waitForFunction(() => { const c = (window as any).__viewer.cells(); return c[0].imageIndex === 2 && c[1].imageIndex === 2; }, null, { timeout: 5000 })
         .then(() => t.pass('scrolling the current study scrolls the prior to the same position'))
         .catch(async () => t.fail(`slice sync: ${JSON.stringify((await cells(page)).map((c) => c.imageIndex))}`));
@@ -265,8 +263,11 @@ for (const mode of ['webgl', 'cpu'] as const) {
       await page.keyboard.press('Escape');
       t.notOk(await page.locator('#help').isVisible(), 'Escape closes it');
       const p2 = await context.newPage();
+      const p2log: string[] = [];
+      p2.on('console', (m) => p2log.push(m.text()));
+      p2.on('pageerror', (e) => p2log.push(String(e)));
       await p2.goto(`${server.url}/viewer/?session=forbidden`);
-      await p2.waitForSelector('#error:not([hidden])');
+      await p2.waitForSelector('#error:not([hidden])', { timeout: 20000 }).catch((e) => { throw new Error(`${e}\n${p2log.join('\n')}\n${server.requests.slice(-10).join('\n')}`); });
       t.match(await p2.locator('#error').innerText(), /^Accès refusé/, '403 → accès refusé');
       await p2.goto(`${server.url}/viewer/?session=unknown`);
       await p2.waitForSelector('#error:not([hidden])');

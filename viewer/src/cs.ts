@@ -99,14 +99,31 @@ export function syncViewports(ids: string[], slices: boolean): void {
     // another frame of reference follows the current one slice for slice from here on.
     const engine = getRenderingEngine(ENGINE_ID)!;
     const vps = ids.map((id) => engine.getViewport(id) as StackViewport);
-    for (const a of vps) for (const b of vps) if (a !== b) {
-      try { utilities.calculateViewportsSpatialRegistration(a, b); } catch { /* not registrable: no slice sync */ }
-    }
+    for (const a of vps) for (const b of vps) if (a !== b) registerStacks(a, b);
+    // One way, current → others: a two-way link echoes asynchronous slice jumps back and loses
+    // key presses; the prior can still be scrolled alone to adjust the pairing.
     const slice = synchronizers.createImageSliceSynchronizer(SLICE_SYNC);
-    for (const id of ids) slice.add({ renderingEngineId: ENGINE_ID, viewportId: id });
+    slice.addSource({ renderingEngineId: ENGINE_ID, viewportId: ids[0] });
+    for (const id of ids.slice(1)) slice.addTarget({ renderingEngineId: ENGINE_ID, viewportId: id });
   }
 }
 export function unsync(): void {
   for (const id of [SLICE_SYNC, ZOOM_SYNC]) if (SynchronizerManager.getSynchronizer(id)) SynchronizerManager.destroySynchronizer(id);
 }
+/**
+ * Translation-only registration of two coplanar stacks from the images they show now. (Cornerstone
+ * 5.14's calculateViewportsSpatialRegistration looks the metadata up by slice index instead of
+ * image id, so it never registers stack viewports; this does the same computation correctly.)
+ */
+function registerStacks(a: StackViewport, b: StackViewport): void {
+  const pa = metaData.get('imagePlaneModule', a.getCurrentImageId()) as { imagePositionPatient?: number[]; imageOrientationPatient?: number[]; frameOfReferenceUID?: string } | undefined;
+  const pb = metaData.get('imagePlaneModule', b.getCurrentImageId()) as typeof pa;
+  if (pa?.frameOfReferenceUID && pa.frameOfReferenceUID === pb?.frameOfReferenceUID) return; // same space: identity
+  if (!pa?.imagePositionPatient || !pb?.imagePositionPatient || !pa.imageOrientationPatient || !pb.imageOrientationPatient) return;
+  if (!pa.imageOrientationPatient.every((v, i) => Math.abs(v - pb.imageOrientationPatient![i]) < 0.05)) return;
+  const m = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+  for (let i = 0; i < 3; i++) m[12 + i] = pa.imagePositionPatient[i] - pb.imagePositionPatient[i];
+  utilities.spatialRegistrationMetadataProvider.add([a.id, b.id], m as never);
+}
+
 export const isSynced = () => !!SynchronizerManager.getSynchronizer(ZOOM_SYNC);

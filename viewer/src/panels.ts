@@ -59,7 +59,7 @@ export function renderStudyList(root: HTMLElement, studies: StudyRef[], handlers
     const head = el('div', { class: 'study-head' },
       el('span', { class: 'date' }, fmtDate(s.date)),
       el('span', { class: 'mod' }, s.modalities.join('/')),
-      ...(s.report ? [el('span', { class: 'report-icon', title: t.reportAvailable, 'aria-label': t.reportAvailable }, '📄')] : []),
+      ...(s.report ? [el('span', { class: 'report-icon', title: t.reportAvailable, 'aria-label': t.reportAvailable }, 'CR')] : []),
       ...(s.current ? [el('span', { class: 'badge' }, t.current)] : []));
     li.append(head, el('div', { class: 'desc' }, s.description), el('div', { class: 'centre' }, s.sourceCentre));
     if (s.status === 'withdrawn') li.append(el('div', { class: 'study-msg', role: 'status' }, t.withdrawn));

@@ -17,6 +17,8 @@ export interface ViewerServer {
   url: string;
   app: FastifyInstance;
   logouts: number;
+  /** last requests (method, url, status) for failure reports */
+  requests: string[];
   imports: { studyUid: string }[];
   close(): Promise<void>;
 }
@@ -26,9 +28,13 @@ const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-sr
 export async function startViewerServer(opts: { distDir: string; orthancDicomWeb: string; sessions: TestSession[] }): Promise<ViewerServer> {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
   const sessions = new Map(opts.sessions.map((s) => [s.id, s]));
-  const out: ViewerServer = { url: '', app, logouts: 0, imports: [], close: () => app.close() };
+  const out: ViewerServer = { url: '', app, logouts: 0, requests: [], imports: [], close: () => app.close() };
   const jobs = new Map<string, { polls: number; total: number }>();
 
+  app.addHook('onResponse', async (req, reply) => {
+    out.requests.push(`${req.method} ${req.url.slice(0, 120)} ${reply.statusCode}`);
+    if (out.requests.length > 200) out.requests.shift();
+  });
   await app.register(fastifyStatic, {
     root: opts.distDir, prefix: '/viewer/', decorateReply: false,
     setHeaders(res, path) {
