@@ -1,15 +1,2 @@
-// Free loopback ports for test servers (bind 127.0.0.1:0, read the port, release it).
-import { createServer } from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// Free loopback ports for test servers (shared with the sandbox).
+export { freePort } from '../../sandbox/ports.js';
