@@ -1,7 +1,7 @@
 // Composes one DRIMbox from its configuration: database, PACS adapter, the peer listener (mutual
 // TLS, DICOMweb for other boxes), the user-facing listener (health, metrics, login, viewer…), the
 // trust layer, and the roles (source, consumer) as plugins that extend both listeners.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -88,7 +88,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
 
   const peer = Fastify({
     loggerInstance: logger.child({ listener: 'peer' }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     https: {
       cert: readFileSync(config.peer.tls.cert),
       key: readFileSync(config.peer.tls.key),
@@ -98,7 +98,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     },
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
   }) as unknown as FastifyInstance;
   installErrorHandling(peer);
   metrics.instrument(peer, 'peer');
@@ -106,7 +106,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
 
   const user = Fastify({
     loggerInstance: logger.child({ listener: 'user' }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), minVersion: 'TLSv1.2' },
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
