@@ -1,5 +1,95 @@
-// The source role: publication (MLLP → outbox → KOS → DMP), corrections, IOCM, KOS-scoped peer
-// access, report links. (Being built: issue #3.)
+// The source role: publication (MLLP → durable outbox → KOS → DMP), corrections and withdrawals,
+// IOCM rejections from the PACS, KOS-scoped peer access, the admin view and report links.
 import type { RolePlugin } from '../box.js';
+import { handleHl7, startMllpServer } from '../hl7/mllp-server.js';
+import { PublicationRepository } from './publication/repository.js';
+import { OutboxWorker, type WorkerOptions } from './publication/worker.js';
+import { acceptPublicationMessage } from './publication/intake.js';
+import { kosAccessGuard } from './kos-access.js';
+import { startIocmScp, type RejectionNote } from './iocm.js';
+import { adminRoutes } from './admin.js';
+import { reportLinkRoute } from './report-link.js';
 
-export const sourceRole: RolePlugin = async () => {};
+/** Knobs for tests and harnesses; production uses `sourceRole` as is. */
+export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | 'retryBaseMs' | 'maxRetryDelayMs' | 'pollMs'>;
+
+/** Records an IOCM rejection and queues the re-publication of every current KOS it touches, atomically. */
+export function recordRejection(repo: PublicationRepository, note: RejectionNote): number[] {
+  return repo.transaction(() => {
+    repo.addRejections(note.noteUid, note.reason, note.instances);
+    const byStudy = new Map<string, Set<string>>();
+    for (const i of note.instances) {
+      let s = byStudy.get(i.studyUid);
+      if (!s) byStudy.set(i.studyUid, (s = new Set()));
+      s.add(i.sopInstanceUid);
+    }
+    const sets = new Set<string>();
+    for (const [study, sops] of byStudy) for (const k of repo.currentKosReferencing(study, sops)) sets.add(k.setId);
+    const jobs: number[] = [];
+    for (const setId of sets) {
+      const { job } = repo.enqueue({
+        kind: 'refresh',
+        idemKey: `refresh|${note.noteUid}|${setId}`,
+        setId,
+        studyUids: [...byStudy.keys()],
+        payload: { rejectionNoteUid: note.noteUid, reason: note.reason },
+      });
+      jobs.push(job.id);
+    }
+    return jobs;
+  });
+}
+
+export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
+  return async (ctx) => {
+    const { config, logger } = ctx;
+    const repo = new PublicationRepository(ctx.db);
+    const log = logger.child({ component: 'publication' });
+    if (!config.dmp) log.warn('no "dmp" section in the configuration: reports are queued but not published');
+
+    const worker = new OutboxWorker({ repo, pacs: ctx.pacs, dmp: () => ctx.services.dmp, config, logger: log, ...opts });
+    ctx.onClose(() => worker.stop());
+
+    ctx.access.use(kosAccessGuard(repo));
+    adminRoutes(ctx.user, { repo, token: config.admin.token, kick: () => worker.kick() });
+    reportLinkRoute(ctx.user, repo);
+
+    const mllp = await startMllpServer({
+      host: config.hl7.host,
+      port: config.hl7.port,
+      maxBytes: config.hl7.maxMessageBytes,
+      handler: (raw) => handleHl7(raw, async (msg) => {
+        const r = acceptPublicationMessage(repo, msg);
+        log.info({ event: 'hl7-accepted', type: msg.messageType, kind: msg.kind, job: r.jobId, created: r.created }, r.note ?? 'RIS message accepted');
+        if (r.created) worker.kick();
+      }, { application: 'DRIMBOX', facility: config.box.name, onError: (e) => log.error({ err: e }, 'HL7 message could not be recorded') }),
+      onError: (e) => log.warn({ err: e }, 'MLLP connection error'),
+    });
+    ctx.onClose(() => mllp.close());
+    ctx.addresses.mllp = { host: config.hl7.host, port: mllp.port };
+
+    const iocm = await startIocmScp({
+      host: config.source.iocmHost,
+      port: config.source.iocmPort,
+      aet: config.source.iocmAet,
+      callingAets: config.source.iocmCallingAets,
+      logger: log,
+      onRejection: (note) => {
+        const jobs = recordRejection(repo, note);
+        log.info({ event: 'iocm-rejection', instances: note.instances.length, jobs }, 'IOCM rejection note recorded');
+        if (jobs.length) worker.kick();
+      },
+    });
+    ctx.onClose(() => iocm.close());
+    ctx.addresses.iocm = { host: config.source.iocmHost, port: iocm.port };
+
+    ctx.metrics.gauge('drimbox_publication_jobs_pending', 'publication jobs not yet done or failed', () =>
+      ctx.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE state NOT IN ('done','failed')`).pluck().get() as number);
+    ctx.metrics.gauge('drimbox_publication_jobs_failed', 'publication jobs failed (see /admin/publications?state=failed)', () =>
+      ctx.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE state = 'failed'`).pluck().get() as number);
+
+    worker.start();
+  };
+}
+
+export const sourceRole: RolePlugin = createSourceRole();

@@ -111,4 +111,71 @@ export const migrations: Migration[] = [
       CREATE INDEX folder_instance_series ON folder_instance(store, study_uid, series_uid);
     `,
   },
+  {
+    id: '050-publication',
+    sql: `
+      -- Publication outbox: one job per RIS message that asks for work (publish a report version,
+      -- withdraw it, refresh it after an IOCM rejection). idem_key makes a resent message a no-op.
+      CREATE TABLE publication_job (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,               -- publish | withdraw | refresh
+        idem_key TEXT NOT NULL UNIQUE,
+        set_id TEXT NOT NULL,             -- report lineage (CDA setId): jobs of one set run in order
+        document_id TEXT,
+        version INTEGER,
+        control_id TEXT,
+        study_uids TEXT NOT NULL DEFAULT '',  -- space separated, for the report link and admin filters
+        payload TEXT NOT NULL,            -- JSON: the parsed message (CDA in base64)
+        state TEXT NOT NULL,              -- received | resolving | kos-built | submitted | done | failed
+        failed_at_state TEXT,             -- where a failed job stopped (retry resumes there)
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL, -- epoch ms
+        window_start INTEGER NOT NULL,    -- retries give up retryMaxMinutes after this
+        study_waiting_since INTEGER,
+        last_error TEXT,
+        note TEXT,
+        kos_id INTEGER,                   -- KOS this job built
+        target_kos_id INTEGER,            -- KOS this job replaces or withdraws (fixed before sending)
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX publication_job_due ON publication_job(state, next_attempt_at);
+      CREATE INDEX publication_job_set ON publication_job(set_id, id);
+      -- Every KOS the box built; status current = published and still granting access.
+      CREATE TABLE published_kos (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL,
+        set_id TEXT NOT NULL,
+        sop_instance_uid TEXT NOT NULL UNIQUE,
+        patient_id TEXT NOT NULL,         -- INS
+        part10 BLOB NOT NULL,
+        refs TEXT NOT NULL,               -- JSON {study: {series: [sop instance uid]}}
+        instance_count INTEGER NOT NULL,
+        status TEXT NOT NULL,             -- built | current | replaced | withdrawn
+        kos_entry_uuid TEXT,
+        report_entry_uuid TEXT,
+        created_at INTEGER NOT NULL,
+        published_at INTEGER,
+        ended_at INTEGER
+      );
+      CREATE INDEX published_kos_set ON published_kos(set_id, status);
+      CREATE TABLE published_kos_study (
+        kos_id INTEGER NOT NULL REFERENCES published_kos(id),
+        study_uid TEXT NOT NULL,
+        accession TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (kos_id, study_uid)
+      );
+      CREATE INDEX published_kos_study_uid ON published_kos_study(study_uid);
+      -- Instances the PACS rejected (IOCM): never referenced or served again, although the PACS keeps them.
+      CREATE TABLE rejected_instance (
+        sop_instance_uid TEXT PRIMARY KEY,
+        study_uid TEXT NOT NULL,
+        series_uid TEXT NOT NULL,
+        note_uid TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        rejected_at INTEGER NOT NULL
+      );
+      CREATE INDEX rejected_instance_study ON rejected_instance(study_uid);
+    `,
+  },
 ];

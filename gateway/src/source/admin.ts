@@ -1,0 +1,118 @@
+// Admin view of the publication outbox on the user listener: list/filter jobs, one job, its current
+// KOS as Part 10, and a retry action. Every route needs `Authorization: Bearer <admin.token>`.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpProblem } from '../http/problem.js';
+import { JOB_STATES, type Job, type JobState, type PublicationRepository, type PublishedKos } from './publication/repository.js';
+
+export interface AdminOptions {
+  repo: PublicationRepository;
+  token: string;
+  /** new work for the worker (after a retry) */
+  kick: () => void;
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+function requireAdmin(req: FastifyRequest, expected: Buffer): void {
+  const h = req.headers.authorization;
+  if (!h) throw new HttpProblem(401, 'Admin credential required', 'send Authorization: Bearer <admin token>');
+  const m = /^Bearer\s+(.+)$/i.exec(h.trim());
+  // compare digests: constant time whatever the lengths
+  if (!m || !timingSafeEqual(digest(m[1]), expected)) throw new HttpProblem(403, 'Admin credential refused', 'the admin token is not valid');
+}
+
+function kosView(k: PublishedKos | undefined) {
+  if (!k) return undefined;
+  return {
+    sopInstanceUid: k.sopInstanceUid,
+    status: k.status,
+    instances: k.instanceCount,
+    studies: k.studies.map((s) => s.studyUid),
+    kosEntryUuid: k.kosEntryUuid,
+    reportEntryUuid: k.reportEntryUuid,
+    publishedAt: k.publishedAt ? new Date(k.publishedAt).toISOString() : undefined,
+  };
+}
+
+function jobView(j: Job, repo: PublicationRepository, detail = false) {
+  const view: Record<string, unknown> = {
+    id: j.id,
+    kind: j.kind,
+    state: j.state,
+    ...(j.failedAtState ? { failedAtState: j.failedAtState } : {}),
+    setId: j.setId,
+    documentId: j.documentId,
+    version: j.version,
+    controlId: j.controlId,
+    studies: j.studyUids,
+    attempts: j.attempts,
+    error: j.lastError,
+    note: j.note,
+    nextAttemptAt: j.state === 'done' || j.state === 'failed' ? undefined : new Date(j.nextAttemptAt).toISOString(),
+    createdAt: new Date(j.createdAt).toISOString(),
+    updatedAt: new Date(j.updatedAt).toISOString(),
+    kosUid: j.kosId ? repo.kos(j.kosId)?.sopInstanceUid : undefined,
+  };
+  if (detail) {
+    view.kos = kosView(j.kosId ? repo.kos(j.kosId) : undefined);
+    view.replaces = kosView(j.targetKosId ? repo.kos(j.targetKosId) : undefined);
+    view.currentKos = kosView(repo.currentOfSet(j.setId));
+  }
+  return view;
+}
+
+function intParam(v: unknown, name: string, def: number, min: number, max: number): number {
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new HttpProblem(400, `Bad ${name}`, `${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function jobId(params: unknown, repo: PublicationRepository): Job {
+  const raw = (params as { id: string }).id;
+  if (!/^\d{1,12}$/.test(raw)) throw new HttpProblem(400, 'Bad publication id', 'the id is a positive integer');
+  const job = repo.job(Number(raw));
+  if (!job) throw new HttpProblem(404, 'No such publication', `no publication job ${raw}`);
+  return job;
+}
+
+export function adminRoutes(app: FastifyInstance, o: AdminOptions): void {
+  const expected = digest(o.token);
+  const { repo } = o;
+  app.register(async (admin) => {
+    admin.addHook('onRequest', async (req) => requireAdmin(req, expected));
+
+    admin.get('/admin/publications', async (req) => {
+      const q = req.query as Record<string, string | undefined>;
+      if (q.state && !JOB_STATES.includes(q.state as JobState)) {
+        throw new HttpProblem(400, 'Bad state', `state must be one of ${JOB_STATES.join(', ')}`);
+      }
+      const page = intParam(q.page, 'page', 1, 1, 1_000_000);
+      const pageSize = intParam(q.pageSize, 'pageSize', 50, 1, 500);
+      const { items, total } = repo.list({ state: q.state as JobState | undefined, page, pageSize });
+      return { page, pageSize, total, items: items.map((j) => jobView(j, repo)) };
+    });
+
+    admin.get('/admin/publications/:id', async (req) => jobView(jobId(req.params, repo), repo, true));
+
+    admin.get('/admin/publications/:id/kos', async (req, reply) => {
+      const job = jobId(req.params, repo);
+      const current = repo.currentOfSet(job.setId);
+      const part10 = current ? repo.kosPart10(current.id) : undefined;
+      if (!current || !part10) throw new HttpProblem(404, 'No current KOS', 'this publication has no KOS currently published');
+      return reply
+        .type('application/dicom')
+        .header('content-disposition', `attachment; filename="${current.sopInstanceUid}.dcm"`)
+        .send(part10);
+    });
+
+    admin.post('/admin/publications/:id/retry', async (req, reply) => {
+      const job = jobId(req.params, repo);
+      if (job.state !== 'failed') throw new HttpProblem(409, 'Not failed', `publication ${job.id} is ${job.state}; only a failed publication can be retried`);
+      const again = repo.retry(job.id)!;
+      o.kick();
+      return reply.code(202).send(jobView(again, repo, true));
+    });
+  });
+}

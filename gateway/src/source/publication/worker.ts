@@ -1,0 +1,317 @@
+// The outbox worker: takes due jobs one at a time and moves each through
+// received → resolving → kos-built → submitted → done (or failed), persisting every step first.
+// Restart safety: the KOS (and its SOP Instance UID, the DMP uniqueId) is stored before anything is
+// sent; a job found in `submitted` after a restart asks the DMP (ITI-18) whether the earlier send
+// arrived before sending again, so a lost answer never publishes twice.
+import type { Logger } from 'pino';
+import type { DrimboxConfig } from '../../config/schema.js';
+import type { PublicationRecord } from '../../cda/types.js';
+import { buildKos, type KosInstance } from '../../dicom/kos.js';
+import { checkKos } from '../../dicom/kos-check.js';
+import type { DmpClient, ClinicianIdentity } from '../../dmp/client.js';
+import { PROFESSION_MEDECIN } from '../../dmp/client.js';
+import { DmpError } from '../../dmp/errors.js';
+import { cdaUniqueId, insPatientId } from '../../dmp/hl7-datatypes.js';
+import type { Pacs } from '../../pacs/pacs.js';
+import { resolveStudies, StudyMismatchError, StudyNotReadyError } from './resolve.js';
+import type { Job, KosRefs, PublicationRepository, PublishedKos } from './repository.js';
+
+/** Points where a test harness may stop the process (kill -9 tests); production passes no hook. */
+export type PublicationStep = 'received' | 'resolving' | 'kos-built' | 'submitting' | 'sent';
+
+export interface WorkerOptions {
+  repo: PublicationRepository;
+  pacs: Pacs;
+  dmp: () => DmpClient | undefined;
+  config: DrimboxConfig;
+  logger: Logger;
+  /** called after each step is persisted (tests only) */
+  stepHook?: (step: PublicationStep, job: Job) => Promise<void> | void;
+  /** called when a job reaches done or failed */
+  onSettled?: (job: Job) => void;
+  /** first retry delay (default 5 s), doubled per attempt up to maxRetryDelayMs (default 10 min) */
+  retryBaseMs?: number;
+  maxRetryDelayMs?: number;
+  /** longest sleep between looks at the queue (default 5 s) */
+  pollMs?: number;
+}
+
+/** A failure that no retry will fix. */
+class PermanentError extends Error {}
+
+export class OutboxWorker {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private kicked = false;
+
+  constructor(private readonly o: WorkerOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** New work arrived: look at the queue now. */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { repo, logger } = this.o;
+    while (this.running) {
+      this.kicked = false;
+      let job: Job | undefined;
+      try {
+        job = repo.nextDue();
+      } catch (e) {
+        logger.error({ err: e }, 'publication queue unreadable');
+      }
+      if (job) {
+        await this.process(job);
+        continue;
+      }
+      if (this.kicked) continue;
+      const next = repo.nextWakeAt();
+      const wait = Math.max(5, Math.min(this.o.pollMs ?? 5000, next === undefined ? Infinity : next - Date.now()));
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.timer = setTimeout(resolve, wait);
+      });
+      clearTimeout(this.timer);
+      this.wake = undefined;
+    }
+  }
+
+  private async hook(step: PublicationStep, jobId: number): Promise<void> {
+    if (this.o.stepHook) await this.o.stepHook(step, this.o.repo.job(jobId)!);
+  }
+
+  /** Runs one job as far as it goes; errors become a retry or a failure. */
+  async process(job: Job): Promise<void> {
+    const { repo, logger } = this.o;
+    try {
+      if (job.kind === 'withdraw') await this.withdraw(job);
+      else await this.publish(job);
+    } catch (e) {
+      this.handleError(job, e);
+    }
+    const after = repo.job(job.id)!;
+    if (after.state === 'done' || after.state === 'failed') {
+      logger.info({ job: after.id, kind: after.kind, state: after.state, error: after.lastError }, 'publication job settled');
+      this.o.onSettled?.(after);
+    }
+  }
+
+  private dmp(): DmpClient {
+    const d = this.o.dmp();
+    if (!d) throw new Error('no DMP is configured (config section "dmp"): the job waits');
+    return d;
+  }
+
+  // ---- publish / refresh ----
+
+  private async publish(job: Job): Promise<void> {
+    const { repo, config } = this.o;
+    // a refresh re-publishes the latest published version of the report (read when it runs)
+    const record = job.kind === 'refresh' ? (repo.lastRecordOfSet(job.setId) ?? job.payload.record) : job.payload.record;
+    if (!record) throw new PermanentError('the job carries no report');
+    let j = job;
+    if (j.state === 'received' || j.state === 'resolving') {
+      if (j.kind === 'publish' && j.version !== undefined) {
+        const published = repo.currentVersionOfSet(j.setId);
+        if (published !== undefined && j.version <= published) {
+          throw new PermanentError(`version ${j.version} of this report is not newer than the published version ${published}`);
+        }
+      }
+      if (j.state === 'received') {
+        repo.setState(j.id, 'resolving');
+        await this.hook('resolving', j.id);
+      }
+      const resolved = await resolveStudies(this.o.pacs, record, (s) => repo.rejectedIn(s), { allowEmpty: j.kind === 'refresh' });
+      if (resolved.instances.length === 0) {
+        // refresh after IOCM: nothing left to point at, so the published KOS is withdrawn
+        const current = repo.currentOfSet(j.setId);
+        if (!current) {
+          repo.setState(j.id, 'done', { note: 'no instance left and nothing published' });
+          return;
+        }
+        repo.markSubmitting(j.id, current.id);
+        await this.hook('submitting', j.id);
+        await this.sendWithdrawal(repo.job(j.id)!, current, true, 'every instance was rejected by the PACS (IOCM): KOS withdrawn');
+        return;
+      }
+      const first = record.studies[0];
+      const info = resolved.info.get(first.studyInstanceUid) ?? {};
+      const built = buildKos({
+        record,
+        study: first,
+        instances: resolved.instances,
+        patientFromPacs: { ...info, patientName: undefined },
+        retrieveBaseUrl: `${config.peer.publicUrl.replace(/\/+$/, '')}/dicom-web`,
+        retrieveLocationUid: config.box.retrieveLocationUid,
+        uidRoot: config.box.uidRoot === '2.25' ? undefined : config.box.uidRoot,
+      });
+      const problems = checkKos(built.part10, { expectTitle: '113030', allowHttp: config.peer.publicUrl.startsWith('http:') });
+      if (problems.length) throw new PermanentError(`the KOS built for this report does not pass our checks: ${problems.join('; ')}`);
+      repo.saveBuiltKos(j.id, {
+        setId: j.setId,
+        sopInstanceUid: built.sopInstanceUid,
+        patientId: record.patient.ins.value,
+        part10: built.part10,
+        refs: refsOf(resolved.instances),
+        studies: record.studies.map((s) => ({ studyUid: s.studyInstanceUid, accession: s.accessionNumber?.value ?? '' })),
+      });
+      await this.hook('kos-built', j.id);
+      j = repo.job(j.id)!;
+    }
+    if (j.state === 'kos-built') {
+      const current = repo.currentOfSet(j.setId);
+      repo.markSubmitting(j.id, current?.id);
+      await this.hook('submitting', j.id);
+      await this.submit(repo.job(j.id)!, record, true);
+    } else if (j.state === 'submitted') {
+      if (j.kosId === undefined && j.kind === 'refresh') {
+        // a refresh that was withdrawing when it stopped
+        await this.sendWithdrawal(j, repo.kos(j.targetKosId!)!, false, 'every instance was rejected by the PACS (IOCM): KOS withdrawn');
+        return;
+      }
+      await this.submit(j, record, false);
+    }
+  }
+
+  private async submit(j: Job, record: PublicationRecord, fresh: boolean): Promise<void> {
+    const { repo, config } = this.o;
+    const kos = repo.kos(j.kosId!);
+    const part10 = repo.kosPart10(j.kosId!);
+    if (!kos || !part10) throw new PermanentError('the built KOS is missing from the database');
+    const target = j.targetKosId ? repo.kos(j.targetKosId) : undefined;
+    // a refresh republishes the same report version: only the KOS is new
+    const includeReport = j.kind === 'publish' && (config.dmp?.includeReport ?? true);
+    const dmp = this.dmp();
+    if (!fresh) {
+      const found = await this.lookup(dmp, record, kos.sopInstanceUid, includeReport ? cdaUniqueId(record.documentId) : undefined);
+      if (found) {
+        this.o.logger.info({ job: j.id }, 'the DMP already holds this KOS (earlier answer lost): not sent again');
+        repo.markPublished(j.id, kos.id, { kos: found.kos, report: found.report ?? (includeReport ? undefined : target?.reportEntryUuid) }, target?.id);
+        return;
+      }
+    }
+    const replaces = target?.kosEntryUuid ? { kos: target.kosEntryUuid, report: includeReport ? target.reportEntryUuid : undefined } : undefined;
+    const res = await dmp.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10 }, includeReport, replaces });
+    await this.hook('sent', j.id);
+    repo.markPublished(j.id, kos.id, { kos: res.entryUuids.kos, report: res.entryUuids.report ?? (includeReport ? undefined : target?.reportEntryUuid) }, target?.id);
+  }
+
+  /** ITI-18 GetDocuments by uniqueId: the entryUUIDs when the DMP already has the KOS. */
+  private async lookup(dmp: DmpClient, record: PublicationRecord, kosUid: string, reportUid?: string): Promise<{ kos: string; report?: string } | undefined> {
+    const docs = await dmp.getDocuments({ uniqueIds: [kosUid, ...(reportUid ? [reportUid] : [])] }, systemIdentity(record), insPatientId(record.patient));
+    const kos = docs.find((d) => d.uniqueId === kosUid);
+    if (!kos) return undefined;
+    return { kos: kos.entryUuid, report: reportUid ? docs.find((d) => d.uniqueId === reportUid)?.entryUuid : undefined };
+  }
+
+  // ---- withdraw ----
+
+  private async withdraw(job: Job): Promise<void> {
+    const { repo } = this.o;
+    if (job.state === 'received' || job.state === 'resolving') {
+      const target = repo.currentOfSet(job.setId);
+      if (!target) throw new PermanentError('no published KOS for this report: nothing to withdraw');
+      repo.markSubmitting(job.id, target.id);
+      await this.hook('submitting', job.id);
+      await this.sendWithdrawal(repo.job(job.id)!, target, true, job.payload.reason);
+      return;
+    }
+    if (job.state === 'submitted') await this.sendWithdrawal(job, repo.kos(job.targetKosId!)!, false, job.payload.reason);
+  }
+
+  private async sendWithdrawal(j: Job, target: PublishedKos, fresh: boolean, note?: string): Promise<void> {
+    const { repo } = this.o;
+    const record = j.payload.record ?? repo.lastRecordOfSet(j.setId);
+    if (!record) throw new PermanentError('the published report of this set is unknown: cannot sign the withdrawal');
+    const dmp = this.dmp();
+    const patientId = insPatientId(record.patient);
+    let entries = [target.kosEntryUuid, target.reportEntryUuid].filter((e): e is string => !!e);
+    if (!fresh) {
+      const docs = await dmp.getDocuments({ entryUuids: entries }, systemIdentity(record), patientId);
+      const deleted = new Set(docs.filter((d) => /Deleted$/.test(String(d.status))).map((d) => d.entryUuid));
+      entries = entries.filter((e) => !deleted.has(e) && docs.some((d) => d.entryUuid === e));
+    }
+    for (const e of entries) await dmp.updateStatus(e, 'Deleted', patientId, { author: record.author });
+    await this.hook('sent', j.id);
+    repo.markWithdrawn(j.id, target.id, note);
+  }
+
+  // ---- errors ----
+
+  private handleError(job: Job, e: unknown): void {
+    const { repo, config, logger } = this.o;
+    const now = Date.now();
+    const current = repo.job(job.id)!;
+    const msg = e instanceof Error ? e.message : String(e);
+    if (e instanceof PermanentError || e instanceof StudyMismatchError) {
+      repo.fail(job.id, msg);
+      return;
+    }
+    if (e instanceof DmpError && !e.retryable) {
+      repo.fail(job.id, `the DMP refused the submission (${e.code}): ${msg}`);
+      return;
+    }
+    if (e instanceof StudyNotReadyError) {
+      const since = current.studyWaitingSince ?? now;
+      const limit = config.publication.studyWaitMinutes * 60_000;
+      if (now - since >= limit) {
+        repo.fail(job.id, `${msg}; gave up after waiting ${config.publication.studyWaitMinutes} min for the study`);
+        return;
+      }
+      repo.scheduleRetry(job.id, Math.min(now + this.delay(current.attempts), since + limit), msg, { studyWaitingSince: since });
+      return;
+    }
+    if (now - current.windowStart >= config.publication.retryMaxMinutes * 60_000) {
+      repo.fail(job.id, `gave up after ${config.publication.retryMaxMinutes} min of retries; last error: ${msg}`);
+      return;
+    }
+    if (!(e instanceof DmpError)) logger.warn({ job: job.id, err: e }, 'publication step failed, will retry');
+    repo.scheduleRetry(job.id, now + this.delay(current.attempts), msg);
+  }
+
+  /** Exponential backoff with jitter (half to full delay). */
+  private delay(attempts: number): number {
+    const base = this.o.retryBaseMs ?? 5000;
+    const max = this.o.maxRetryDelayMs ?? 600_000;
+    const d = Math.min(max, base * 2 ** Math.min(attempts, 20));
+    return Math.round(d * (0.5 + Math.random() * 0.5));
+  }
+}
+
+function refsOf(instances: KosInstance[]): KosRefs {
+  const refs: KosRefs = {};
+  const seen = new Set<string>();
+  for (const i of instances) {
+    if (seen.has(i.sopInstanceUid)) continue;
+    seen.add(i.sopInstanceUid);
+    ((refs[i.studyUid] ??= {})[i.seriesUid] ??= []).push(i.sopInstanceUid);
+  }
+  return refs;
+}
+
+/** The report's author, as the box's own (INDIRECTE) identity towards the DMP for its look-ups. */
+function systemIdentity(record: PublicationRecord): ClinicianIdentity {
+  const a = record.author;
+  return {
+    rpps: a.id.extension ?? a.id.root,
+    displayName: [a.given, a.family].filter(Boolean).join(' ') || (a.id.extension ?? a.id.root),
+    roles: [PROFESSION_MEDECIN, ...(a.role ? [a.role] : [])],
+    authMode: 'INDIRECTE',
+  };
+}

@@ -1,0 +1,73 @@
+// A publication test bench: the DMP simulator (mutual TLS, trusting the dev PKI that signs the box's
+// VIHF) and the box config section that points at it; MLLP sending with node-hl7-client.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Message, type InboundResponse } from 'node-hl7-client';
+import { startDmpSimulator, type DmpSimulator } from '../../sandbox/dmp/simulator.js';
+import { dmpTestPki } from './dmp-pki.js';
+import { testPki } from './pki.js';
+import { readAck } from '../../gateway/src/hl7/ack.js';
+import { parseHl7 } from '../../gateway/src/hl7/message.js';
+
+export interface DmpBench {
+  sim: DmpSimulator;
+  /** the `dmp` config section for a box publishing to this simulator */
+  dmpConfig: Record<string, unknown>;
+  dataDir: string;
+}
+
+export async function startDmpBench(dataDir = mkdtempSync(join(tmpdir(), 'dmp-sim-'))): Promise<DmpBench> {
+  const pki = await testPki();
+  const dmpPki = await dmpTestPki();
+  const boxCa = readFileSync(pki.ca.cert, 'utf8');
+  const sim = await startDmpSimulator({
+    dataDir,
+    tls: { cert: dmpPki.server.cert, key: dmpPki.server.key, ca: [boxCa] },
+    vihfTrustAnchors: [boxCa],
+  });
+  const caFile = join(mkdtempSync(join(tmpdir(), 'dmp-ca-')), 'dmp-ca.pem');
+  writeFileSync(caFile, dmpPki.caPem);
+  return {
+    sim,
+    dataDir,
+    dmpConfig: {
+      registryUrl: sim.registryUrl,
+      repositoryUrl: sim.repositoryUrl,
+      ca: caFile,
+      finess: '101235555',
+      sourceId: '1.2.250.1.999.1.1.8121',
+      timeoutMs: 10_000,
+    },
+  };
+}
+
+/** Sends one message with node-hl7-client and returns the ACK text and its MSA code. */
+export async function sendHl7(port: number, text: string): Promise<{ raw: string; code: string; text?: string; error?: string }> {
+  const client = new Client({ host: '127.0.0.1' });
+  let done!: (s: string) => void;
+  const got = new Promise<string>((r) => { done = r; });
+  const conn = client.createConnection({ port, waitAck: true } as never, async (res: InboundResponse) => {
+    done(res.getMessage().toString());
+  });
+  try {
+    await conn.sendMessage(new Message({ text }));
+    const raw = await Promise.race([got, new Promise<string>((_, rej) => setTimeout(() => rej(new Error('no ACK within 15 s')), 15_000))]);
+    const ack = readAck(parseHl7(raw));
+    const err = raw.split(/\r|\n/).find((l) => l.startsWith('ERR'));
+    return { raw, code: ack.code, text: (ack as { text?: string }).text, error: err };
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Polls until fn returns a truthy value (or throws after timeoutMs). */
+export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
