@@ -82,7 +82,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
     const { principal } = await authorize(req, level);
     const p = req.params as Params;
     const ref: DicomRef = { study: p.study!, series: p.series, instance: p.instance };
-    const abort = abortOnClose(req);
+    const abort = abortOnClose(reply);
     const parts = pacs.retrieve(ref, { transferSyntaxes: accepted, signal: abort.signal });
     const granted = grantFilter(principal, ref);
     return streamParts(req, reply, filterParts(parts, granted), 'application/dicom', (part) => ({
@@ -103,7 +103,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
     if (frames.length === 0 || frames.length > 10_000 || frames.some((n) => !Number.isInteger(n) || n < 1)) {
       throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
     }
-    const abort = abortOnClose(req);
+    const abort = abortOnClose(reply);
     const parts = pacs.retrieveFrames({ study: p.study, series: p.series, instance: p.instance }, frames, {
       transferSyntaxes: accepted,
       signal: abort.signal,
@@ -120,7 +120,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
     const p = req.params as Params;
     const ref: DicomRef = { study: p.study!, series: p.series, instance: p.instance };
     const granted = grantFilter(principal, ref);
-    const items = (await pacs.metadata(ref, abortOnClose(req).signal)).filter((ds) => !granted || granted.has(sopInstanceOf(ds)));
+    const items = (await pacs.metadata(ref, abortOnClose(reply).signal)).filter((ds) => !granted || granted.has(sopInstanceOf(ds)));
     if (items.length === 0) throw new NotFoundError('nothing to describe for this request');
     return reply.type('application/dicom+json').send(items.map(withoutBulkDataUris));
   };
@@ -135,7 +135,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
       const { principal } = await authorize(req, 'query');
       const p = req.params as Params;
       const { keys, options } = parseQido(req.query as Record<string, string | string[]>);
-      options.signal = abortOnClose(req).signal;
+      options.signal = abortOnClose(reply).signal;
       let results = await run(p, keys, options);
       if (principal.grant) results = results.filter((ds) => grantCovers(principal, ds, level));
       return reply.type('application/dicom+json').send(results);
@@ -189,10 +189,10 @@ async function streamParts<P extends { body: Readable }>(
   return reply.header('content-type', ct).send(counter);
 }
 
-function abortOnClose(req: FastifyRequest): AbortController {
+/** Aborts the PACS work when the client goes away before the answer is complete. */
+function abortOnClose(reply: FastifyReply): AbortController {
   const ac = new AbortController();
-  req.raw.once('close', () => { if (!req.raw.complete || req.raw.destroyed) ac.abort(); });
-  req.raw.socket?.once('close', () => ac.abort());
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) ac.abort(); });
   return ac;
 }
 
