@@ -83,6 +83,17 @@ export async function run() {
   const mtls = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } });
   try {
     const results: Record<string, unknown> = { bench: 'source-proxy', runs: RUNS };
+    // RSS growth while a fresh box streams a ~1 GB study through mTLS (first request it serves)
+    const big = await uploadMgStudy(orthanc, 15, 'gig');
+    const before = rssKb(child.pid!);
+    let peak = before;
+    const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
+    const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, mtls);
+    clearInterval(sampler);
+    results.gb_study_mb = Math.round(g.bytes / 1e6);
+    results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
+    results.box_rss_idle_mb = Math.round(before / 1024);
+    results.box_rss_peak_mb = Math.round(peak / 1024);
     const studies: [string, number][] = [['mg4', 1], ['large', 6]];
     for (const [label, copies] of studies) {
       const uid = await uploadMgStudy(orthanc, copies, label);
@@ -108,16 +119,6 @@ export async function run() {
         [`${prefix}ratio_plain`]: +(median(direct) / median(viaPlain)).toFixed(2),
       });
     }
-    // RSS growth while streaming a ~1 GB study through mTLS
-    const big = await uploadMgStudy(orthanc, 15, 'gig');
-    const before = rssKb(child.pid!);
-    let peak = before;
-    const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
-    const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, mtls);
-    clearInterval(sampler);
-    results.gb_study_mb = Math.round(g.bytes / 1e6);
-    results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
-    results.box_rss_peak_mb = Math.round(peak / 1024);
     return results;
   } finally {
     child.kill('SIGTERM');
