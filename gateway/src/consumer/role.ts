@@ -1,5 +1,120 @@
-// The consumer role: contextual call, DMP search, peer client, study cache, viewer API.
-// (Being built: issue #5.)
-import type { RolePlugin } from '../box.js';
+// The consumer role: contextual call and report links → DMP search → viewer session; the peer client
+// towards source boxes; the study cache; the viewer's API and DICOMweb; import into the local PACS.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { RolePlugin, RoleContext } from '../box.js';
+import { sendProblem } from '../http/problem.js';
+import { CallSessionStore } from './call-sessions.js';
+import { entryRoutes } from './entry-routes.js';
+import { ImportJobs } from './import-jobs.js';
+import type { LauncherEntry } from './launcher.js';
+import { PeerClient } from './peer-client.js';
+import { StudyCache } from './study-cache.js';
+import { viewerApi } from './viewer-api.js';
 
-export const consumerRole: RolePlugin = async () => {};
+export interface ConsumerRoleOptions {
+  /** entries of the demo launcher page at GET / (read on every request); no launcher when absent */
+  launcher?: () => LauncherEntry[];
+  /** the built viewer (default: viewer/dist of this repository) */
+  viewerDir?: string;
+  /** for report links without patientID: the INS of a study this box published */
+  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
+  /** peer client tuning (tests) */
+  peer?: { timeoutMs?: number; connectTimeoutMs?: number; retries?: number };
+}
+
+/** What the role exposes to the rest of the process (tests, screening batches, the demo network). */
+export interface ConsumerServices {
+  cache: StudyCache;
+  peer: PeerClient;
+  calls: CallSessionStore;
+  imports: ImportJobs;
+}
+
+const consumers = new WeakMap<object, ConsumerServices>();
+/** The consumer services of a started box (pass `box.services`). */
+export function consumerOf(services: object): ConsumerServices | undefined {
+  return consumers.get(services);
+}
+
+const DEFAULT_VIEWER = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'viewer', 'dist');
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; frame-src 'self'; object-src 'none'; base-uri 'none'";
+
+export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
+  return async (ctx: RoleContext) => {
+    const { config, logger, user } = ctx;
+    const log = logger.child({ role: 'consumer' });
+    const allowList = ctx.services.allowList;
+    if (!allowList) log.warn('no allow-list configured: the consumer will call no source box');
+    const isHostAllowed = (host: string) => Boolean(allowList?.isSourceHostAllowed(host));
+    const peer = new PeerClient({
+      tls: { cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8'), ca: readFileSync(config.peer.tls.ca, 'utf8') },
+      isHostAllowed,
+      ...opts.peer,
+    });
+    const cache = new StudyCache(ctx.db, {
+      dir: join(config.dataDir, 'consumer-cache'),
+      maxBytes: config.cache.maxBytes,
+      ttlMs: config.cache.ttlHours * 3600_000,
+      peer,
+      logger: log,
+      onFetch: (spec, out, rpps) => ctx.audit.record({
+        direction: 'peer-out', actorRpps: rpps, route: out.url, method: 'GET', studyUid: spec.studyUid, seriesUid: spec.seriesUid,
+        kosUid: spec.kosUid, status: out.status || 502, outcome: out.error?.slice(0, 300), bytes: out.bytes, durationMs: out.durationMs,
+      }),
+    });
+    const calls = new CallSessionStore(ctx.db, (config.psc?.sessionMaxHours ?? 12) * 3600_000);
+    const imports = new ImportJobs(ctx.db, cache, ctx.pacs, log, (req, s) => ctx.audit.record({
+      direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', studyUid: req.studyUid, seriesUid: req.seriesUid,
+      status: s.state === 'completed' ? 200 : 502, outcome: `${s.stored}/${s.total} stored, ${s.failed} failed${s.error ? `: ${s.error}` : ''}`.slice(0, 300),
+    }));
+    consumers.set(ctx.services, { cache, peer, calls, imports });
+
+    const timer = setInterval(() => {
+      try { cache.evict(); calls.purgeExpired(); } catch (e) { log.warn({ err: e }, 'consumer housekeeping failed'); }
+    }, 10 * 60_000);
+    timer.unref();
+    ctx.onClose(async () => {
+      clearInterval(timer);
+      await imports.drain();
+      await cache.drain();
+      await peer.close();
+    });
+    ctx.healthChecks.push({
+      name: 'study-cache',
+      severity: 'warning',
+      run: async () => ({ ok: true, detail: `${Math.round(cache.totalBytes() / 1e6)} MB of ${Math.round(config.cache.maxBytes / 1e6)} MB` }),
+    });
+
+    // the viewer's static files
+    const viewerDir = opts.viewerDir ?? DEFAULT_VIEWER;
+    if (existsSync(join(viewerDir, 'index.html'))) {
+      await user.register(fastifyStatic, {
+        root: viewerDir, prefix: '/viewer/', decorateReply: false, index: 'index.html',
+        setHeaders(res, path) {
+          res.header('Content-Security-Policy', CSP);
+          if (path.endsWith('.wasm')) res.header('Content-Type', 'application/wasm');
+        },
+      });
+    } else {
+      log.warn({ viewerDir }, 'viewer not built (npx vite build --config viewer/vite.config.ts)');
+      user.get('/viewer/*', async (_req, reply) => sendProblem(reply, 503, 'Viewer not built', 'run: npx vite build --config viewer/vite.config.ts'));
+    }
+
+    if (!user.pscSessions) {
+      log.warn('no psc section: clinicians cannot log in, the consumer role answers 503');
+      const off = async (_req: unknown, reply: import('fastify').FastifyReply) => sendProblem(reply, 503, 'Clinician login not configured', 'this box has no Pro Santé Connect configuration');
+      user.post('/contextual-call', off);
+      user.get('/IHEInvokeImageDisplay', off);
+      user.get('/api/sessions/*', off);
+      return;
+    }
+    // two encapsulated plugins: the viewer API's hooks (PSC session required, audit) stay its own
+    await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, launcher: opts.launcher, patientOfStudy: opts.patientOfStudy }));
+    await user.register(async (app) => viewerApi(app, { calls, cache, peer, audit: ctx.audit, imports }));
+  };
+}
+
+export const consumerRole: RolePlugin = createConsumerRole();

@@ -178,4 +178,70 @@ export const migrations: Migration[] = [
       CREATE INDEX rejected_instance_study ON rejected_instance(study_uid);
     `,
   },
+  {
+    id: '060-consumer',
+    sql: `
+      -- Viewer sessions of the consumer box: one per contextual call or report link, private to the
+      -- clinician (RPPS) who made it. id_hash = sha256(the id in the viewer URL).
+      CREATE TABLE consumer_calls (
+        id_hash TEXT PRIMARY KEY,
+        rpps TEXT NOT NULL,
+        patient_json TEXT NOT NULL,       -- identity traits for display
+        clinician_json TEXT NOT NULL,
+        studies_json TEXT NOT NULL,       -- studies -> series -> instances, with source box and KOS
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX consumer_calls_expires ON consumer_calls(expires_at);
+      CREATE TABLE consumer_call_reports (
+        call_hash TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (call_hash, doc_id)
+      );
+      -- A contextual call received before the clinician logged in: replayed once after PSC login.
+      CREATE TABLE consumer_pending_calls (
+        id_hash TEXT PRIMARY KEY,
+        form_json TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      -- The study cache: one row per (source box, KOS, series). Files live in a folder store.
+      CREATE TABLE consumer_cache_series (
+        source TEXT NOT NULL,
+        kos_uid TEXT NOT NULL,
+        study_uid TEXT NOT NULL,
+        series_uid TEXT NOT NULL,
+        expected_json TEXT NOT NULL,      -- SOP instance UIDs the KOS references
+        state TEXT NOT NULL,              -- 'partial' | 'complete'
+        bytes INTEGER NOT NULL DEFAULT 0,
+        fetched_at INTEGER,               -- epoch ms when it became complete (TTL runs from here)
+        last_access INTEGER NOT NULL,     -- epoch ms, drives LRU eviction
+        PRIMARY KEY (source, kos_uid, series_uid)
+      );
+      CREATE INDEX consumer_cache_lru ON consumer_cache_series(last_access);
+      CREATE INDEX consumer_cache_series_uid ON consumer_cache_series(series_uid);
+      -- Pins keep a KOS's series in the cache whatever the budget (screening batches).
+      CREATE TABLE consumer_cache_pins (
+        owner TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kos_uid TEXT NOT NULL,
+        PRIMARY KEY (owner, source, kos_uid)
+      );
+      CREATE TABLE consumer_import_jobs (
+        id TEXT PRIMARY KEY,
+        call_hash TEXT NOT NULL,
+        rpps TEXT NOT NULL,
+        study_uid TEXT NOT NULL,
+        series_uid TEXT,
+        state TEXT NOT NULL,              -- 'running' | 'completed' | 'failed'
+        total INTEGER NOT NULL,
+        stored INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        results_json TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

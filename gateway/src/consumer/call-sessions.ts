@@ -1,0 +1,95 @@
+// Viewer sessions ("calls"): what one contextual call or report link resolved to — the patient, the
+// clinician, the studies with their source boxes and KOS — and the reports. Each is private: the id
+// in the viewer URL is a random 256-bit value stored only as its hash, and every read checks that
+// the logged-in clinician is the one who made the call.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../store/db.js';
+import type { CallPatient } from './contextual-call.js';
+import type { ReportDoc, SessionStudy } from './dmp-search.js';
+
+export interface CallSession {
+  id: string;
+  rpps: string;
+  patient: CallPatient;
+  clinician: { name: string; rpps: string };
+  studies: SessionStudy[];
+  createdAt: number;
+  expiresAt: number;
+}
+
+export const callKey = (id: string): string => createHash('sha256').update(id).digest('hex');
+
+export class CallSessionStore {
+  constructor(private readonly db: Db, private readonly ttlMs = 12 * 3600_000, private readonly now: () => number = Date.now) {}
+
+  create(c: Omit<CallSession, 'id' | 'createdAt' | 'expiresAt'>, reports: ReportDoc[]): CallSession {
+    const id = randomBytes(32).toString('base64url');
+    const now = this.now();
+    const h = callKey(id);
+    this.db.transaction(() => {
+      this.db.prepare('INSERT INTO consumer_calls (id_hash, rpps, patient_json, clinician_json, studies_json, created_at, expires_at) VALUES (?,?,?,?,?,?,?)')
+        .run(h, c.rpps, JSON.stringify(c.patient), JSON.stringify(c.clinician), JSON.stringify(c.studies), now, now + this.ttlMs);
+      const ins = this.db.prepare('INSERT OR REPLACE INTO consumer_call_reports (call_hash, doc_id, media_type, data) VALUES (?,?,?,?)');
+      for (const r of reports) ins.run(h, r.id, r.mediaType, r.data);
+    })();
+    return { id, ...c, createdAt: now, expiresAt: now + this.ttlMs };
+  }
+
+  /** The session for an id, when it exists, has not expired and belongs to `rpps`. */
+  get(id: string | undefined, rpps: string): CallSession | undefined {
+    if (!id || id.length > 128) return undefined;
+    const row = this.db.prepare('SELECT * FROM consumer_calls WHERE id_hash = ?').get(callKey(id)) as
+      | { rpps: string; patient_json: string; clinician_json: string; studies_json: string; created_at: number; expires_at: number }
+      | undefined;
+    if (!row || row.expires_at <= this.now() || row.rpps !== rpps) return undefined;
+    return {
+      id, rpps: row.rpps, patient: JSON.parse(row.patient_json), clinician: JSON.parse(row.clinician_json),
+      studies: JSON.parse(row.studies_json), createdAt: row.created_at, expiresAt: row.expires_at,
+    };
+  }
+
+  /** Records what was learnt about a study since the call (withdrawn at the source, unreachable). */
+  updateStudy(id: string, studyUid: string, change: Partial<Pick<SessionStudy, 'status' | 'problem'>>): void {
+    const h = callKey(id);
+    this.db.transaction(() => {
+      const row = this.db.prepare('SELECT studies_json FROM consumer_calls WHERE id_hash = ?').get(h) as { studies_json: string } | undefined;
+      if (!row) return;
+      const studies = JSON.parse(row.studies_json) as SessionStudy[];
+      for (const s of studies) if (s.studyUid === studyUid) Object.assign(s, change);
+      this.db.prepare('UPDATE consumer_calls SET studies_json = ? WHERE id_hash = ?').run(JSON.stringify(studies), h);
+    })();
+  }
+
+  report(id: string, docId: string): { mediaType: string; data: Buffer } | undefined {
+    const r = this.db.prepare('SELECT media_type, data FROM consumer_call_reports WHERE call_hash = ? AND doc_id = ?').get(callKey(id), docId) as
+      | { media_type: string; data: Buffer }
+      | undefined;
+    return r ? { mediaType: r.media_type, data: r.data } : undefined;
+  }
+
+  /** Keeps a call made before login; returns the id to resume it with. */
+  park(form: Record<string, string>, ttlMs = 10 * 60_000): string {
+    const id = randomBytes(24).toString('base64url');
+    this.db.prepare('INSERT INTO consumer_pending_calls (id_hash, form_json, expires_at) VALUES (?,?,?)').run(callKey(id), JSON.stringify(form), this.now() + ttlMs);
+    return id;
+  }
+
+  /** Takes (single use) a parked call. */
+  unpark(id: string | undefined): Record<string, string> | undefined {
+    if (!id || id.length > 128) return undefined;
+    const r = this.db.prepare('DELETE FROM consumer_pending_calls WHERE id_hash = ? RETURNING form_json, expires_at').get(callKey(id)) as
+      | { form_json: string; expires_at: number }
+      | undefined;
+    if (!r || r.expires_at <= this.now()) return undefined;
+    return JSON.parse(r.form_json) as Record<string, string>;
+  }
+
+  purgeExpired(): void {
+    const now = this.now();
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM consumer_call_reports WHERE call_hash IN (SELECT id_hash FROM consumer_calls WHERE expires_at <= ?)').run(now);
+      this.db.prepare('DELETE FROM consumer_calls WHERE expires_at <= ?').run(now);
+      this.db.prepare('DELETE FROM consumer_pending_calls WHERE expires_at <= ?').run(now);
+    })();
+  }
+}

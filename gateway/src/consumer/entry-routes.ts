@@ -1,0 +1,155 @@
+// How a clinician arrives on the consumer box: the contextual call (form POST from the RIS/DPI), the
+// report link (IHE IID), and the demo launcher page. Each ends in a new private viewer session and a
+// 303 to /viewer/?session=<id>. A call made before PSC login is parked and resumed after it.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DmpClient } from '../dmp/client.js';
+import { HttpProblem } from '../http/problem.js';
+import type { AuditLog } from '../store/audit.js';
+import { requireClinician } from '../trust/psc-login.js';
+import { SESSION_COOKIE, readCookie, type ClinicianSession } from '../trust/sessions.js';
+import { CallFieldError, INS_OIDS, parseContextualCall, type ContextualCall } from './contextual-call.js';
+import { DmpSearchError, searchPatientStudies } from './dmp-search.js';
+import type { CallSessionStore } from './call-sessions.js';
+import { launcherPage, type LauncherEntry } from './launcher.js';
+
+export interface EntryRoutesOptions {
+  calls: CallSessionStore;
+  dmp?: DmpClient;
+  audit: AuditLog;
+  isHostAllowed: (host: string) => boolean;
+  launcher?: () => LauncherEntry[];
+  /** for report links without a patientID: the INS of a study this box published (source role) */
+  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function wantsHtml(req: FastifyRequest): boolean {
+  return String(req.headers.accept ?? '').includes('text/html');
+}
+
+/** A refusal the clinician reads: an HTML page for browsers, problem+json otherwise. */
+function refuse(req: FastifyRequest, reply: FastifyReply, status: number, title: string, detail: string): FastifyReply {
+  req.problem = `${title}: ${detail}`;
+  if (wantsHtml(req)) {
+    return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
+      .send(`<!doctype html><html lang="fr"><meta charset="utf-8"><title>${esc(title)}</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>${esc(title)}</h1><p>${esc(detail)}</p></body></html>`);
+  }
+  return reply.code(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail });
+}
+
+export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): Promise<void> {
+  const { calls, audit } = o;
+  if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
+      const form: Record<string, string | string[]> = {};
+      for (const [k, v] of new URLSearchParams(body as string)) {
+        const prev = form[k];
+        form[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+      }
+      done(null, form);
+    });
+  }
+
+  /** Runs the DMP search for a call and opens its viewer session. */
+  async function open(req: FastifyRequest, reply: FastifyReply, call: ContextualCall, session: ClinicianSession, route: string): Promise<FastifyReply> {
+    const t0 = performance.now();
+    const rec = (status: number, outcome?: string) => audit.record({
+      direction: 'user', actorRpps: session.clinician.rpps, route, method: req.method, patientId: call.patient.ins.value,
+      studyUid: call.filters.studyInstanceUid, status, outcome, durationMs: performance.now() - t0,
+    });
+    if (!o.dmp) {
+      rec(503, 'no DMP configured');
+      return refuse(req, reply, 503, 'DMP non configuré', "Cette DRIMbox n'est pas reliée au DMP : la recherche des examens est impossible.");
+    }
+    const c = session.clinician;
+    let found;
+    try {
+      found = await searchPatientStudies(o.dmp, call, { rpps: c.rpps, displayName: c.name, roles: [] }, { isHostAllowed: o.isHostAllowed });
+    } catch (e) {
+      if (e instanceof DmpSearchError) {
+        rec(e.status, e.message);
+        return refuse(req, reply, e.status, 'Recherche DMP impossible', e.userMessage);
+      }
+      throw e;
+    }
+    const patient = { ...call.patient };
+    if (!patient.birthName && found.patientFromKos?.name) {
+      const [family = '', given = ''] = found.patientFromKos.name.split('^');
+      patient.birthName = family;
+      patient.givenNames = given.split(/\s+/).filter(Boolean);
+      if (found.patientFromKos.birthDate) patient.birthDate = found.patientFromKos.birthDate;
+      const sx = found.patientFromKos.sex;
+      patient.sex = sx === 'M' || sx === 'F' ? sx : 'U';
+    }
+    const created = calls.create({ rpps: c.rpps, patient, clinician: { name: c.name, rpps: c.rpps }, studies: found.studies }, found.reports);
+    rec(303, `${found.studies.length} study(ies) found`);
+    return reply.header('cache-control', 'no-store').redirect(`/viewer/?session=${encodeURIComponent(created.id)}`, 303);
+  }
+
+  function parse(req: FastifyRequest, reply: FastifyReply, form: unknown): ContextualCall | FastifyReply {
+    try {
+      return parseContextualCall((form ?? {}) as Record<string, unknown>);
+    } catch (e) {
+      if (e instanceof CallFieldError) {
+        audit.record({ direction: 'user', route: '/contextual-call', method: req.method, status: e.status, outcome: e.message.slice(0, 300) });
+        return refuse(req, reply, e.status, e.status === 403 ? 'Consultation non autorisée' : `Paramètre invalide : ${e.field}`, e.message);
+      }
+      throw e;
+    }
+  }
+
+  app.post('/contextual-call', async (req, reply) => {
+    if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+      return refuse(req, reply, 415, 'Formulaire attendu', 'the contextual call is an application/x-www-form-urlencoded POST');
+    }
+    const call = parse(req, reply, req.body);
+    if (!('patient' in call)) return call;
+    const session = req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (session) return open(req, reply, call, session, '/contextual-call');
+    // Not logged in (or the RIS posted cross-site, which carries no SameSite=Lax cookie): park the
+    // call, then a top-level GET resumes it — with the session cookie, or through PSC login.
+    const parked = calls.park(req.body as Record<string, string>);
+    return reply.header('cache-control', 'no-store').redirect(`/contextual-call/resume/${encodeURIComponent(parked)}`, 303);
+  });
+
+  app.get('/contextual-call/resume/:pid', { preHandler: requireClinician }, async (req, reply) => {
+    const form = calls.unpark((req.params as { pid: string }).pid);
+    if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
+    const call = parse(req, reply, form);
+    if (!('patient' in call)) return call;
+    return open(req, reply, call, req.clinicianSession!, '/contextual-call');
+  });
+
+  // IHE IID: the report link. patientID is `INS^^^&OID&ISO` (IID's form); without it, the INS of a
+  // study this box published itself.
+  app.get('/IHEInvokeImageDisplay', { preHandler: requireClinician }, async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const studyUid = q.studyUID ?? q.studyUid;
+    if ((q.requestType ?? 'STUDY') !== 'STUDY') return refuse(req, reply, 400, 'requestType non pris en charge', 'only requestType=STUDY is supported');
+    if (!studyUid || !/^(0|[1-9]\d*)(\.(0|[1-9]\d*))+$/.test(studyUid) || studyUid.length > 64) return refuse(req, reply, 400, 'Paramètre invalide : studyUID', 'studyUID must be a DICOM UID');
+    let ins: { value: string; oid: string } | undefined;
+    if (q.patientID) {
+      const m = /^(\d{15})\^\^\^&([0-9.]+)&ISO/.exec(q.patientID);
+      if (!m || !INS_OIDS.has(m[2])) return refuse(req, reply, 400, 'Paramètre invalide : patientID', 'patientID must be INS^^^&<INS OID>&ISO');
+      ins = { value: m[1], oid: m[2] };
+    } else {
+      ins = o.patientOfStudy?.(studyUid);
+    }
+    if (!ins) return refuse(req, reply, 400, 'Paramètre manquant : patientID', 'the link does not name the patient (patientID=INS^^^&OID&ISO)');
+    const call: ContextualCall = {
+      patient: { birthName: '', givenNames: [], birthDate: '', sex: 'U', ins },
+      filters: { studyInstanceUid: studyUid, ...(q.accessionNumber ? { accessionNumber: q.accessionNumber } : {}) },
+    };
+    return open(req, reply, call, req.clinicianSession!, '/IHEInvokeImageDisplay');
+  });
+
+  if (o.launcher && !app.hasRoute({ method: 'GET', url: '/' })) {
+    const entries = o.launcher;
+    app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
+      .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'")
+      .send(launcherPage(entries())));
+  }
+}
+
+export { HttpProblem };

@@ -1,0 +1,106 @@
+// "Import into my PACS": copies a study (or one series) of a viewer session from the cache into the
+// box's own PACS (C-STORE, STOW-RS or a folder, through the Pacs adapter), one instance at a time so
+// the viewer can show progress and every instance gets its own result.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Db } from '../store/db.js';
+import type { Pacs } from '../pacs/pacs.js';
+import type { StudyCache, SeriesSpec } from './study-cache.js';
+
+export interface ImportStatus {
+  jobId: string;
+  done: boolean;
+  state: 'running' | 'completed' | 'failed';
+  total: number;
+  stored: number;
+  failed: number;
+  results: { sopInstanceUid: string; ok: boolean; reason?: string }[];
+  error?: string;
+}
+
+export interface ImportRequest {
+  callKey: string;
+  rpps: string;
+  studyUid: string;
+  seriesUid?: string;
+  specs: SeriesSpec[];
+  token: string;
+}
+
+export class ImportJobs {
+  private readonly live = new Map<string, ImportStatus>();
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(private readonly db: Db, private readonly cache: StudyCache, private readonly pacs: Pacs, private readonly logger?: Logger,
+    private readonly onDone?: (req: ImportRequest, status: ImportStatus) => void) {}
+
+  start(req: ImportRequest): string {
+    const jobId = randomBytes(12).toString('base64url');
+    const total = req.specs.reduce((n, s) => n + s.expected.length, 0);
+    const status: ImportStatus = { jobId, done: false, state: 'running', total, stored: 0, failed: 0, results: [] };
+    this.live.set(jobId, status);
+    this.db.prepare(`INSERT INTO consumer_import_jobs (id, call_hash, rpps, study_uid, series_uid, state, total, created_at)
+      VALUES (?,?,?,?,?,'running',?,?)`).run(jobId, req.callKey, req.rpps, req.studyUid, req.seriesUid ?? null, total, Date.now());
+    const p = this.run(req, status).finally(() => this.running.delete(p));
+    this.running.add(p);
+    return jobId;
+  }
+
+  private async run(req: ImportRequest, status: ImportStatus): Promise<void> {
+    try {
+      for (const spec of req.specs) {
+        const handle = this.cache.ensure(spec, req.token, req.rpps);
+        for await (const sop of handle.instances()) {
+          let ok = false;
+          let reason: string | undefined;
+          try {
+            const file = this.cache.instanceFile(spec, sop);
+            if (!file) throw new Error('instance missing from the cache');
+            const r = await this.pacs.store((async function* () { yield await readFile(file.path); })());
+            ok = r.stored.length === 1;
+            reason = r.failed[0]?.reason;
+          } catch (e) {
+            reason = (e as Error).message;
+          }
+          status.results.push({ sopInstanceUid: sop, ok, ...(reason && !ok ? { reason } : {}) });
+          if (ok) status.stored++; else status.failed++;
+          this.persist(status);
+        }
+      }
+      status.state = status.failed > 0 && status.stored === 0 ? 'failed' : 'completed';
+    } catch (e) {
+      status.state = 'failed';
+      status.error = (e as Error).message;
+      status.failed = status.total - status.stored;
+      this.logger?.warn({ err: (e as Error).message }, 'import failed');
+    }
+    status.done = true;
+    this.persist(status);
+    this.onDone?.(req, status);
+  }
+
+  private persist(s: ImportStatus): void {
+    this.db.prepare('UPDATE consumer_import_jobs SET state = ?, stored = ?, failed = ?, results_json = ?, error = ? WHERE id = ?')
+      .run(s.state, s.stored, s.failed, JSON.stringify(s.results), s.error ?? null, s.jobId);
+  }
+
+  /** A job of this viewer session, live or from the table. */
+  get(jobId: string, callKey: string): ImportStatus | undefined {
+    const row = this.db.prepare('SELECT * FROM consumer_import_jobs WHERE id = ? AND call_hash = ?').get(jobId, callKey) as
+      | { id: string; state: ImportStatus['state']; total: number; stored: number; failed: number; results_json: string; error: string | null }
+      | undefined;
+    if (!row) return undefined;
+    const live = this.live.get(jobId);
+    if (live) return live;
+    return {
+      jobId, done: row.state !== 'running', state: row.state === 'running' ? 'failed' : row.state, total: row.total, stored: row.stored,
+      failed: row.state === 'running' ? row.total - row.stored : row.failed, results: JSON.parse(row.results_json),
+      ...(row.error ? { error: row.error } : row.state === 'running' ? { error: 'interrupted by a restart' } : {}),
+    };
+  }
+
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
+}

@@ -1,0 +1,178 @@
+// The consumer's client for source boxes (DRIM-M.md §4): mutual TLS with the box certificate, one
+// connection pool per source origin, and only towards hosts on the network allow-list — a KOS naming
+// any other host is refused before a connection is opened, so no clinician token ever goes there.
+// Every request carries the clinician's PSC token and the KOS that grants the access.
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+
+/** Transfer syntaxes in the order ANS lists them, then "as stored" so what we cache is what the PACS holds. */
+export const DRIMM_TRANSFER_SYNTAXES = [
+  '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.90',
+  '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57',
+  '1.2.840.10008.1.2.4.100', '1.2.840.10008.1.2.4.102', '1.2.840.10008.1.2.5', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2',
+];
+export const DRIMM_ACCEPT = [
+  ...DRIMM_TRANSFER_SYNTAXES.map((ts, i) => `multipart/related; type="application/dicom"; transfer-syntax=${ts}; q=${(0.9 - i * 0.05).toFixed(2)}`),
+  'multipart/related; type="application/dicom"; transfer-syntax=*; q=0.1',
+].join(', ');
+
+export interface PeerClientOptions {
+  tls: { cert: string; key: string; ca: string };
+  /** the network allow-list: may this host be called at all? */
+  isHostAllowed: (host: string) => boolean;
+  connectTimeoutMs?: number;
+  /** time to the response headers, and the longest silence while a body streams */
+  timeoutMs?: number;
+  /** extra attempts for idempotent requests that failed before any byte of the answer */
+  retries?: number;
+  /** connections per source box */
+  connections?: number;
+}
+
+export interface PeerCall {
+  token: string;
+  kosUid: string;
+  accept: string;
+  signal?: AbortSignal;
+}
+
+/** The source host is not on the allow-list: refused without contacting it. */
+export class PeerNotAllowedError extends Error {
+  constructor(readonly host: string) {
+    super(`${host} is not a box of the network allow-list`);
+    this.name = 'PeerNotAllowedError';
+  }
+}
+
+/** The source box answered with an error status (401, 403, 404, 410…). */
+export class PeerStatusError extends Error {
+  constructor(readonly status: number, readonly detail: string) {
+    super(`source box answered ${status}${detail ? `: ${detail}` : ''}`);
+    this.name = 'PeerStatusError';
+  }
+}
+
+/** The source box could not be reached or failed while answering. */
+export class PeerUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PeerUnavailableError';
+  }
+}
+
+const RETRY_STATUS = new Set([502, 503, 504]);
+
+export class PeerClient {
+  private readonly agents = new Map<string, Agent>();
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly retries: number;
+  /** connections opened per origin (tests check that refused hosts get none) */
+  readonly connectsByOrigin = new Map<string, number>();
+
+  constructor(private readonly opts: PeerClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+    this.retries = opts.retries ?? 2;
+  }
+
+  /** Checks a URL against the allow-list; returns its origin. Throws PeerNotAllowedError. */
+  check(url: string): string {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new PeerNotAllowedError(url.slice(0, 100));
+    }
+    if (u.protocol !== 'https:' || !this.opts.isHostAllowed(u.hostname)) throw new PeerNotAllowedError(u.host);
+    return u.origin;
+  }
+
+  private agentFor(origin: string): Agent {
+    let a = this.agents.get(origin);
+    if (!a) {
+      a = new Agent({
+        connect: { cert: this.opts.tls.cert, key: this.opts.tls.key, ca: this.opts.tls.ca, rejectUnauthorized: true, timeout: this.connectTimeoutMs },
+        connections: this.opts.connections ?? 16,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        keepAliveTimeout: 30_000,
+      });
+      a.on('connect', () => this.connectsByOrigin.set(origin, (this.connectsByOrigin.get(origin) ?? 0) + 1));
+      this.agents.set(origin, a);
+    }
+    return a;
+  }
+
+  /**
+   * GET on a source box. Answers 2xx with the streaming body; other statuses become PeerStatusError.
+   * Connection failures and 502/503/504 are retried (GET is idempotent) with a short backoff.
+   */
+  async get(url: string, call: PeerCall): Promise<{ status: number; headers: Record<string, string>; body: Readable }> {
+    const origin = this.check(url);
+    const dispatcher = this.agentFor(origin);
+    let lastErr: unknown;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      if (attempt > 0) await sleep(150 * 3 ** (attempt - 1), call.signal);
+      call.signal?.throwIfAborted();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          dispatcher,
+          method: 'GET',
+          headers: { authorization: `Bearer ${call.token}`, 'kos-sopinstanceuid': call.kosUid, accept: call.accept },
+          signal: call.signal,
+        });
+      } catch (e) {
+        if (call.signal?.aborted) throw e;
+        lastErr = new PeerUnavailableError(`source box unreachable: ${describe(e)}`, { cause: e });
+        continue;
+      }
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+        return { status: res.statusCode, headers, body: res.body as unknown as Readable };
+      }
+      const text = (await res.body.text().catch(() => '')).slice(0, 2000);
+      let detail = '';
+      try {
+        const p = JSON.parse(text) as { title?: string; detail?: string };
+        detail = [p.title, p.detail].filter(Boolean).join(': ');
+      } catch { detail = ''; }
+      if (RETRY_STATUS.has(res.statusCode)) {
+        lastErr = new PeerUnavailableError(`source box answered ${res.statusCode}${detail ? `: ${detail}` : ''}`);
+        continue;
+      }
+      throw new PeerStatusError(res.statusCode, detail);
+    }
+    throw lastErr;
+  }
+
+  /** GET returning parsed JSON (QIDO, metadata). */
+  async getJson<T>(url: string, call: Omit<PeerCall, 'accept'>): Promise<T> {
+    const r = await this.get(url, { ...call, accept: 'application/dicom+json' });
+    const chunks: Buffer[] = [];
+    for await (const c of r.body) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    return (text ? JSON.parse(text) : []) as T;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.agents.values()].map((a) => a.close()));
+    this.agents.clear();
+  }
+}
+
+function describe(e: unknown): string {
+  if (e instanceof undiciErrors.ConnectTimeoutError) return 'connection timed out';
+  if (e instanceof undiciErrors.HeadersTimeoutError) return 'no answer in time';
+  const code = (e as { code?: string }).code;
+  return code ?? (e as Error).message;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+  });
+}

@@ -1,0 +1,433 @@
+// What the viewer reads for one session (user listener, PSC session required, the session private to
+// its clinician): the session document, the reports, the import action, and a DICOMweb service
+// (QIDO-RS, WADO-RS, metadata, frames) over the session's studies, served from the study cache and
+// filling it on a miss. Every access is audited (RPPS, INS, study, bytes, result).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Transform, type Readable } from 'node:stream';
+import type { DicomJson, Pacs } from '../pacs/pacs.js';
+import { NotAcceptableError, NotFoundError } from '../pacs/pacs.js';
+import { acceptedFrameSyntaxes, acceptedTransferSyntaxes, acceptsDicomJson } from '../dicom/accept.js';
+import { storedIsAcceptable } from '../dicom/transfer-syntax.js';
+import { newBoundary, writeMultipart } from '../dicom/multipart.js';
+import { HttpProblem } from '../http/problem.js';
+import type { AuditLog } from '../store/audit.js';
+import { requireClinician } from '../trust/psc-login.js';
+import { callKey, type CallSession, type CallSessionStore } from './call-sessions.js';
+import type { SessionStudy } from './dmp-search.js';
+import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, type PeerClient } from './peer-client.js';
+import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
+import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
+import type { ImportJobs } from './import-jobs.js';
+
+export interface ViewerApiOptions {
+  calls: CallSessionStore;
+  cache: StudyCache;
+  peer: PeerClient;
+  audit: AuditLog;
+  imports: ImportJobs;
+  /** how long a source's "yes" to a (session, study) is trusted before asking again */
+  grantTtlMs?: number;
+}
+
+interface AuditInfo {
+  rpps?: string;
+  ins?: string;
+  study?: string;
+  series?: string;
+  instance?: string;
+  kos?: string;
+  startedAt: bigint;
+  bytes: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    consumerAudit?: AuditInfo;
+  }
+}
+
+const UID = /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/;
+type P = { id: string; study?: string; series?: string; instance?: string; frames?: string; doc?: string; job?: string };
+
+export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Promise<void> {
+  const { calls, cache, peer, audit, imports } = o;
+  const grantTtl = o.grantTtlMs ?? 5 * 60_000;
+  /** (session, study) → when the source last confirmed access, and its QIDO series rows */
+  const grants = new Map<string, { at: number; series?: DicomJson[] }>();
+
+  app.addHook('onRequest', async (req) => {
+    req.consumerAudit = { startedAt: process.hrtime.bigint(), bytes: 0 };
+  });
+  app.addHook('preHandler', requireClinician);
+  app.addHook('onSend', async (req, _reply, payload) => {
+    if (req.consumerAudit && (typeof payload === 'string' || Buffer.isBuffer(payload))) req.consumerAudit.bytes = Buffer.byteLength(payload as string);
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const a = req.consumerAudit;
+    if (!a) return;
+    audit.record({
+      direction: 'user',
+      actorRpps: a.rpps ?? req.clinicianSession?.clinician.rpps,
+      route: req.routeOptions.url ?? req.url.split('?')[0],
+      method: req.method,
+      patientId: a.ins,
+      studyUid: a.study,
+      seriesUid: a.series,
+      instanceUid: a.instance,
+      kosUid: a.kos,
+      status: reply.raw.writableFinished ? reply.statusCode : 499,
+      outcome: req.problem?.slice(0, 300),
+      bytes: a.bytes,
+      durationMs: Number(process.hrtime.bigint() - a.startedAt) / 1e6,
+    });
+  });
+
+  /** The caller's session (404 for another clinician's: its existence is not revealed). */
+  function session(req: FastifyRequest): CallSession {
+    const p = req.params as P;
+    const rpps = req.clinicianSession!.clinician.rpps;
+    const call = calls.get(p.id, rpps);
+    if (!call) throw new HttpProblem(404, 'Session inconnue', 'this viewer session does not exist, has expired, or belongs to someone else');
+    req.consumerAudit!.rpps = rpps;
+    req.consumerAudit!.ins = call.patient.ins.value;
+    for (const k of ['study', 'series', 'instance'] as const) {
+      const v = p[k];
+      if (v !== undefined && (v.length > 64 || !UID.test(v))) throw new HttpProblem(400, 'Malformed UID', `${k} UID is not a valid DICOM UID`);
+    }
+    return call;
+  }
+
+  function studyOf(req: FastifyRequest, call: CallSession, studyUid: string): SessionStudy {
+    const s = call.studies.find((x) => x.studyUid === studyUid);
+    if (!s) throw new HttpProblem(404, 'Examen inconnu', 'this study is not part of the viewer session');
+    req.consumerAudit!.study = s.studyUid;
+    req.consumerAudit!.kos = s.kosUid;
+    if (s.status === 'withdrawn') throw new HttpProblem(410, 'Examen retiré', s.problem ?? 'the study was withdrawn at its source');
+    if (s.status === 'unreachable') throw new HttpProblem(403, 'Source non autorisée', s.problem);
+    return s;
+  }
+
+  const token = (req: FastifyRequest) => req.clinicianSession!.accessToken;
+  const rppsOf = (req: FastifyRequest) => req.clinicianSession!.clinician.rpps;
+
+  /** Translates what the source box said into the viewer's statuses; remembers withdrawals. */
+  function peerProblem(e: unknown, call: CallSession, study: SessionStudy): never {
+    if (e instanceof HttpProblem) throw e;
+    if (e instanceof PeerNotAllowedError) throw new HttpProblem(403, 'Source non autorisée', e.message);
+    if (e instanceof PeerStatusError) {
+      if (e.status === 404 || e.status === 410) {
+        calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'the source box no longer serves this study' });
+        throw new HttpProblem(410, 'Examen retiré', 'the source box no longer serves this study');
+      }
+      if (e.status === 401) throw new HttpProblem(401, 'Session PSC expirée', 'the source box refused the Pro Santé Connect token: log in again');
+      if (e.status === 403) throw new HttpProblem(403, 'Accès refusé par la source', e.detail);
+      throw new HttpProblem(502, 'Source indisponible', e.message);
+    }
+    if (e instanceof PeerUnavailableError) throw new HttpProblem(502, 'Source indisponible', e.message);
+    throw e;
+  }
+
+  /**
+   * Asks the source (once per session and study, then every grantTtl) whether the clinician may still
+   * see the study: a revocation or withdrawal upstream is honoured even when the cache could answer.
+   * When the source is unreachable, a study complete in the cache is still served.
+   */
+  async function checkGrant(call: CallSession, study: SessionStudy, tokenValue: string): Promise<DicomJson[] | undefined> {
+    const k = `${call.id}|${study.studyUid}`;
+    const g = grants.get(k);
+    if (g && Date.now() - g.at < grantTtl) return g.series;
+    try {
+      const series = await peer.getJson<DicomJson[]>(`${study.sourceRoot}/studies/${study.studyUid}/series`, { token: tokenValue, kosUid: study.kosUid });
+      grants.set(k, { at: Date.now(), series });
+      return series;
+    } catch (e) {
+      if (e instanceof PeerUnavailableError && seriesSpecs(study).every((s) => cache.state(s) === 'complete')) {
+        grants.set(k, { at: Date.now() });
+        return undefined;
+      }
+      return peerProblem(e, call, study);
+    }
+  }
+
+  async function prepare(req: FastifyRequest, studyUid: string): Promise<{ call: CallSession; study: SessionStudy; rows?: DicomJson[] }> {
+    const call = session(req);
+    const study = studyOf(req, call, studyUid);
+    const rows = await checkGrant(call, study, token(req));
+    return { call, study, rows };
+  }
+
+  function specOr404(req: FastifyRequest, study: SessionStudy, seriesUid: string): SeriesSpec {
+    const spec = seriesSpec(study, seriesUid);
+    if (!spec) throw new HttpProblem(404, 'Série inconnue', 'the KOS does not reference this series');
+    req.consumerAudit!.series = seriesUid;
+    return spec;
+  }
+
+  // ---------- session document, reports ----------
+  app.get('/api/sessions/:id', async (req) => {
+    const call = session(req);
+    const base = `/api/sessions/${encodeURIComponent(call.id)}`;
+    return {
+      patient: { ...call.patient, ipp: call.patient.ipp },
+      clinician: call.clinician,
+      studies: call.studies.map((s) => ({
+        studyUid: s.studyUid, date: s.date, ...(s.time ? { time: s.time } : {}), modalities: s.modalities, description: s.description,
+        sourceCentre: s.sourceCentre, ...(s.accessionNumber ? { accessionNumber: s.accessionNumber } : {}), kosUid: s.kosUid,
+        current: s.current, status: s.status,
+        ...(s.reportId ? { report: { url: `${base}/reports/${encodeURIComponent(s.reportId)}`, mediaType: s.reportMediaType } } : {}),
+      })),
+      dicomWebRoot: `${base}/dicom-web`,
+      importUrl: `${base}/import`,
+      logoutUrl: '/auth/logout',
+    };
+  });
+
+  app.get('/api/sessions/:id/reports/:doc', async (req, reply) => {
+    const call = session(req);
+    const doc = (req.params as P).doc!;
+    const study = call.studies.find((s) => s.reportId === doc);
+    if (study) { req.consumerAudit!.study = study.studyUid; req.consumerAudit!.kos = study.kosUid; }
+    const r = calls.report(call.id, doc);
+    if (!r) throw new HttpProblem(404, 'Compte rendu inconnu');
+    return reply.type(r.mediaType === 'text/plain' ? 'text/plain; charset=utf-8' : r.mediaType).header('cache-control', 'private, no-store').send(r.data);
+  });
+
+  // ---------- import ----------
+  app.post('/api/sessions/:id/import', async (req, reply) => {
+    const call = session(req);
+    const body = (req.body ?? {}) as { studyUid?: unknown; seriesUid?: unknown };
+    if (typeof body.studyUid !== 'string') throw new HttpProblem(400, 'studyUid required', 'send {"studyUid": "…", "seriesUid"?: "…"}');
+    if (body.seriesUid !== undefined && typeof body.seriesUid !== 'string') throw new HttpProblem(400, 'seriesUid must be a UID');
+    const study = studyOf(req, call, body.studyUid);
+    await checkGrant(call, study, token(req));
+    const specs = body.seriesUid ? [specOr404(req, study, body.seriesUid)] : seriesSpecs(study);
+    const jobId = imports.start({ callKey: callKey(call.id), rpps: call.rpps, studyUid: study.studyUid, seriesUid: body.seriesUid as string | undefined, specs, token: token(req) });
+    return reply.code(202).send({ jobId });
+  });
+  app.get('/api/sessions/:id/import/:job', async (req) => {
+    const call = session(req);
+    const s = imports.get((req.params as P).job!, callKey(call.id));
+    if (!s) throw new HttpProblem(404, 'Import inconnu');
+    return s;
+  });
+
+  // ---------- QIDO-RS ----------
+  const qido = (fn: (req: FastifyRequest) => Promise<DicomJson[]>) => async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!acceptsDicomJson(req.headers.accept)) throw new HttpProblem(406, 'Not Acceptable', 'QIDO-RS answers are application/dicom+json');
+    return reply.type('application/dicom+json').send(await fn(req));
+  };
+  const root = '/api/sessions/:id/dicom-web';
+
+  app.get(`${root}/studies`, qido(async (req) => {
+    const call = session(req);
+    const q = req.query as Record<string, string>;
+    const wanted = q.StudyInstanceUID ?? q['0020000D'];
+    return call.studies
+      .filter((s) => s.status !== 'unreachable' && (!wanted || wanted.split(/[,\\]/).includes(s.studyUid)))
+      .map((s) => studyJson(call, s));
+  }));
+
+  app.get(`${root}/studies/:study/series`, qido(async (req) => {
+    const { study, rows } = await prepare(req, (req.params as P).study!);
+    const fromCache = await cache.store.findSeries(study.studyUid, {}).catch(() => [] as DicomJson[]);
+    return study.series.map((se) => {
+      const up = rows?.find((r) => str(r, '0020000E') === se.seriesUid) ?? fromCache.find((r) => str(r, '0020000E') === se.seriesUid);
+      const base: DicomJson = up ? { ...up } : {
+        '0020000D': { vr: 'UI', Value: [study.studyUid] }, '0020000E': { vr: 'UI', Value: [se.seriesUid] },
+      };
+      base['00201209'] = { vr: 'IS', Value: [se.instances.length] };
+      return base;
+    });
+  }));
+
+  const instancesQido = async (req: FastifyRequest) => {
+    const p = req.params as P;
+    const { study } = await prepare(req, p.study!);
+    const cached = await cache.store.findInstances(study.studyUid, p.series, {}).catch(() => [] as DicomJson[]);
+    const out: DicomJson[] = [];
+    for (const se of study.series) {
+      if (p.series && se.seriesUid !== p.series) continue;
+      for (const i of se.instances) {
+        const c = cached.find((r) => str(r, '00080018') === i.sopInstanceUid);
+        out.push(c ?? {
+          '00080016': { vr: 'UI', Value: [i.sopClassUid] }, '00080018': { vr: 'UI', Value: [i.sopInstanceUid] },
+          '0020000D': { vr: 'UI', Value: [study.studyUid] }, '0020000E': { vr: 'UI', Value: [se.seriesUid] },
+        });
+      }
+    }
+    return out;
+  };
+  app.get(`${root}/studies/:study/instances`, qido(instancesQido));
+  app.get(`${root}/studies/:study/series/:series/instances`, qido(instancesQido));
+
+  // ---------- WADO-RS retrieve ----------
+  async function sendInstances(req: FastifyRequest, reply: FastifyReply, handles: SeriesHandle[], only?: string): Promise<FastifyReply> {
+    const accepted = acceptedTransferSyntaxes(req.headers.accept);
+    async function* parts() {
+      for (const h of handles) {
+        for await (const sop of h.instances()) {
+          if (only && sop !== only) continue;
+          const f = h.open(sop);
+          if (!storedIsAcceptable(f.transferSyntaxUid, accepted)) {
+            f.body.destroy();
+            throw new NotAcceptableError(`the instance is stored as ${f.transferSyntaxUid}; ask with transfer-syntax=* or that syntax`);
+          }
+          yield { headers: { 'content-type': `application/dicom; transfer-syntax=${f.transferSyntaxUid}`, 'content-length': String(f.size) }, body: f.body };
+        }
+      }
+    }
+    return streamParts(req, reply, parts(), 'application/dicom');
+  }
+
+  app.get(`${root}/studies/:study`, async (req, reply) => {
+    const { call, study } = await prepare(req, (req.params as P).study!);
+    try {
+      const handles = seriesSpecs(study).map((s) => cache.ensure(s, token(req), rppsOf(req)));
+      return await sendInstances(req, reply, handles);
+    } catch (e) { return peerProblem(e, call, study); }
+  });
+  app.get(`${root}/studies/:study/series/:series`, async (req, reply) => {
+    const p = req.params as P;
+    const { call, study } = await prepare(req, p.study!);
+    const spec = specOr404(req, study, p.series!);
+    try {
+      return await sendInstances(req, reply, [cache.ensure(spec, token(req), rppsOf(req))]);
+    } catch (e) { return peerProblem(e, call, study); }
+  });
+  app.get(`${root}/studies/:study/series/:series/instances/:instance`, async (req, reply) => {
+    const p = req.params as P;
+    const { call, study } = await prepare(req, p.study!);
+    const spec = instanceSpec(req, study, p.series!, p.instance!);
+    try {
+      const h = cache.ensure(spec, token(req), rppsOf(req));
+      await h.instance(p.instance!);
+      return await sendInstances(req, reply, [onlyOne(h, p.instance!)]);
+    } catch (e) { return peerProblem(e, call, study); }
+  });
+
+  function instanceSpec(req: FastifyRequest, study: SessionStudy, series: string, sop: string): SeriesSpec {
+    const spec = specOr404(req, study, series);
+    if (!spec.expected.includes(sop) || seriesOfInstance(study, sop)?.seriesUid !== series) throw new HttpProblem(404, 'Instance inconnue', 'the KOS does not reference this instance');
+    req.consumerAudit!.instance = sop;
+    return spec;
+  }
+
+  // ---------- metadata ----------
+  const metadataOf = async (specs: SeriesSpec[], tokenValue: string, rpps: string, sop?: string): Promise<DicomJson[]> => {
+    const out: DicomJson[] = [];
+    for (const spec of specs) {
+      const h = cache.ensure(spec, tokenValue, rpps);
+      if (sop) await h.instance(sop); else await h.complete();
+      const expected = new Set(spec.expected);
+      const items = await cache.store.metadata({ study: spec.studyUid, series: spec.seriesUid, ...(sop ? { instance: sop } : {}) });
+      out.push(...items.filter((ds) => expected.has(str(ds, '00080018') ?? '')));
+    }
+    if (!out.length) throw new NotFoundError('nothing to describe');
+    return out;
+  };
+  const metadata = (level: 'study' | 'series' | 'instance') => async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!acceptsDicomJson(req.headers.accept)) throw new HttpProblem(406, 'Not Acceptable', 'metadata is served as application/dicom+json');
+    const p = req.params as P;
+    const { call, study } = await prepare(req, p.study!);
+    let specs: SeriesSpec[];
+    if (level === 'study') specs = seriesSpecs(study);
+    else if (level === 'series') specs = [specOr404(req, study, p.series!)];
+    else specs = [instanceSpec(req, study, p.series!, p.instance!)];
+    try {
+      const items = await metadataOf(specs, token(req), rppsOf(req), level === 'instance' ? p.instance : undefined);
+      return reply.type('application/dicom+json').send(items);
+    } catch (e) { return peerProblem(e, call, study); }
+  };
+  app.get(`${root}/studies/:study/metadata`, metadata('study'));
+  app.get(`${root}/studies/:study/series/:series/metadata`, metadata('series'));
+  app.get(`${root}/studies/:study/series/:series/instances/:instance/metadata`, metadata('instance'));
+
+  // ---------- frames ----------
+  app.get(`${root}/studies/:study/series/:series/instances/:instance/frames/:frames`, async (req, reply) => {
+    const accepted = acceptedFrameSyntaxes(req.headers.accept);
+    const p = req.params as P;
+    const { call, study } = await prepare(req, p.study!);
+    const spec = instanceSpec(req, study, p.series!, p.instance!);
+    const frames = p.frames!.split(',').map(Number);
+    if (frames.length === 0 || frames.length > 10_000 || frames.some((n) => !Number.isInteger(n) || n < 1)) {
+      throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
+    }
+    try {
+      await cache.ensure(spec, token(req), rppsOf(req)).instance(p.instance!);
+    } catch (e) { return peerProblem(e, call, study); }
+    let parts;
+    try {
+      parts = cache.store.retrieveFrames({ study: spec.studyUid, series: spec.seriesUid, instance: p.instance! }, frames, { transferSyntaxes: accepted });
+      return await streamParts(req, reply, mapFrames(parts), undefined);
+    } catch (e) {
+      if (e instanceof RangeError) throw new HttpProblem(400, 'Frame out of range', e.message);
+      throw e;
+    }
+  });
+}
+
+async function* mapFrames(parts: AsyncIterable<{ contentType: string; transferSyntaxUid: string; body: Readable }>) {
+  for await (const f of parts) yield { headers: { 'content-type': `${f.contentType}; transfer-syntax=${f.transferSyntaxUid}` }, body: f.body };
+}
+
+/** A handle restricted to one instance (already landed). */
+function onlyOne(h: SeriesHandle, sop: string): SeriesHandle {
+  return Object.assign(Object.create(Object.getPrototypeOf(h)) as SeriesHandle, h, { instances: async function* () { yield sop; } });
+}
+
+function str(ds: DicomJson, tag: string): string | undefined {
+  const v = ds[tag]?.Value?.[0];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function studyJson(call: CallSession, s: SessionStudy): DicomJson {
+  const name = `${call.patient.birthName}^${call.patient.givenNames.join(' ')}`;
+  return {
+    '00080020': { vr: 'DA', ...(s.date ? { Value: [s.date] } : {}) },
+    '00080030': { vr: 'TM', ...(s.time ? { Value: [s.time] } : {}) },
+    '00080050': { vr: 'SH', ...(s.accessionNumber ? { Value: [s.accessionNumber] } : {}) },
+    '00080061': { vr: 'CS', ...(s.modalities.length ? { Value: s.modalities } : {}) },
+    '00081030': { vr: 'LO', ...(s.description ? { Value: [s.description] } : {}) },
+    '00100010': { vr: 'PN', Value: [{ Alphabetic: name }] },
+    '00100020': { vr: 'LO', Value: [call.patient.ins.value] },
+    '00100030': { vr: 'DA', Value: [call.patient.birthDate] },
+    '00100040': { vr: 'CS', Value: [call.patient.sex] },
+    '0020000D': { vr: 'UI', Value: [s.studyUid] },
+    '00201206': { vr: 'IS', Value: [s.series.length] },
+    '00201208': { vr: 'IS', Value: [s.series.reduce((n, x) => n + x.instances.length, 0)] },
+  };
+}
+
+/**
+ * multipart/related answer. Waits for the first part so that a failure before any byte still gets a
+ * proper status; afterwards an error aborts the connection (a truncated answer never looks complete).
+ */
+async function streamParts(req: FastifyRequest, reply: FastifyReply, parts: AsyncIterable<{ headers: Record<string, string>; body: Readable }>, type: string | undefined): Promise<FastifyReply> {
+  const it = parts[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new NotFoundError('no instances for this request');
+  async function* all() {
+    try {
+      let r = first;
+      while (!r.done) {
+        yield r.value;
+        r = await it.next();
+      }
+    } finally {
+      await it.return?.();
+    }
+  }
+  const boundary = newBoundary();
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (req.consumerAudit) req.consumerAudit.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const body = writeMultipart(all(), boundary);
+  body.on('error', (err) => counter.destroy(err));
+  body.pipe(counter);
+  const ct = type ? `multipart/related; type="${type}"; boundary=${boundary}` : `multipart/related; boundary=${boundary}`;
+  return reply.header('content-type', ct).header('cache-control', 'private, no-store').send(counter);
+}

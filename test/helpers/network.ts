@@ -1,0 +1,226 @@
+// The two-box sandbox network for consumer tests: dev PKI, the registry (both boxes enrolled and
+// approved, signed allow-list), the PSC and DMP simulators, box A (source) with its own Orthanc, box B
+// (consumer) with its own Orthanc as local PACS. `publish` puts a study in Orthanc A, builds its KOS
+// (Retrieve URLs on box A), publishes it to the DMP and registers it with box A's KOS guard.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { startOrthanc, type Orthanc } from './orthanc.js';
+import { startTestBox, mtlsAgent } from './box.js';
+import { testPki } from './pki.js';
+import { dmpTestPki } from './dmp-pki.js';
+import { syntheticPublicationRecord } from './publication-record.js';
+import { startRegistry, type StartedRegistry } from '../../registry/src/app.js';
+import { startPscSimulator, type PscSimulator } from '../../sandbox/psc/index.js';
+import { startDmpSimulator, type DmpSimulator } from '../../sandbox/dmp/simulator.js';
+import type { Box } from '../../gateway/src/box.js';
+import { trustLayer } from '../../gateway/src/trust/layer.js';
+import { dmpService } from '../../gateway/src/dmp/service.js';
+import { sourceRole } from '../../gateway/src/source/role.js';
+import { PublicationRepository } from '../../gateway/src/source/publication/repository.js';
+import { createConsumerRole, consumerOf, type ConsumerRoleOptions, type ConsumerServices } from '../../gateway/src/consumer/role.js';
+import { buildKos, type KosInstance } from '../../gateway/src/dicom/kos.js';
+import { readInfo } from '../../gateway/src/dicom/part10.js';
+import { SESSION_COOKIE } from '../../gateway/src/trust/sessions.js';
+import type { PublicationRecord } from '../../gateway/src/cda/types.js';
+import { relabel } from '../../sandbox/demo-data/relabel.js';
+import { seededUid } from '../../sandbox/demo-data/part10.js';
+
+const ADMIN = 'registry-admin-token-for-tests-0123456789';
+const SECRET = { 'box-a': 'box-a-secret-0123456789', 'box-b': 'box-b-secret-0123456789' };
+
+export interface NetworkOptions {
+  cacheMaxBytes?: number;
+  consumer?: ConsumerRoleOptions;
+  /** box B's local PACS: its own Orthanc (default) or none */
+  consumerOrthanc?: boolean;
+}
+
+export interface Published {
+  studyUid: string;
+  kosUid: string;
+  series: { seriesUid: string; instances: string[] }[];
+  record: PublicationRecord;
+}
+
+export interface ConsumerNetwork {
+  registry: StartedRegistry;
+  psc: PscSimulator;
+  dmp: DmpSimulator;
+  orthancA: Orthanc;
+  orthancB?: Orthanc;
+  boxA: Box;
+  boxB: Box;
+  consumer: ConsumerServices;
+  /** a logged-in clinician on box B (a real PSC token): the Cookie header value */
+  login(rpps?: string): Promise<{ cookie: string; rpps: string; token: string }>;
+  /** uploads Part 10 files to Orthanc A and publishes them as one study */
+  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string }): Promise<Published>;
+  /** restarts box B on the same data directory (the cache must survive) */
+  restartConsumer(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const TEST_INS = '279035121518989';
+
+export async function startConsumerNetwork(o: NetworkOptions = {}): Promise<ConsumerNetwork> {
+  const closers: (() => Promise<unknown>)[] = [];
+  try {
+    return await start(o, closers);
+  } catch (e) {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Promise<ConsumerNetwork> {
+  const pki = await testPki();
+  const read = (f: string) => readFileSync(f, 'utf8');
+  const registry = await startRegistry({
+    tls: { certPem: read(pki.registry.chain), keyPem: read(pki.registry.key), clientCaPem: read(pki.ca.cert) },
+    signer: { keyPem: read(pki.signer.key), chainPem: read(pki.signer.chain) },
+    adminToken: ADMIN,
+    dbFile: join(mkdtempSync(join(tmpdir(), 'registry-')), 'registry.db'),
+  });
+  closers.push(() => registry.close());
+  const admin = await mtlsAgent();
+  for (const name of ['box-a', 'box-b'] as const) {
+    const r = await request(`${registry.url}/enrolments`, {
+      method: 'POST', dispatcher: await mtlsAgent(pki.boxes[name]), headers: { 'content-type': 'application/json' },
+      // box A is the source every KOS points at (127.0.0.1); box B is never called as a source
+      body: JSON.stringify({ boxHost: name === 'box-a' ? '127.0.0.1' : 'box-b.localhost', operatorName: `Centre ${name}` }),
+    });
+    const { id } = (await r.body.json()) as { id: number };
+    const a = await request(`${registry.url}/enrolments/${id}/approve`, { method: 'POST', dispatcher: admin, headers: { authorization: `Bearer ${ADMIN}` } });
+    if (a.statusCode !== 200) throw new Error(`approving ${name}: ${a.statusCode}`);
+    await a.body.dump();
+  }
+
+  const psc = await startPscSimulator({ clients: [
+    { client_id: 'box-a', client_secret: SECRET['box-a'], redirect_uris: ['https://127.0.0.1/auth/callback'] },
+    { client_id: 'box-b', client_secret: SECRET['box-b'], redirect_uris: ['https://127.0.0.1/auth/callback'] },
+  ] });
+  closers.push(() => psc.close());
+
+  const dmpPki = await dmpTestPki();
+  const dmp = await startDmpSimulator({
+    dataDir: mkdtempSync(join(tmpdir(), 'dmp-sim-')),
+    tls: { cert: dmpPki.server.cert, key: dmpPki.server.key, ca: [read(pki.ca.cert)] },
+    vihfTrustAnchors: [read(pki.ca.cert)],
+  });
+  closers.push(() => dmp.close());
+  const dmpCa = join(mkdtempSync(join(tmpdir(), 'dmp-ca-')), 'dmp-ca.pem');
+  writeFileSync(dmpCa, dmpPki.caPem);
+  const dmpConfig = { registryUrl: dmp.registryUrl, repositoryUrl: dmp.repositoryUrl, ca: dmpCa, finess: '101235555', sourceId: '1.2.250.1.999.1.1.8121', timeoutMs: 10_000 };
+
+  const orthancA = await startOrthanc({ gdcm: false });
+  closers.push(() => orthancA.stop());
+  const orthancB = o.consumerOrthanc === false ? undefined : await startOrthanc({ gdcm: false, aet: 'ORTHANC_B' });
+  if (orthancB) closers.push(() => orthancB.stop());
+
+  const extra = (name: 'box-a' | 'box-b') => ({
+    allowList: { url: registry.allowListUrl, trustAnchors: [pki.ca.cert] },
+    psc: { issuer: psc.issuer, clientId: name, clientSecret: SECRET[name], introspectionCacheMs: 0 },
+    dmp: dmpConfig,
+  });
+  const boxA = await startTestBox({
+    name: 'box-a', pacs: { kind: 'dicomweb', url: orthancA.dicomWebUrl }, allowedPeers: [],
+    extra: { ...extra('box-a'), roles: ['source'] },
+    boxOptions: { plugins: [trustLayer, dmpService, sourceRole] },
+  });
+  closers.push(() => boxA.close());
+
+  const consumerPacs = orthancB ? { kind: 'dicomweb', url: orthancB.dicomWebUrl } : { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'box-b-pacs-')) };
+  let boxB!: Box;
+  let dataDir: string | undefined;
+  const startB = async () => {
+    boxB = await startTestBox({
+      name: 'box-b', pacs: consumerPacs, allowedPeers: [],
+      extra: { ...extra('box-b'), roles: ['consumer'], ...(dataDir ? { dataDir } : {}), ...(o.cacheMaxBytes ? { cache: { maxBytes: Math.max(o.cacheMaxBytes, 1024 ** 2) } } : {}) },
+      boxOptions: { plugins: [trustLayer, dmpService, createConsumerRole({ peer: { timeoutMs: 5_000, connectTimeoutMs: 2_000, retries: 1 }, ...o.consumer })] },
+    });
+    dataDir = boxB.config.dataDir;
+    if (o.cacheMaxBytes && o.cacheMaxBytes < 1024 ** 2) {
+      // below the configurable minimum: only tests go there
+      (consumerOf(boxB.services)!.cache as unknown as { opts: { maxBytes: number } }).opts.maxBytes = o.cacheMaxBytes;
+    }
+  };
+  await startB();
+  closers.push(() => boxB.close());
+
+  const repoA = new PublicationRepository(boxA.db);
+  let seq = 0;
+  const net: ConsumerNetwork = {
+    registry, psc, dmp, orthancA, orthancB, boxA,
+    get boxB() { return boxB; },
+    get consumer() { return consumerOf(boxB.services)!; },
+    async login(rpps = psc.clinicians[0].rpps) {
+      const token = await psc.issueAccessToken({ rpps, clientId: 'box-b' });
+      const c = psc.clinicians.find((x) => x.rpps === rpps)!;
+      const s = boxB.services.sessions!.create({ rpps, nationalId: `8${rpps}`, sub: `f:x:8${rpps}`, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName }, { accessToken: token });
+      return { cookie: `${SESSION_COOKIE}=${s.id}`, rpps, token };
+    },
+    async publish(files, p = {}) {
+      seq++;
+      await orthancA.upload(files);
+      const infos = files.map((f) => readInfo(f));
+      const studyUid = infos[0].studyInstanceUid;
+      const record = syntheticPublicationRecord({ studyInstanceUid: studyUid, accession: p.accession ?? `ACC-${seq}`, documentRoot: `1.2.250.1.999.1.1.8121.7.${Date.now()}.${seq}` });
+      if (p.ins) record.patient.ins.value = p.ins;
+      record.cda = readFileSync('test/fixtures/ans/ans-poc/JeuxDeDonnees/exemples/CDA/IMG_CR_IMG_2023.11_CDA-R2-Niveau-1.xml');
+      record.studies[0].modalities = [...new Set(infos.map((i) => i.modality).filter(Boolean))].map((m) => ({ code: m!, codeSystem: '1.2.840.10008.2.16.4', displayName: m! }));
+      const instances: KosInstance[] = infos.map((i) => ({ studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid }));
+      const base = p.retrieveHost ? boxA.peerUrl.replace('127.0.0.1', p.retrieveHost) : boxA.peerUrl;
+      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: `${base}/dicom-web`, retrieveLocationUid: boxA.config.box.retrieveLocationUid });
+      await boxA.services.dmp!.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10: kos.part10 }, includeReport: true });
+      // box A's KOS guard must know what it published (done in one tick: the outbox worker cannot interleave)
+      const refs: Record<string, Record<string, string[]>> = {};
+      for (const i of instances) ((refs[i.studyUid] ??= {})[i.seriesUid] ??= []).push(i.sopInstanceUid);
+      const { job } = repoA.enqueue({ kind: 'publish', idemKey: `test|${kos.sopInstanceUid}`, setId: `test-${seq}`, payload: {}, state: 'done' });
+      const kosId = repoA.saveBuiltKos(job.id, { setId: `test-${seq}`, sopInstanceUid: kos.sopInstanceUid, patientId: record.patient.ins.value, part10: kos.part10, refs, studies: [{ studyUid, accession: record.studies[0].accessionNumber?.value ?? '' }] });
+      repoA.markPublished(job.id, kosId, { kos: `urn:uuid:test-${seq}` });
+      const series = Object.entries(refs[studyUid]).map(([seriesUid, list]) => ({ seriesUid, instances: list }));
+      return { studyUid, kosUid: kos.sopInstanceUid, series, record };
+    },
+    async restartConsumer() {
+      await boxB.close();
+      await startB();
+    },
+    async close() {
+      for (const c of closers.reverse()) await c().catch(() => undefined);
+    },
+  };
+  return net;
+}
+
+/** The contextual call form for the test patient (DRIM-M.md §5 names). */
+export function callForm(over: Record<string, string | undefined> = {}): Record<string, string> {
+  const f: Record<string, string | undefined> = {
+    'Patient.identifier.value': TEST_INS,
+    'Patient.identifier.system': '1.2.250.1.213.1.4.10',
+    'Patient.name.family': 'DUPONT',
+    'Patient.name.given': 'MARIE ANNE',
+    'Patient.gender': 'female',
+    'Patient.birthDate': '1979-03-12',
+    'Address.district': '75115',
+    InformationEtOppositionConsultation: 'true',
+    PatientID: 'IPP-0042',
+    PatientIDIssuer: '1.2.250.1.999.1.1.8121.1',
+    ...over,
+  };
+  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+/** Copies of Part 10 files as a new study (new study/series/instance UIDs) of the test patient. */
+export async function relabelStudy(files: Buffer[], seed: string): Promise<Buffer[]> {
+  const studyInstanceUid = await seededUid(`${seed}|study`);
+  const out: Buffer[] = [];
+  for (const f of files) {
+    out.push((await relabel(f, {
+      patientId: 'IPP-0042', patientName: 'DUPONT^MARIE ANNE', birthDate: '19790312', sex: 'F', studyInstanceUid,
+      accessionNumber: seed.slice(0, 16), studyDate: '20240105', studyDescription: 'TEST', institution: 'CENTRE A', seed,
+    })).part10);
+  }
+  return out;
+}
