@@ -1,21 +1,33 @@
-// The demo DRIM-M network on one machine, every server on 127.0.0.1 and a free port: dev PKI,
-// a source box whose PACS is a folder store seeded with the demo studies, and (as the sandbox grows)
-// the DMP and PSC simulators, the registry and a consumer box. Writes sandbox/.run/manifest.json.
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+// The demo DRIM-M network on one machine, every server on 127.0.0.1 and a free port: dev PKI, the
+// enrolment registry (signed allow-list; demo boxes are approved at once), the PSC and DMP
+// simulators, box-a (source: a folder-store PACS seeded with the demo studies, reports published
+// through MLLP at start) and box-b (consumer: launcher page, viewer, cache). The boxes trust each
+// other only through the signed list. Writes sandbox/.run/manifest.json.
+import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { ensureDevPki, type DevPki } from '../certs/pki.js';
+import { Agent, request } from 'undici';
+import { ensureDevPki, issueCertificate, type DevPki } from '../certs/pki.js';
 import { validateConfig } from '../gateway/src/config/load.js';
 import type { DrimboxConfig } from '../gateway/src/config/schema.js';
 import { startBox, type Box } from '../gateway/src/box.js';
+import { pluginsFor, type RoleOptions } from '../gateway/src/roles.js';
 import { createLogger } from '../gateway/src/log.js';
-import { demoStudies } from './demo-data/catalogue.js';
+import type { LauncherEntry } from '../gateway/src/consumer/launcher.js';
+import { startRegistry, type StartedRegistry } from '../registry/src/app.js';
+import { startPscSimulator, type PscSimulator } from './psc/index.js';
+import { startDmpSimulator, type DmpSimulator } from './dmp/simulator.js';
+import { demoStudies, TEST_INS_OID, type DemoStudy } from './demo-data/catalogue.js';
+import { demoReportMessages } from './demo-data/reports.js';
+import { sendMllp } from './mllp-send.js';
+import { freePort } from './ports.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+const FINESS = '750000001';
 
 export interface DemoNetworkOptions {
-  /** where state lives (default sandbox/.run) */
+  /** where state lives (default sandbox/.run; wiped at each start: ports change between runs) */
   runDir?: string;
   /** where the dev PKI lives (default certs/out) */
   pkiDir?: string;
@@ -32,80 +44,227 @@ export interface BoxManifest {
   key: string;
   ca: string;
   adminToken: string;
+  contextualCallUrl?: string;
+  launcherUrl?: string;
 }
 
 export interface DemoManifest {
   startedAt: string;
   boxes: BoxManifest[];
   demoClient: { cert: string; key: string; ca: string; subjectDn: string };
-  studies: { box: string; studyInstanceUid: string; patientIns: string; modality: string; description: string }[];
+  registry: { url: string; allowListUrl: string; adminToken: string };
+  psc: { issuer: string; clinicians: { rpps: string; name: string }[] };
+  dmp: { url: string; registryUrl: string; repositoryUrl: string; documentsUrl: string };
+  studies: { box: string; studyInstanceUid: string; patientIns: string; modality: string; description: string; kosUid?: string; state: string }[];
 }
 
 export interface DemoNetwork {
   manifest: DemoManifest;
   boxes: Record<string, Box>;
   pki: DevPki;
+  psc: PscSimulator;
+  dmp: DmpSimulator;
+  registry: StartedRegistry;
   close(): Promise<void>;
 }
 
 export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<DemoNetwork> {
   const runDir = o.runDir ?? join(ROOT, 'sandbox', '.run');
+  rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const pki = await ensureDevPki(o.pkiDir ?? join(ROOT, 'certs', 'out'), { boxes: ['box-a', 'box-b'] });
   const logLevel = o.logLevel ?? 'warn';
-  mkdirSync(runDir, { recursive: true });
+  const read = (f: string) => readFileSync(f, 'utf8');
+  const closers: (() => Promise<unknown>)[] = [];
+  const close = async () => { for (const c of closers.reverse()) await c().catch(() => undefined); };
 
-  const boxA = await startDemoBox('box-a', { runDir, pki, logLevel, pacsDir: join(runDir, 'box-a', 'pacs') });
-  const studies = await seedFolderPacs(boxA);
+  try {
+    const ports = { a: { user: await freePort(), peer: await freePort() }, b: { user: await freePort(), peer: await freePort() } };
+    const userUrl = (p: number) => `https://127.0.0.1:${p}`;
 
-  const manifest: DemoManifest = {
-    startedAt: new Date().toISOString(),
-    boxes: [describe(boxA, pki)],
-    demoClient: { cert: pki.demoClient.cert, key: pki.demoClient.key, ca: pki.ca.cert, subjectDn: pki.demoClient.subjectDn },
-    studies: studies.map((s) => ({ box: 'box-a', ...s })),
-  };
-  writeFileSync(join(runDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
-  return {
-    manifest,
-    boxes: { 'box-a': boxA },
-    pki,
-    async close() {
-      await boxA.close();
-    },
-  };
+    const registryAdmin = randomBytes(24).toString('base64url');
+    const registry = await startRegistry({
+      tls: { certPem: read(pki.registry.chain), keyPem: read(pki.registry.key), clientCaPem: read(pki.ca.cert) },
+      signer: { keyPem: read(pki.signer.key), chainPem: read(pki.signer.chain) },
+      adminToken: registryAdmin,
+      dbFile: join(runDir, 'registry.db'),
+      autoApprove: true,
+    });
+    closers.push(() => registry.close());
+    await enrolDemoClient(pki, registry);
+
+    const secrets = { a: randomBytes(24).toString('base64url'), b: randomBytes(24).toString('base64url') };
+    const psc = await startPscSimulator({
+      clients: [
+        { client_id: 'box-a', client_secret: secrets.a, redirect_uris: [`${userUrl(ports.a.user)}/auth/callback`] },
+        { client_id: 'box-b', client_secret: secrets.b, redirect_uris: [`${userUrl(ports.b.user)}/auth/callback`] },
+      ],
+      dataDir: join(runDir, 'psc'),
+    });
+    closers.push(() => psc.close());
+
+    const dmpId = await serverIdentity(pki, runDir, 'dmp-simulator');
+    const dmp = await startDmpSimulator({
+      dataDir: join(runDir, 'dmp'),
+      tls: { cert: read(dmpId.cert), key: read(dmpId.key), ca: read(pki.ca.cert) },
+      vihfTrustAnchors: [read(pki.ca.cert)],
+    });
+    closers.push(() => dmp.close());
+
+    const studies = await demoStudies();
+    const common = { pki, runDir, logLevel, registry, psc, dmp };
+    const boxA = await startDemoBox({ ...common, name: 'box-a', roles: ['source'], ports: ports.a, secret: secrets.a });
+    closers.push(() => boxA.close());
+    await seedFolderPacs(boxA, studies);
+    const launcher: LauncherEntry[] = launcherEntries(studies, boxA);
+    const boxB = await startDemoBox({ ...common, name: 'box-b', roles: ['consumer'], ports: ports.b, secret: secrets.b, roleOptions: { consumer: { launcher: () => launcher } } });
+    closers.push(() => boxB.close());
+
+    // the RIS validates the reports: publish them through MLLP and wait for the DMP's acknowledgements
+    const mllp = boxA.addresses.mllp;
+    for (const msg of demoReportMessages(studies)) {
+      const ack = await sendMllp(mllp.host, mllp.port, msg);
+      if (!/\rMSA\|AA\|/.test(ack)) throw new Error(`demo report refused by box-a: ${ack.replace(/\r/g, ' | ')}`);
+    }
+    const published = await waitForPublications(boxA, studies.length);
+
+    const manifest: DemoManifest = {
+      startedAt: new Date().toISOString(),
+      boxes: [describe(boxA, pki), { ...describe(boxB, pki), contextualCallUrl: `${boxB.userUrl}/contextual-call`, launcherUrl: `${boxB.userUrl}/` }],
+      demoClient: { cert: pki.demoClient.cert, key: pki.demoClient.key, ca: pki.ca.cert, subjectDn: pki.demoClient.subjectDn },
+      registry: { url: registry.url, allowListUrl: registry.allowListUrl, adminToken: registryAdmin },
+      psc: { issuer: psc.issuer, clinicians: psc.clinicians.map((c) => ({ rpps: c.rpps, name: `${c.givenName ?? ''} ${c.familyName ?? ''}`.trim() })) },
+      dmp: { url: dmp.url, registryUrl: dmp.registryUrl, repositoryUrl: dmp.repositoryUrl, documentsUrl: `${dmp.url}/_sim/documents` },
+      studies: studies.map((s) => {
+        const p = published.find((j) => j.studies.includes(s.studyInstanceUid));
+        return { box: 'box-a', studyInstanceUid: s.studyInstanceUid, patientIns: s.patient.ins, modality: s.modality, description: s.description, kosUid: p?.kosUid, state: p?.state ?? 'unknown' };
+      }),
+    };
+    writeFileSync(join(runDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
+    return { manifest, boxes: { 'box-a': boxA, 'box-b': boxB }, pki, psc, dmp, registry, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }
 
-async function startDemoBox(name: string, o: { runDir: string; pki: DevPki; logLevel: string; pacsDir: string }): Promise<Box> {
-  const id = o.pki.boxes[name];
+interface DemoBoxOptions {
+  name: 'box-a' | 'box-b';
+  roles: ('source' | 'consumer')[];
+  ports: { user: number; peer: number };
+  secret: string;
+  pki: DevPki;
+  runDir: string;
+  logLevel: string;
+  registry: StartedRegistry;
+  psc: PscSimulator;
+  dmp: DmpSimulator;
+  roleOptions?: RoleOptions;
+}
+
+async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
+  const id = o.pki.boxes[o.name];
   const raw = {
-    box: { name, organization: id.organization, retrieveLocationUid: '1.2.250.1.999.1.1' },
-    dataDir: join(o.runDir, name),
-    user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
-    peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: o.pki.ca.cert }, allowedPeers: [o.pki.demoClient.subjectDn, ...Object.values(o.pki.boxes).map((b) => b.subjectDn)] },
+    box: { name: o.name, organization: id.organization, retrieveLocationUid: o.name === 'box-a' ? '1.2.250.1.999.1.1' : '1.2.250.1.999.1.2' },
+    dataDir: join(o.runDir, o.name),
+    roles: o.roles,
+    user: { port: o.ports.user, publicUrl: `https://127.0.0.1:${o.ports.user}`, tls: { cert: id.chain, key: id.key } },
+    peer: { port: o.ports.peer, publicUrl: `https://127.0.0.1:${o.ports.peer}`, tls: { cert: id.chain, key: id.key, ca: o.pki.ca.cert } },
     hl7: { port: 1 },
     admin: { token: randomBytes(24).toString('base64url') },
     log: { level: o.logLevel },
-    pacs: { kind: 'folder', path: o.pacsDir },
+    pacs: { kind: 'folder', path: join(o.runDir, o.name, 'pacs') },
+    dmp: {
+      registryUrl: o.dmp.registryUrl, repositoryUrl: o.dmp.repositoryUrl, ca: o.pki.ca.cert,
+      finess: FINESS, sourceId: o.name === 'box-a' ? '1.2.250.1.999.2.1' : '1.2.250.1.999.2.2',
+    },
+    psc: { issuer: o.psc.issuer, clientId: o.name, clientSecret: o.secret },
+    allowList: { url: o.registry.allowListUrl, trustAnchors: [o.pki.ca.cert], enrolUrl: o.registry.url, supportContact: 'support@demo.invalid' },
   };
   const config: DrimboxConfig = validateConfig(raw as never);
-  // free ports, chosen at listen time
-  config.user.port = 0;
-  config.peer.port = 0;
-  config.hl7.port = 0;
-  const box = await startBox(config, { logger: createLogger(o.logLevel, name) });
-  config.user.publicUrl = box.userUrl;
-  config.peer.publicUrl = box.peerUrl;
-  return box;
+  config.hl7.port = 0; // any free port; reported in box.addresses.mllp
+  return startBox(config, { logger: createLogger(o.logLevel, o.name), plugins: pluginsFor(config, o.roleOptions) });
 }
 
-async function seedFolderPacs(box: Box) {
-  const studies = await demoStudies();
-  const existing = new Set((await box.pacs.findStudies({})).map((s) => s['0020000D']?.Value?.[0]));
+/** The demo client (the identity of the printed curl command) is a listed peer like a box. */
+async function enrolDemoClient(pki: DevPki, registry: StartedRegistry): Promise<void> {
+  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key) } });
+  try {
+    const r = await request(`${registry.url}/enrolments`, {
+      method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ boxHost: 'demo-client.localhost', operatorName: 'Demo client', supportContact: 'support@demo.invalid' }),
+    });
+    if (r.statusCode !== 201 && r.statusCode !== 200) throw new Error(`demo client enrolment refused: ${r.statusCode} ${await r.body.text()}`);
+    await r.body.dump();
+  } finally {
+    await agent.close();
+  }
+}
+
+/** A server certificate for a sandbox service, issued once by the dev CA. */
+async function serverIdentity(pki: DevPki, dir: string, name: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  if (!existsSync(cert) || !existsSync(key)) {
+    const ca = { certPem: readFileSync(pki.ca.cert, 'utf8'), keyPem: readFileSync(pki.ca.key, 'utf8'), subject: pki.ca.subjectDn };
+    const id = await issueCertificate(ca, { commonName: name, organization: 'DRIMbox sandbox', usage: 'server' });
+    writeFileSync(cert, id.certPem);
+    writeFileSync(key, id.keyPem, { mode: 0o600 });
+  }
+  return { cert, key };
+}
+
+async function seedFolderPacs(box: Box, studies: DemoStudy[]): Promise<void> {
   for (const s of studies) {
-    if (existing.has(s.studyInstanceUid)) continue;
     const r = await box.pacs.store((async function* () { yield* s.files; })());
     if (r.failed.length) throw new Error(`demo study ${s.key}: ${r.failed.length} instance(s) not stored: ${r.failed[0].reason}`);
   }
-  return studies.map((s) => ({ studyInstanceUid: s.studyInstanceUid, patientIns: s.patient.ins, modality: s.modality, description: s.description }));
+}
+
+interface PublishedView { state: string; studies: string[]; kosUid?: string }
+
+/** Polls box-a's admin API until every demo report is published (or failed). */
+async function waitForPublications(box: Box, count: number, timeoutMs = 60_000): Promise<PublishedView[]> {
+  const agent = new Agent({ connect: { ca: readFileSync(box.config.peer.tls.ca) } });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await request(`${box.userUrl}/admin/publications?pageSize=100`, { dispatcher: agent, headers: { authorization: `Bearer ${box.config.admin.token}` } });
+      const { items } = await r.body.json() as { items: PublishedView[] };
+      const settled = items.filter((j) => j.state === 'done' || j.state === 'failed');
+      if (settled.length >= count || Date.now() > deadline) return items;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  } finally {
+    await agent.close();
+  }
+}
+
+function launcherEntries(studies: DemoStudy[], source: Box): LauncherEntry[] {
+  const byPatient = new Map<string, DemoStudy[]>();
+  for (const s of studies) byPatient.set(s.patient.ins, [...(byPatient.get(s.patient.ins) ?? []), s]);
+  return [...byPatient.values()].map((ss) => {
+    const p = ss[0].patient;
+    return {
+      label: `${p.birthName} ${p.givenNames[0]} — ${ss.map((s) => `${s.modality} ${s.date}`).join(', ')}`,
+      form: {
+        'Patient.identifier.value': p.ins,
+        'Patient.identifier.system': `urn:oid:${TEST_INS_OID}`,
+        'Patient.name.family': p.birthName,
+        'Patient.name.given': p.givenNames.join(' '),
+        'Patient.gender': p.sex === 'F' ? 'female' : 'male',
+        'Patient.birthDate': `${p.birthDate.slice(0, 4)}-${p.birthDate.slice(4, 6)}-${p.birthDate.slice(6)}`,
+        'Address.district': p.birthPlace,
+        InformationEtOppositionConsultation: 'true',
+        PatientID: p.ipp,
+        PatientIDIssuer: p.ippOid,
+      },
+      reportLinks: ss.map((s) => ({
+        label: `Lien du compte rendu : ${s.description} (${s.date}) — viewer de la source`,
+        href: `${source.userUrl}/IHEInvokeImageDisplay?requestType=STUDY&studyUID=${s.studyInstanceUid}&accessionNumber=${s.accessionNumber}`,
+      })),
+    };
+  });
 }
 
 function describe(box: Box, pki: DevPki): BoxManifest {
@@ -115,12 +274,10 @@ function describe(box: Box, pki: DevPki): BoxManifest {
     roles: box.config.roles,
     userUrl: box.userUrl,
     peerUrl: box.peerUrl,
-    mllp: { host: box.config.hl7.host, port: box.config.hl7.port },
+    mllp: box.addresses.mllp ?? { host: box.config.hl7.host, port: box.config.hl7.port },
     cert: id.chain,
     key: id.key,
     ca: pki.ca.cert,
     adminToken: box.config.admin.token,
   };
 }
-
-export const demoRunDirExists = (dir = join(ROOT, 'sandbox', '.run')) => existsSync(dir);

@@ -1,23 +1,49 @@
-// `npm start`: the whole demo network on loopback with embedded defaults; Ctrl-C stops it.
+// `npm start`: the whole demo DRIM-M network on loopback with embedded defaults; Ctrl-C stops it.
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
 import { startDemoNetwork } from './network.js';
 
+const root = resolve(fileURLToPath(import.meta.url), '..', '..');
+if (!existsSync(join(root, 'viewer', 'dist', 'index.html'))) {
+  console.log('building the viewer (first start only)…');
+  execFileSync(join(root, 'node_modules', '.bin', 'vite'), ['build', '--config', 'viewer/vite.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
+}
+
+console.log('starting the demo network (registry, PSC, DMP, box-a source, box-b consumer)…');
 const net = await startDemoNetwork({ logLevel: process.env.DRIMBOX_LOG_LEVEL ?? 'warn' });
 const m = net.manifest;
-const a = m.boxes[0];
-const study = m.studies.find((s) => s.modality === 'MG') ?? m.studies[0];
+const [a, b] = m.boxes;
+const study = m.studies.find((s) => s.modality === 'MG' && s.kosUid) ?? m.studies.find((s) => s.kosUid) ?? m.studies[0];
+const clinician = m.psc.clinicians[0];
+const token = await net.psc.issueAccessToken({ rpps: clinician.rpps, clientId: 'box-b', ttlSeconds: 3600 });
+const docs = await dmpDocuments().catch(() => undefined);
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
 console.log(`
-DRIMbox demo network is running (Ctrl-C to stop)
+DRIMbox demo network is running (Ctrl-C to stop). Certificates: dev CA ${m.demoClient.ca}
+(your browser will warn about it: it is the sandbox's own CA).
 
-  box-a (source)   user ${a.userUrl}   peer ${a.peerUrl}
-                   health ${a.userUrl}/healthz   metrics ${a.userUrl}/metrics
-                   admin token ${a.adminToken}
+  Open the consumer's launcher: ${b.launcherUrl}
+    → a contextual call, PSC login (pick a test clinician), the viewer with images pulled from box-a.
 
-  Demo studies in box-a's PACS:
-${m.studies.map((s) => `    ${s.modality.padEnd(3)} ${s.description.padEnd(40)} ${s.studyInstanceUid}`).join('\n')}
+  box-a (source)    user ${a.userUrl}   peer ${a.peerUrl}   MLLP 127.0.0.1:${a.mllp.port}
+                    admin: curl --cacert ${q(m.demoClient.ca)} -H 'Authorization: Bearer ${a.adminToken}' ${a.userUrl}/admin/publications
+  box-b (consumer)  user ${b.userUrl}   peer ${b.peerUrl}   contextual call POST ${b.contextualCallUrl}
+  registry          ${m.registry.url}/admin  (signed allow-list ${m.registry.allowListUrl})
+  PSC simulator     ${m.psc.issuer}
+  DMP simulator     ${m.dmp.documentsUrl}
 
-  Retrieve a study through the peer API (mutual TLS, demo client certificate):
+  Published to the DMP by box-a:
+${m.studies.map((s) => `    ${s.state.padEnd(7)} ${s.modality.padEnd(3)} ${s.description.padEnd(38)} KOS ${s.kosUid ?? '—'}`).join('\n')}
+${Array.isArray(docs) ? `  The DMP holds ${docs.length} document entries.\n` : ''}
+  Retrieve a study through box-a's peer API (mutual TLS with the demo client certificate, a PSC token
+  of ${clinician.name || clinician.rpps}, and the KOS that grants access):
     curl --cacert ${q(m.demoClient.ca)} --cert ${q(m.demoClient.cert)} --key ${q(m.demoClient.key)} \\
+      -H 'Authorization: Bearer ${token}' -H 'KOS-SOPInstanceUID: ${study.kosUid ?? ''}' \\
       -H 'Accept: multipart/related; type="application/dicom"; transfer-syntax=*' \\
       -o study.multipart ${a.peerUrl}/dicom-web/studies/${study.studyInstanceUid}
 
@@ -34,3 +60,15 @@ const stop = async () => {
 };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
+
+/** The DMP simulator's view of what it holds (sandbox only), read with the demo client's certificate. */
+async function dmpDocuments(): Promise<unknown[]> {
+  const agent = new Agent({ connect: { ca: readFileSync(m.demoClient.ca), cert: readFileSync(m.demoClient.cert), key: readFileSync(m.demoClient.key) } });
+  try {
+    const r = await request(m.dmp.documentsUrl, { dispatcher: agent });
+    const body = await r.body.json() as unknown;
+    return Array.isArray(body) ? body : ((body as { documents?: unknown[] }).documents ?? []);
+  } finally {
+    await agent.close();
+  }
+}

@@ -4,14 +4,19 @@ import type { DrimboxConfig } from './config/schema.js';
 import type { RolePlugin } from './box.js';
 import { trustLayer } from './trust/layer.js';
 import { dmpService } from './dmp/service.js';
-import { sourceRole } from './source/role.js';
-import { consumerRole } from './consumer/role.js';
+import { createSourceRole, type SourceRoleOptions } from './source/role.js';
+import { createConsumerRole, type ConsumerRoleOptions } from './consumer/role.js';
 
-export function pluginsFor(config: DrimboxConfig): RolePlugin[] {
+export interface RoleOptions {
+  source?: SourceRoleOptions;
+  consumer?: ConsumerRoleOptions;
+}
+
+export function pluginsFor(config: DrimboxConfig, opts: RoleOptions = {}): RolePlugin[] {
   return [
     trustLayer,
     dmpService,
-    ...(config.roles.includes('source') ? [sourceRole] : []),
-    ...(config.roles.includes('consumer') ? [consumerRole] : []),
+    ...(config.roles.includes('source') ? [createSourceRole(opts.source)] : []),
+    ...(config.roles.includes('consumer') ? [createConsumerRole(opts.consumer)] : []),
   ];
 }

@@ -61,7 +61,7 @@ function daikonData(): string {
 /** Real MR: the 20-slice volume plus two other real MR series, relabeled into one study. */
 async function mrStudy(p: DemoPatient): Promise<DemoStudy> {
   const data = daikonData();
-  const studyInstanceUid = await seededUid('demo|mr|study');
+  const studyInstanceUid = seededUid('demo|mr|study');
   const base = {
     patientId: p.ipp, patientName: `${p.birthName}^${p.givenNames.join(' ')}`, birthDate: p.birthDate, sex: p.sex,
     issuerOfPatientId: p.ippIssuer, studyInstanceUid, accessionNumber: 'A-MR-0001', studyDate: '20240410',

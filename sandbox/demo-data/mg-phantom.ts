@@ -1,8 +1,9 @@
 // Synthetic breast for one mammography view: 16-bit words, 12 bits stored, MONOCHROME2, "for
 // presentation". A phantom, not a patient. Ported from the team's reference mg-phantom.js.
-// Chest wall at column 0 for L views and at the last column for R views; MLO views get a pectoral
-// muscle. A bright laterality block sits at the top of the side away from the chest wall, so tests
-// can check orientation from pixels after the viewer mirrors and hangs the views.
+// The chest wall is at column 0 or at the last column (`chestWallAtLeft`); MLO views get a pectoral
+// muscle. Orientation marks (value 4095, in the air near the top of the chest-wall side) let a test
+// read the displayed orientation from a screenshot: right breast → ONE block, left breast → TWO
+// blocks; CC blocks are twice as wide as MLO blocks.
 
 export interface PhantomOptions {
   rows: number;
@@ -11,6 +12,7 @@ export interface PhantomOptions {
   view: 'CC' | 'MLO';
   seed: number;
   lesion: boolean;
+  chestWallAtLeft: boolean;
 }
 
 export function mgPhantom(o: PhantomOptions): Buffer {
@@ -47,11 +49,10 @@ export function mgPhantom(o: PhantomOptions): Buffer {
   const cd = depth * (0.35 + 0.3 * rnd()), cyy = cy + half * (rnd() - 0.5) * 0.6;
   for (let i = 0; i < 9; i++) calc.push([cd + (rnd() - 0.5) * 60 * s, cyy + (rnd() - 0.5) * 60 * s, (1.5 + 2 * rnd()) * s + 1]);
   const mass = o.lesion ? [depth * 0.45, cy - half * 0.2, 70 * s + 8] : null;
-  const mark = Math.max(8, Math.round(cols * 0.06));
   const px = new Uint16Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const d = lat === 'L' ? c : cols - 1 - c;
+      const d = o.chestWallAtLeft ? c : cols - 1 - c;
       const ex = d / depth, ey = (r - cy) / half;
       const q = ex * ex + ey * ey;
       let v = 60 + 20 * rnd();
@@ -72,10 +73,15 @@ export function mgPhantom(o: PhantomOptions): Buffer {
         if (q > 0.985) t *= 1.08;
         v = t + 25 * (rnd() - 0.5);
       }
-      // laterality block: top rows, far from the chest wall (where the technologist's marker goes)
-      if (r >= mark && r < 3 * mark && d >= cols - 3 * mark && d < cols - mark) v = 4095;
       px[r * cols + c] = Math.max(0, Math.min(4095, Math.round(v)));
     }
+  }
+  const blockW = Math.round(cols * (view === 'CC' ? 0.12 : 0.06));
+  const gap = Math.round(cols * 0.05);
+  const first = Math.round(cols * 0.03);
+  const starts = lat === 'R' ? [first] : [first, first + blockW + gap];
+  for (let r = Math.round(rows * 0.02); r < Math.round(rows * 0.08); r++) {
+    for (const st of starts) for (let d = st; d < st + blockW; d++) px[r * cols + (o.chestWallAtLeft ? d : cols - 1 - d)] = 4095;
   }
   return Buffer.from(px.buffer);
 }

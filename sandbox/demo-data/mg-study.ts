@@ -22,15 +22,21 @@ export interface MgStudyOptions {
   institution?: string;
   /** attributes to add or override on every view (e.g. IssuerOfPatientID) */
   extra?: Record<string, unknown>;
+  /**
+   * Store the right-breast views NOT mirrored (chest wall at column 0, PatientOrientation A\L or
+   * A\F), as some modalities do; a viewer must then mirror them. Default: the IHE convention (right
+   * breast's chest wall at the last column, P\L / P\F).
+   */
+  rightUnmirrored?: boolean;
 }
 
 export interface MgStudy {
   studyInstanceUid: string;
   seriesInstanceUid: string;
-  files: { view: MgView; sopInstanceUid: string; part10: Buffer }[];
+  files: { view: MgView; sopInstanceUid: string; chestWallAtLeft: boolean; part10: Buffer }[];
 }
 
-export async function makeMgStudy(o: MgStudyOptions = {}): Promise<MgStudy> {
+export function makeMgStudy(o: MgStudyOptions = {}): MgStudy {
   const patientId = o.patientId ?? 'MGTEST001';
   const date = o.date ?? '20240115';
   const accession = o.accession ?? `ACC${date}`;
@@ -38,9 +44,9 @@ export async function makeMgStudy(o: MgStudyOptions = {}): Promise<MgStudy> {
   const spacing = (0.07 * 3328) / rows;
   const seed = o.seed ?? 1;
   const key = `mg|${seed}|${patientId}|${date}|${accession}|${rows}x${cols}`;
-  const studyInstanceUid = await seededUid(`${key}|study`);
-  const seriesInstanceUid = await seededUid(`${key}|series`);
-  const frameOfReferenceUid = await seededUid(`${key}|for`);
+  const studyInstanceUid = seededUid(`${key}|study`);
+  const seriesInstanceUid = seededUid(`${key}|series`);
+  const frameOfReferenceUid = seededUid(`${key}|for`);
   const birthDate = o.birthDate ?? '19640312';
   const age = Number(date.slice(0, 4)) - Number(birthDate.slice(0, 4)) - (date.slice(4) < birthDate.slice(4) ? 1 : 0);
   const files: MgStudy['files'] = [];
@@ -49,8 +55,12 @@ export async function makeMgStudy(o: MgStudyOptions = {}): Promise<MgStudy> {
     n++;
     const lat = view[0] as 'L' | 'R';
     const pos = view.slice(1) as 'CC' | 'MLO';
-    const sopInstanceUid = await seededUid(`${key}|sop|${view}`);
-    const pixels = mgPhantom({ rows, cols, laterality: lat, view: pos, seed: seed * 7 + (lat === 'R' ? 2 : 1), lesion: (o.lesion ?? 'L') === lat });
+    const sopInstanceUid = seededUid(`${key}|sop|${view}`);
+    const chestWallAtLeft = lat === 'L' || Boolean(o.rightUnmirrored);
+    const pixels = mgPhantom({
+      rows, cols, laterality: lat, view: pos, seed: seed * 7 + (lat === 'R' ? 2 : 1) + (pos === 'MLO' ? 10 : 0),
+      lesion: (o.lesion ?? 'L') === lat, chestWallAtLeft,
+    });
     const ds: Record<string, unknown> = {
       SpecificCharacterSet: 'ISO_IR 192',
       ImageType: ['ORIGINAL', 'PRIMARY'],
@@ -100,7 +110,7 @@ export async function makeMgStudy(o: MgStudyOptions = {}): Promise<MgStudy> {
       StudyID: '1',
       SeriesNumber: '1',
       InstanceNumber: String(n),
-      PatientOrientation: lat === 'L' ? ['A', pos === 'CC' ? 'R' : 'F'] : ['P', pos === 'CC' ? 'L' : 'F'],
+      PatientOrientation: [chestWallAtLeft ? 'A' : 'P', pos === 'CC' ? (lat === 'L' ? 'R' : 'L') : 'F'],
       FrameOfReferenceUID: frameOfReferenceUid,
       ImageLaterality: lat,
       PositionReferenceIndicator: '',
@@ -137,7 +147,7 @@ export async function makeMgStudy(o: MgStudyOptions = {}): Promise<MgStudy> {
       PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
       _vrMap: { PixelData: 'OW' },
     };
-    files.push({ view, sopInstanceUid, part10: writePart10(ds) });
+    files.push({ view, sopInstanceUid, chestWallAtLeft, part10: writePart10(ds) });
   }
   return { studyInstanceUid, seriesInstanceUid, files };
 }

@@ -1,5 +1,6 @@
 // Writes a naturalized dataset as a Part 10 file with dcmjs (Explicit VR Little Endian).
 import dcmjs from 'dcmjs';
+import { createHash } from 'node:crypto';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1467.1';
@@ -19,8 +20,7 @@ export function writePart10(dataset: Record<string, unknown>, transferSyntaxUid 
 }
 
 /** Deterministic 2.25 UID from a seed string (same inputs → same UIDs). */
-export async function seededUid(seed: string): Promise<string> {
-  const { createHash } = await import('node:crypto');
+export function seededUid(seed: string): string {
   const h = createHash('sha256').update(seed).digest('hex').slice(0, 32);
   return `2.25.${BigInt(`0x${h}`).toString()}`;
 }

@@ -30,8 +30,8 @@ export async function relabel(part10: Buffer, r: Relabel): Promise<{ part10: Buf
   const dict = DicomMessage.readFile(ab);
   const ds = DicomMetaDictionary.naturalizeDataset(dict.dict);
   const meta = DicomMetaDictionary.naturalizeDataset(dict.meta);
-  const seriesInstanceUid = await seededUid(`${r.seed}|series|${ds.SeriesInstanceUID}`);
-  const sopInstanceUid = await seededUid(`${r.seed}|sop|${ds.SOPInstanceUID}`);
+  const seriesInstanceUid = seededUid(`${r.seed}|series|${ds.SeriesInstanceUID}`);
+  const sopInstanceUid = seededUid(`${r.seed}|sop|${ds.SOPInstanceUID}`);
   Object.assign(ds, {
     SpecificCharacterSet: 'ISO_IR 192',
     PatientID: r.patientId,
