@@ -20,6 +20,8 @@ export interface RejectionNote {
   noteUid: string;
   reason: string;
   instances: { studyUid: string; seriesUid: string; sopInstanceUid: string }[];
+  /** where the note itself lives: a PACS files it in the study, and it must not be published either */
+  note: { studyUid: string; seriesUid: string };
 }
 
 export interface IocmScpOptions {
@@ -105,6 +107,7 @@ export async function startIocmScp(o: IocmScpOptions): Promise<IocmScp> {
           note = {
             noteUid: kos.sopInstanceUid,
             reason: `${kos.title.code} ${kos.title.meaning}`,
+            note: { studyUid: kos.studyInstanceUid, seriesUid: kos.seriesInstanceUid },
             instances: kos.studies.flatMap((s) => s.series.flatMap((se) => se.instances.map((i) => ({ studyUid: s.studyUid, seriesUid: se.seriesUid, sopInstanceUid: i.sopInstanceUid })))),
           };
         } catch (e) {

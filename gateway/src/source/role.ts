@@ -16,7 +16,7 @@ export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | '
 /** Records an IOCM rejection and queues the re-publication of every current KOS it touches, atomically. */
 export function recordRejection(repo: PublicationRepository, note: RejectionNote): number[] {
   return repo.transaction(() => {
-    repo.addRejections(note.noteUid, note.reason, note.instances);
+    repo.addRejections(note.noteUid, note.reason, [...note.instances, { ...note.note, sopInstanceUid: note.noteUid }]);
     const byStudy = new Map<string, Set<string>>();
     for (const i of note.instances) {
       let s = byStudy.get(i.studyUid);
