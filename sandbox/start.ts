@@ -14,7 +14,11 @@ if (!existsSync(join(root, 'viewer', 'dist', 'index.html'))) {
 }
 
 console.log('starting the demo network (registry, PSC, DMP, box-a source, box-b consumer)…');
-const net = await startDemoNetwork({ logLevel: process.env.DRIMBOX_LOG_LEVEL ?? 'warn' });
+const net = await startDemoNetwork({
+  logLevel: process.env.DRIMBOX_LOG_LEVEL ?? 'warn',
+  runDir: process.env.DRIMBOX_DEMO_RUN_DIR || undefined,
+  pkiDir: process.env.DRIMBOX_DEMO_PKI_DIR || undefined,
+});
 const m = net.manifest;
 const [a, b] = m.boxes;
 const study = m.studies.find((s) => s.modality === 'MG' && s.kosUid) ?? m.studies.find((s) => s.kosUid) ?? m.studies[0];
@@ -47,7 +51,7 @@ ${Array.isArray(docs) ? `  The DMP holds ${docs.length} document entries.\n` : '
       -H 'Accept: multipart/related; type="application/dicom"; transfer-syntax=*' \\
       -o study.multipart ${a.peerUrl}/dicom-web/studies/${study.studyInstanceUid}
 
-  Machine-readable description: sandbox/.run/manifest.json
+  Machine-readable description: ${process.env.DRIMBOX_DEMO_RUN_DIR ?? 'sandbox/.run'}/manifest.json
 `);
 
 let stopping = false;

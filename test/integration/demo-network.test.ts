@@ -1,0 +1,60 @@
+// `npm start` as a newcomer runs it: the demo network comes up with no configuration, publishes the
+// demo reports to the DMP, describes itself in manifest.json, the printed peer retrieve works, the
+// consumer's launcher is there, and Ctrl-C stops everything cleanly.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { readMultipart, parseContentType } from '../../gateway/src/dicom/multipart.js';
+
+t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clean stop', async (t) => {
+  const runDir = mkdtempSync(join(tmpdir(), 'demo-run-'));
+  const pkiDir = mkdtempSync(join(tmpdir(), 'demo-pki-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'sandbox/start.ts'], {
+    env: { ...process.env, DRIMBOX_DEMO_RUN_DIR: runDir, DRIMBOX_DEMO_PKI_DIR: pkiDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const started = Date.now();
+  while (!out.includes('Machine-readable description')) {
+    if (child.exitCode !== null) throw new Error(`npm start exited: ${out}`);
+    if (Date.now() - started > 180_000) throw new Error(`demo did not come up: ${out}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
+  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source']], ['box-b', ['consumer']]]);
+  for (const b of m.boxes) t.match(b, { userUrl: /^https:\/\/127\.0\.0\.1:\d+$/, peerUrl: /^https:\/\/127\.0\.0\.1:\d+$/, mllp: { host: '127.0.0.1', port: Number } });
+  t.match(m.boxes[1], { contextualCallUrl: /\/contextual-call$/, launcherUrl: /\/$/ });
+  t.ok(m.studies.length >= 3 && m.studies.every((s: { state: string; kosUid?: string }) => s.state === 'done' && s.kosUid), 'every demo report published');
+  t.ok(m.studies.some((s: { modality: string }) => s.modality === 'MG'), 'a mammography study');
+
+  // the printed curl command, run as printed (mTLS + PSC token + KOS)
+  const curl = /curl --cacert '([^']+)' --cert '([^']+)' --key '([^']+)' \\\n\s+-H 'Authorization: Bearer ([^']+)' -H 'KOS-SOPInstanceUID: ([^']+)' \\\n\s+-H 'Accept: ([^']+)' \\\n\s+-o study\.multipart (\S+)/.exec(out);
+  t.ok(curl, 'a curl command is printed');
+  const [, ca, cert, key, token, kos, accept, url] = curl!;
+  const agent = new Agent({ connect: { ca: readFileSync(ca), cert: readFileSync(cert), key: readFileSync(key) } });
+  const r = await request(url, { dispatcher: agent, headers: { authorization: `Bearer ${token}`, 'kos-sopinstanceuid': kos, accept } });
+  t.equal(r.statusCode, 200);
+  let parts = 0;
+  for await (const p of readMultipart(r.body, parseContentType(r.headers['content-type'] as string).params.boundary)) {
+    const chunks: Buffer[] = [];
+    for await (const c of p.body) chunks.push(c as Buffer);
+    t.equal(Buffer.concat(chunks).subarray(128, 132).toString(), 'DICM');
+    parts++;
+  }
+  t.ok(parts >= 4, `the study streamed (${parts} instances)`);
+
+  const launcher = await request(m.boxes[1].launcherUrl, { dispatcher: new Agent({ connect: { ca: readFileSync(ca) } }) });
+  t.equal(launcher.statusCode, 200);
+  t.match(await launcher.body.text(), /Appel contextuel/);
+
+  child.kill('SIGINT');
+  const code = await new Promise((res) => child.once('exit', res));
+  t.equal(code, 0, 'Ctrl-C stops everything cleanly');
+  await agent.close();
+});
