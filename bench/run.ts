@@ -1,6 +1,7 @@
 // `npm run bench -- NAME`: runs one benchmark, which prints one JSON line on stdout.
 const benches: Record<string, () => Promise<unknown>> = {
   'source-proxy': async () => (await import('./source-proxy.js')).run(),
+  consumer: async () => (await import('./consumer.js')).run(),
   'peer-auth': async () => (await import('./peer-auth.js')).run(),
 };
 const name = process.argv[2];

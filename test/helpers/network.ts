@@ -129,6 +129,9 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
     extra: { ...extra('box-a'), roles: ['source'] },
     boxOptions: { plugins: [trustLayer, dmpService, sourceRole] },
   });
+  let closedA: Promise<void> | undefined;
+  const closeA = boxA.close.bind(boxA);
+  boxA.close = () => (closedA ??= closeA()); // tests stop the source box; close it once
   closers.push(() => boxA.close());
 
   const consumerPacs = orthancB ? { kind: 'dicomweb', url: orthancB.dicomWebUrl } : { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'box-b-pacs-')) };

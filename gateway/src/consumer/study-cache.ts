@@ -253,6 +253,19 @@ export class StudyCache {
     if (!shared) void this.store.delete({ study: r.study_uid, series: r.series_uid }).catch(() => undefined);
   }
 
+  /** Drops every unpinned, idle series (operator action; benchmarks). Returns how many went. */
+  clear(): number {
+    const rows = this.db.prepare(`SELECT c.* FROM consumer_cache_series c
+      WHERE NOT EXISTS (SELECT 1 FROM consumer_cache_pins p WHERE p.source = c.source AND p.kos_uid = c.kos_uid)`).all() as Row[];
+    let n = 0;
+    for (const r of rows) {
+      if (this.jobs.has(keyOf({ source: r.source, kosUid: r.kos_uid, seriesUid: r.series_uid }))) continue;
+      this.drop(r);
+      n++;
+    }
+    return n;
+  }
+
   /** Waits for running fetches (at close). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
@@ -314,6 +327,6 @@ export class SeriesHandle {
   open(sop: string): { body: Readable; size: number; transferSyntaxUid: string } {
     const f = this.cache.instanceFile(this.spec, sop);
     if (!f) throw new SeriesIncompleteError('instance missing from the cache');
-    return { body: createReadStream(f.path), size: f.size, transferSyntaxUid: f.transferSyntaxUid };
+    return { body: createReadStream(f.path, { highWaterMark: 1 << 20 }), size: f.size, transferSyntaxUid: f.transferSyntaxUid };
   }
 }

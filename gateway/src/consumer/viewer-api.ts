@@ -142,6 +142,11 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       grants.set(k, { at: Date.now(), series });
       return series;
     } catch (e) {
+      audit.record({
+        direction: 'peer-out', actorRpps: call.rpps, route: `${study.sourceRoot}/studies/:study/series`, method: 'GET', patientId: call.patient.ins.value,
+        studyUid: study.studyUid, kosUid: study.kosUid, status: e instanceof PeerStatusError ? e.status : e instanceof PeerNotAllowedError ? 403 : 502,
+        outcome: (e as Error).message.slice(0, 300),
+      });
       if (e instanceof PeerUnavailableError && seriesSpecs(study).every((s) => cache.state(s) === 'complete')) {
         grants.set(k, { at: Date.now() });
         return undefined;
