@@ -43,11 +43,13 @@ export async function startDmpBench(dataDir = mkdtempSync(join(tmpdir(), 'dmp-si
 }
 
 /** Sends one message with node-hl7-client and returns the ACK text and its MSA code. */
-export async function sendHl7(port: number, text: string): Promise<{ raw: string; code: string; text?: string; error?: string }> {
+export async function sendHl7(port: number, text: string): Promise<{ raw: string; code: string; text?: string; error?: string; receivedAt: number }> {
   const client = new Client({ host: '127.0.0.1' });
   let done!: (s: string) => void;
+  let receivedAt = 0;
   const got = new Promise<string>((r) => { done = r; });
   const conn = client.createConnection({ port, waitAck: true } as never, async (res: InboundResponse) => {
+    receivedAt = performance.now();
     done(res.getMessage().toString());
   });
   try {
@@ -55,7 +57,7 @@ export async function sendHl7(port: number, text: string): Promise<{ raw: string
     const raw = await Promise.race([got, new Promise<string>((_, rej) => setTimeout(() => rej(new Error('no ACK within 15 s')), 15_000))]);
     const ack = readAck(parseHl7(raw));
     const err = raw.split(/\r|\n/).find((l) => l.startsWith('ERR'));
-    return { raw, code: ack.code, text: (ack as { text?: string }).text, error: err };
+    return { raw, code: ack.code, text: ack.text, error: err, receivedAt };
   } finally {
     await conn.close();
   }
