@@ -83,7 +83,7 @@ t.test(`${N}-instance study: ACK → DMP acknowledgement, KOS build time`, async
     queries.push(performance.now() - s);
   }
   const builds: number[] = [];
-  let part10 = Buffer.alloc(0);
+  let part10: Buffer = Buffer.alloc(0);
   for (let i = 0; i < 5; i++) {
     const s = performance.now();
     part10 = buildKos({ record: rec, study: rec.studies[0], instances, retrieveBaseUrl: 'https://box.example/dicom-web', retrieveLocationUid: '1.2.3' }).part10;
