@@ -141,10 +141,17 @@ function uniqueCodes(codes: CodedValue[]): CodedValue[] {
 }
 
 /** eventCodeList: act codes, modalities (JDV 618), anatomic regions (JDV 695). */
+const CCAM = '1.2.250.1.213.2.5';
+
+/**
+ * eventCodeList: the act in CCAM (the DMP's value set; a CI-SIS report codes the act in LOINC with
+ * the CCAM code as translation, so LOINC alone is left out), then modalities and anatomic regions.
+ */
 export function eventCodes(studies: StudyReference[]): CodedValue[] {
   const out: CodedValue[] = [];
   for (const s of studies) {
-    if (s.actCode) out.push(coded(s.actCode));
+    const act = s.actCode?.codeSystem === CCAM ? s.actCode : s.ccamCode;
+    if (act) out.push(coded(act));
     for (const m of s.modalities) out.push(coded(m, VALUE_SET_OID.modality));
     for (const r of s.anatomicRegions) out.push(coded(r, VALUE_SET_OID.anatomicRegion));
   }

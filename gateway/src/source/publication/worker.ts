@@ -207,7 +207,7 @@ export class OutboxWorker {
       }
     }
     const replaces = target?.kosEntryUuid ? { kos: target.kosEntryUuid, report: includeReport ? target.reportEntryUuid : undefined } : undefined;
-    const res = await dmp.provideAndRegister({ record: forDmp(record), kos: { sopInstanceUid: kos.sopInstanceUid, part10 }, includeReport, replaces });
+    const res = await dmp.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10 }, includeReport, replaces });
     await this.hook('sent', j.id);
     repo.markPublished(j.id, kos.id, { kos: res.entryUuids.kos, report: res.entryUuids.report ?? (includeReport ? undefined : target?.reportEntryUuid) }, target?.id);
   }
@@ -292,23 +292,6 @@ export class OutboxWorker {
     const d = Math.min(max, base * 2 ** Math.min(attempts, 20));
     return Math.round(d * (0.5 + Math.random() * 0.5));
   }
-}
-
-/**
- * The DMP's eventCodeList takes the act as CCAM (value sets of the DMP); a CI-SIS report codes the act
- * in LOINC with the CCAM code as translation, so the CCAM one is sent (LOINC alone is left out).
- * TODO(dmp owner): decide this in dmp/xds-metadata eventCodes() and drop this adaptation.
- */
-function forDmp(record: PublicationRecord): PublicationRecord {
-  const CCAM = '1.2.250.1.213.2.5';
-  return {
-    ...record,
-    studies: record.studies.map((s) => {
-      const { actCode, ...rest } = s;
-      const act = actCode?.codeSystem === CCAM ? actCode : s.ccamCode;
-      return act ? { ...rest, actCode: act } : rest;
-    }),
-  };
 }
 
 function refsOf(instances: KosInstance[]): KosRefs {
