@@ -1,7 +1,8 @@
 // The demo DRIM-M network on one machine, every server on 127.0.0.1 and a free port: dev PKI, the
 // enrolment registry (signed allow-list; demo boxes are approved at once), the PSC and DMP
 // simulators, box-a (source: a folder-store PACS seeded with the demo studies, reports published
-// through MLLP at start) and box-b (consumer: launcher page, viewer, cache). The boxes trust each
+// through MLLP at start; also a consumer, so the report links to its viewer open images) and box-b
+// (consumer: launcher page, viewer, cache). The boxes trust each
 // other only through the signed list. Writes sandbox/.run/manifest.json.
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -113,7 +114,7 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
 
     const studies = await demoStudies();
     const common = { pki, runDir, logLevel, registry, psc, dmp };
-    const boxA = await startDemoBox({ ...common, name: 'box-a', roles: ['source'], ports: ports.a, secret: secrets.a });
+    const boxA = await startDemoBox({ ...common, name: 'box-a', roles: ['source', 'consumer'], ports: ports.a, secret: secrets.a });
     closers.push(() => boxA.close());
     await seedFolderPacs(boxA, studies);
     const launcher: LauncherEntry[] = launcherEntries(studies, boxA);
@@ -130,7 +131,7 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
 
     const manifest: DemoManifest = {
       startedAt: new Date().toISOString(),
-      boxes: [describe(boxA, pki), { ...describe(boxB, pki), contextualCallUrl: `${boxB.userUrl}/contextual-call`, launcherUrl: `${boxB.userUrl}/` }],
+      boxes: [{ ...describe(boxA, pki), contextualCallUrl: `${boxA.userUrl}/contextual-call` }, { ...describe(boxB, pki), contextualCallUrl: `${boxB.userUrl}/contextual-call`, launcherUrl: `${boxB.userUrl}/` }],
       demoClient: { cert: pki.demoClient.cert, key: pki.demoClient.key, ca: pki.ca.cert, subjectDn: pki.demoClient.subjectDn },
       registry: { url: registry.url, allowListUrl: registry.allowListUrl, adminToken: registryAdmin },
       psc: { issuer: psc.issuer, clinicians: psc.clinicians.map((c) => ({ rpps: c.rpps, name: `${c.givenName ?? ''} ${c.familyName ?? ''}`.trim() })) },
@@ -260,7 +261,7 @@ function launcherEntries(studies: DemoStudy[], source: Box): LauncherEntry[] {
         PatientIDIssuer: p.ippOid,
       },
       reportLinks: ss.map((s) => ({
-        label: `Lien du compte rendu : ${s.description} (${s.date}) — viewer de la source`,
+        label: `Lien du compte rendu : ${s.description} (${s.date}) — viewer de box-a, la source`,
         href: `${source.userUrl}/IHEInvokeImageDisplay?requestType=STUDY&studyUID=${s.studyInstanceUid}&accessionNumber=${s.accessionNumber}`,
       })),
     };

@@ -20,6 +20,7 @@ import type { DmpClient } from './dmp/client.js';
 import type { SessionStore } from './trust/sessions.js';
 import type { TokenIntrospector } from './trust/introspection.js';
 import type { AllowListClient } from './trust/allowlist-client.js';
+import type { PublicationRepository } from './source/publication/repository.js';
 
 /** What a role plugin gets to extend the box with (before the listeners start). */
 export interface RoleContext {
@@ -48,6 +49,8 @@ export interface Services {
   sessions?: SessionStore;
   introspector?: TokenIntrospector;
   allowList?: AllowListClient;
+  /** what this box published (source role): lets its consumer role resolve report links */
+  publications?: PublicationRepository;
 }
 
 export type RolePlugin = (ctx: RoleContext) => Promise<void>;

@@ -27,7 +27,7 @@ t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clea
     await new Promise((r) => setTimeout(r, 250));
   }
   const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
-  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source']], ['box-b', ['consumer']]]);
+  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source', 'consumer']], ['box-b', ['consumer']]]);
   for (const b of m.boxes) t.match(b, { userUrl: /^https:\/\/127\.0\.0\.1:\d+$/, peerUrl: /^https:\/\/127\.0\.0\.1:\d+$/, mllp: { host: '127.0.0.1', port: Number } });
   t.match(m.boxes[1], { contextualCallUrl: /\/contextual-call$/, launcherUrl: /\/$/ });
   t.ok(m.studies.length >= 3 && m.studies.every((s: { state: string; kosUid?: string }) => s.state === 'done' && s.kosUid), 'every demo report published');
@@ -51,7 +51,14 @@ t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clea
 
   const launcher = await request(m.boxes[1].launcherUrl, { dispatcher: new Agent({ connect: { ca: readFileSync(ca) } }) });
   t.equal(launcher.statusCode, 200);
-  t.match(await launcher.body.text(), /Appel contextuel/);
+  const page = await launcher.body.text();
+  t.match(page, /Appel contextuel/);
+  // a report link opens box-a's viewer flow: PSC login first
+  const link = /href="([^"]*IHEInvokeImageDisplay[^"]*)"/.exec(page)![1].replace(/&amp;|&#38;/g, '&');
+  const iid = await request(link, { dispatcher: new Agent({ connect: { ca: readFileSync(ca) } }), headers: { accept: 'text/html' } });
+  t.equal(iid.statusCode, 302, 'report link → login');
+  t.match(iid.headers.location, /\/auth\/login\?returnTo=/);
+  await iid.body.dump();
 
   child.kill('SIGINT');
   const code = await new Promise((res) => child.once('exit', res));

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
+import { publishedPatientOf } from '../source/report-link.js';
 import type { RolePlugin, RoleContext } from '../box.js';
 import { sendProblem } from '../http/problem.js';
 import { CallSessionStore } from './call-sessions.js';
@@ -112,7 +113,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
       return;
     }
     // two encapsulated plugins: the viewer API's hooks (PSC session required, audit) stay its own
-    await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, launcher: opts.launcher, patientOfStudy: opts.patientOfStudy }));
+    await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, launcher: opts.launcher, patientOfStudy: opts.patientOfStudy ?? (ctx.services.publications && publishedPatientOf(ctx.services.publications)) }));
     await user.register(async (app) => viewerApi(app, { calls, cache, peer, audit: ctx.audit, imports }));
   };
 }

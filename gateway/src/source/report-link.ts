@@ -1,11 +1,13 @@
 // The link a RIS puts into its reports (IHE IID style, DRIM-M §5):
 //   <user publicUrl>/IHEInvokeImageDisplay?requestType=STUDY&studyUID=<uid>&accessionNumber=<acc>
-// Until the viewer is wired here, it answers a small page with the study's publication state
-// (no patient data on it).
+// On a source-only box it answers a small page with the study's publication state (no patient data
+// on it); on a box that is also a consumer, the consumer role resolves the link into a viewer session,
+// finding the patient through `publishedPatientOf`.
 import type { FastifyInstance } from 'fastify';
 import { HttpProblem } from '../http/problem.js';
 import { isValidUid } from '../dicom/uid.js';
 import type { PublicationRepository } from './publication/repository.js';
+import { parseKos } from '../dicom/kos.js';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -53,4 +55,15 @@ export function reportLinkRoute(app: FastifyInstance, repo: PublicationRepositor
 </body></html>`;
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   });
+}
+
+/** The INS of the patient of a study this box published (current KOS), for report links without patientID. */
+export function publishedPatientOf(repo: PublicationRepository): (studyUid: string) => { value: string; oid: string } | undefined {
+  return (studyUid) => {
+    const kos = repo.kosForStudy(studyUid).find((k) => k.status === 'current');
+    const part10 = kos ? repo.kosPart10(kos.id) : undefined;
+    if (!part10) return undefined;
+    const p = parseKos(part10).patient;
+    return p.issuerOid ? { value: p.id, oid: p.issuerOid } : undefined;
+  };
 }

@@ -52,7 +52,9 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
 
     ctx.access.use(kosAccessGuard(repo));
     adminRoutes(ctx.user, { repo, token: config.admin.token, kick: () => worker.kick() });
-    reportLinkRoute(ctx.user, repo);
+    ctx.services.publications = repo;
+    // with the consumer role too, report links open the viewer (the consumer resolves them)
+    if (!config.roles.includes('consumer')) reportLinkRoute(ctx.user, repo);
 
     const mllp = await startMllpServer({
       host: config.hl7.host,
