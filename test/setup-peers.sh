@@ -15,9 +15,13 @@ if [[ ${#need[@]} -gt 0 ]]; then
   echo "setup-peers: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps the packaged Orthanc service from starting: tests run their own instances.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  # a temporary policy-rc.d keeps the packaged Orthanc service from starting: tests run their own
+  own_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [[ $own_policy = 1 ]] && rm -f /usr/sbin/policy-rc.d
 fi
 # The Debian package may have started its system Orthanc (port 8042 on all interfaces): stop it.
 if command -v service >/dev/null && pgrep -x Orthanc >/dev/null && [[ -f /etc/orthanc/orthanc.json ]]; then
