@@ -3,6 +3,7 @@
 // (consumer) with its own Orthanc as local PACS. `publish` puts a study in Orthanc A, builds its KOS
 // (Retrieve URLs on box A), publishes it to the DMP and registers it with box A's KOS guard.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -25,6 +26,7 @@ import { readInfo } from '../../gateway/src/dicom/part10.js';
 import { SESSION_COOKIE } from '../../gateway/src/trust/sessions.js';
 import type { PublicationRecord } from '../../gateway/src/cda/types.js';
 import { relabel } from '../../sandbox/demo-data/relabel.js';
+import { freePort } from './ports.js';
 import { seededUid } from '../../sandbox/demo-data/part10.js';
 
 const ADMIN = 'registry-admin-token-for-tests-0123456789';
@@ -35,6 +37,56 @@ export interface NetworkOptions {
   consumer?: ConsumerRoleOptions;
   /** box B's local PACS: its own Orthanc (default) or none */
   consumerOrthanc?: boolean;
+  /** box A reaches Orthanc A through a loopback TCP relay that tests can cut (`net.sourcePacsCut`) */
+  sourcePacsRelay?: boolean;
+}
+
+/** A TCP relay in front of a PACS: `cutAfter(n)` kills the next connection that relays more than n bytes back. */
+export interface PacsRelay {
+  url: string;
+  cutAfter(bytes: number): void;
+  /** how many connections were cut */
+  cuts: number;
+  close(): Promise<void>;
+}
+
+async function startPacsRelay(target: string): Promise<PacsRelay> {
+  const t = new URL(target);
+  const port = await freePort();
+  let armed: number | undefined;
+  const sockets = new Set<Socket>();
+  const relay: PacsRelay = {
+    url: `http://127.0.0.1:${port}${t.pathname}`,
+    cuts: 0,
+    cutAfter(bytes) { armed = bytes; },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+  const srv = createServer((client) => {
+    const up = connect(Number(t.port), t.hostname);
+    sockets.add(client).add(up);
+    let relayed = 0;
+    up.on('data', (c: Buffer) => {
+      relayed += c.length;
+      if (armed !== undefined && relayed > armed) {
+        // the PACS "dies" mid-answer: both sides reset, nothing more is relayed
+        armed = undefined;
+        relay.cuts++;
+        client.resetAndDestroy();
+        up.destroy();
+        return;
+      }
+      if (!client.write(c)) { up.pause(); client.once('drain', () => up.resume()); }
+    });
+    client.pipe(up);
+    const done = () => { sockets.delete(client); sockets.delete(up); client.destroy(); up.destroy(); };
+    up.on('end', () => client.end()).on('error', done).on('close', done);
+    client.on('error', done).on('close', done);
+  });
+  await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+  return relay;
 }
 
 export interface Published {
@@ -50,6 +102,8 @@ export interface ConsumerNetwork {
   dmp: DmpSimulator;
   orthancA: Orthanc;
   orthancB?: Orthanc;
+  /** with `sourcePacsRelay`: the cuttable relay between box A and Orthanc A */
+  sourcePacsRelay?: PacsRelay;
   boxA: Box;
   boxB: Box;
   consumer: ConsumerServices;
@@ -119,13 +173,16 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const orthancB = o.consumerOrthanc === false ? undefined : await startOrthanc({ gdcm: false, aet: 'ORTHANC_B' });
   if (orthancB) closers.push(() => orthancB.stop());
 
+  const sourcePacsRelay = o.sourcePacsRelay ? await startPacsRelay(orthancA.dicomWebUrl) : undefined;
+  if (sourcePacsRelay) closers.push(() => sourcePacsRelay.close());
+
   const extra = (name: 'box-a' | 'box-b') => ({
     allowList: { url: registry.allowListUrl, trustAnchors: [pki.ca.cert] },
     psc: { issuer: psc.issuer, clientId: name, clientSecret: SECRET[name], introspectionCacheMs: 0 },
     dmp: dmpConfig,
   });
   const boxA = await startTestBox({
-    name: 'box-a', pacs: { kind: 'dicomweb', url: orthancA.dicomWebUrl }, allowedPeers: [],
+    name: 'box-a', pacs: { kind: 'dicomweb', url: sourcePacsRelay?.url ?? orthancA.dicomWebUrl }, allowedPeers: [],
     extra: { ...extra('box-a'), roles: ['source'] },
     boxOptions: { plugins: [trustLayer, dmpService, sourceRole] },
   });
@@ -155,7 +212,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const repoA = new PublicationRepository(boxA.db);
   let seq = 0;
   const net: ConsumerNetwork = {
-    registry, psc, dmp, orthancA, orthancB, boxA,
+    registry, psc, dmp, orthancA, orthancB, sourcePacsRelay, boxA,
     get boxB() { return boxB; },
     get consumer() { return consumerOf(boxB.services)!; },
     async login(rpps = psc.clinicians[0].rpps) {

@@ -72,7 +72,8 @@ t.test('source box down: a cached study is still served, an uncached one fails i
   const miss = await get(`/api/sessions/${idNew}/dicom-web/studies/${notCached.studyUid}`, cookie);
   t.equal(miss.status, 502, 'uncached study: 502');
   t.match(JSON.parse(miss.body.toString()).title, /Source indisponible/);
-  t.equal(net.consumer.cache.state(keyOf(notCached)), 'absent', 'nothing marked complete');
+  // the fetch runs alongside the access check, so a 'partial' row may exist; never 'complete'
+  t.not(net.consumer.cache.state(keyOf(notCached)), 'complete', 'nothing marked complete');
   const hit = await get(`/api/sessions/${idCached}/dicom-web/studies/${cached.studyUid}`, cookie);
   t.equal(hit.status, 200, 'complete cached study still served while its source is down');
   t.ok(net.boxB.audit.recent(20).some((r) => r.direction === 'peer-out' && r.status === 502), 'the failed upstream fetch is audited');

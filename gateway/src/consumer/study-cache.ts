@@ -4,9 +4,9 @@
 // complete only when every instance its KOS references arrived, LRU eviction under a byte budget
 // (pinned KOS never evicted), a TTL, and an index in SQLite so the cache survives restarts.
 import { EventEmitter } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import { FolderPacs } from '../pacs/folder.js';
@@ -56,8 +56,22 @@ interface Row {
   state: 'partial' | 'complete'; bytes: number; fetched_at: number | null; last_access: number;
 }
 
+/** An instance being written to the cache: readable from its temp file up to `written` bytes. */
+interface Landing {
+  tmpPath: string;
+  transferSyntaxUid: string;
+  written: number;
+  /** set when the file is renamed into the store (final size, final path) */
+  path?: string;
+  size?: number;
+  error?: Error;
+}
+
 class FetchJob extends EventEmitter {
   readonly landed: string[] = [];
+  /** instances whose bytes are arriving or have arrived, in arrival order (served while they land) */
+  readonly started: string[] = [];
+  readonly landing = new Map<string, Landing>();
   settled = false;
   error?: Error;
   readonly done: Promise<void>;
@@ -69,10 +83,17 @@ class FetchJob extends EventEmitter {
     this.done = new Promise<void>((res, rej) => { this.resolve = res; this.reject = rej; });
     this.done.catch(() => undefined);
   }
-  land(sop: string): void { this.landed.push(sop); this.emit('change'); }
+  land(sop: string): void {
+    this.landed.push(sop);
+    if (!this.landing.has(sop)) this.started.push(sop); // already in the store: readable at once
+    this.emit('change');
+  }
+  start(sop: string, l: Landing): void { this.started.push(sop); this.landing.set(sop, l); this.emit('change'); }
+  progress(): void { this.emit('change'); }
   finish(err?: Error): void {
     this.settled = true;
     this.error = err;
+    for (const l of this.landing.values()) if (l.path === undefined) l.error ??= err ?? new SeriesIncompleteError('the instance did not land');
     if (err) this.reject(err); else this.resolve();
     this.emit('change');
   }
@@ -89,7 +110,8 @@ export class StudyCache {
   fetches = 0;
 
   constructor(private readonly db: Db, private readonly opts: StudyCacheOptions) {
-    this.store = new FolderPacs(db, { kind: 'folder', path: opts.dir, name: 'consumer-cache' });
+    // not durable per file: files are fsynced in a batch before their series is marked complete
+    this.store = new FolderPacs(db, { kind: 'folder', path: opts.dir, name: 'consumer-cache', durable: false });
     this.now = opts.now ?? Date.now;
   }
 
@@ -109,9 +131,18 @@ export class StudyCache {
     return r.fetched_at !== null && r.fetched_at + this.opts.ttlMs <= this.now();
   }
 
-  /** SOP UIDs of the series present in the store. */
-  private present(spec: SeriesSpec): Set<string> {
-    return new Set(this.store.instances({ study: spec.studyUid, series: spec.seriesUid }).map((r) => r.sop_uid));
+  /**
+   * SOP UIDs of the series present in the store whose file has the indexed size. Files of a series not
+   * yet complete were not fsynced: after a crash they may be torn, and are then dropped and refetched.
+   */
+  private async present(spec: SeriesSpec): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const r of this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) {
+      const size = await stat(join(this.store.root, r.path)).then((st) => st.size, () => -1);
+      if (size === r.size) out.add(r.sop_uid);
+      else await this.store.delete({ study: spec.studyUid, series: spec.seriesUid, instance: r.sop_uid }).catch(() => undefined);
+    }
+    return out;
   }
 
   /**
@@ -152,7 +183,7 @@ export class StudyCache {
       ON CONFLICT (source, kos_uid, series_uid) DO UPDATE SET expected_json = excluded.expected_json, state = 'partial', fetched_at = NULL, last_access = excluded.last_access`)
       .run(spec.source, spec.kosUid, spec.studyUid, spec.seriesUid, JSON.stringify(spec.expected), now);
     const expected = new Set(spec.expected);
-    const have = this.present(spec);
+    const have = await this.present(spec);
     // what an earlier, interrupted fetch left is served at once
     for (const sop of spec.expected) if (have.has(sop)) job.land(sop);
     const missing = spec.expected.filter((s) => !have.has(s));
@@ -163,19 +194,36 @@ export class StudyCache {
     const outcome: FetchOutcome = { url: spec.retrieveUrl, status: 0, bytes: 0, instances: 0, durationMs: 0 };
     try {
       const res = await this.opts.peer.get(spec.retrieveUrl, { token, kosUid: spec.kosUid, accept: DRIMM_ACCEPT });
+      const landedFiles: string[] = [];
       outcome.status = res.status;
       const boundary = parseContentType(res.headers['content-type'] ?? '').params.boundary;
       if (!boundary) throw new PeerUnavailableError('source box answered without a multipart boundary');
       try {
         for await (const part of readMultipart(res.body, boundary)) {
-          const put = await this.store.put(part.body as Readable);
+          // tee: readers follow the temp file while it is written (no wait for the whole instance)
+          let landing: Landing | undefined;
+          const put = await this.store.put(part.body as Readable, undefined, {
+            onHeader: (info, tmpPath) => {
+              if (!expected.has(info.sopInstanceUid) || info.seriesInstanceUid !== spec.seriesUid || have.has(info.sopInstanceUid) || job.landing.has(info.sopInstanceUid)) return;
+              landing = { tmpPath, transferSyntaxUid: info.transferSyntaxUid, written: 0 };
+              job.start(info.sopInstanceUid, landing);
+            },
+            onProgress: (written) => {
+              if (landing) { landing.written = written; job.progress(); }
+            },
+          }).catch((e: Error) => {
+            if (landing) { landing.error = e; job.progress(); }
+            throw e;
+          });
           outcome.bytes += put.size;
           outcome.instances++;
+          if (landing) { landing.path = put.path; landing.size = put.size; landing.written = put.size; }
           if (!expected.has(put.sopInstanceUid) || put.seriesInstanceUid !== spec.seriesUid) continue;
           this.db.prepare('UPDATE consumer_cache_series SET bytes = bytes + ? WHERE source = ? AND kos_uid = ? AND series_uid = ?')
             .run(put.size, spec.source, spec.kosUid, spec.seriesUid);
           if (!have.has(put.sopInstanceUid)) {
             have.add(put.sopInstanceUid);
+            landedFiles.push(put.path);
             job.land(put.sopInstanceUid);
           }
         }
@@ -185,6 +233,8 @@ export class StudyCache {
       }
       const lacking = spec.expected.filter((s) => !have.has(s));
       if (lacking.length) throw new SeriesIncompleteError(`the source box sent ${spec.expected.length - lacking.length} of the ${spec.expected.length} instances the KOS references`);
+      // one batched fsync: a series marked complete is on disk
+      await this.store.syncFiles(landedFiles);
       this.markComplete(spec);
     } catch (e) {
       outcome.error = (e as Error).message;
@@ -210,8 +260,23 @@ export class StudyCache {
 
   /** SOP UIDs of a complete series in display order (series then instance number). */
   orderedInstances(spec: SeriesSpec): string[] {
+    return [...this.seriesFiles(spec).keys()];
+  }
+
+  /** Files of the KOS-referenced instances of a series, in display order, from one index query. */
+  seriesFiles(spec: SeriesSpec): Map<string, { path: string; size: number; transferSyntaxUid: string }> {
     const expected = new Set(spec.expected);
-    return this.store.instances({ study: spec.studyUid, series: spec.seriesUid }).map((r) => r.sop_uid).filter((s) => expected.has(s));
+    const out = new Map<string, { path: string; size: number; transferSyntaxUid: string }>();
+    for (const r of this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) {
+      if (expected.has(r.sop_uid)) out.set(r.sop_uid, { path: join(this.store.root, r.path), size: r.size, transferSyntaxUid: r.transfer_syntax });
+    }
+    return out;
+  }
+
+  /** Forgets that a series is complete (a damaged file): the next access fetches what is missing. */
+  invalidate(spec: { source: string; kosUid: string; seriesUid: string }): void {
+    this.db.prepare("UPDATE consumer_cache_series SET state = 'partial', fetched_at = NULL WHERE source = ? AND series_uid = ?").run(spec.source, spec.seriesUid);
+    this.opts.logger?.warn({ series: spec.seriesUid }, 'damaged cache file: series will be refetched');
   }
 
   pin(owner: string, source: string, kosUid: string): void {
@@ -277,8 +342,66 @@ export class StudyCache {
   }
 }
 
+/** A cached instance ready to stream; `size` is unknown while it still lands. */
+export interface OpenedInstance {
+  body: Readable;
+  size?: number;
+  transferSyntaxUid: string;
+}
+
+const READ_CHUNK = 1 << 20;
+/** a landing reader waits for this much new data (or the end) before reading: fewer, larger reads */
+const FOLLOW_MIN = 256 * 1024;
+
+/** Reads an instance's temp file while the fetch writes it; ends at its final size, fails with the fetch. */
+class LandingReader extends Readable {
+  private fh?: FileHandle;
+  private pos = 0;
+  private pumping = false;
+  constructor(private readonly job: FetchJob, private readonly l: Landing) {
+    super({ highWaterMark: READ_CHUNK });
+  }
+  override _construct(cb: (e?: Error | null) => void): void {
+    // the temp file may already have been renamed into the store: same inode, its final path
+    open(this.l.tmpPath, 'r').catch((e: Error) => (this.l.path ? open(this.l.path, 'r') : Promise.reject(e)))
+      .then((fh) => { this.fh = fh; cb(); }, (e: Error) => cb(this.l.error ?? e));
+  }
+  override _read(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    this.pump().then(() => { this.pumping = false; }, (e: Error) => { this.pumping = false; this.destroy(e); });
+  }
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (this.l.error) throw this.l.error;
+      const done = this.l.size !== undefined;
+      const available = this.l.written - this.pos;
+      if (available > 0 && (done || available >= FOLLOW_MIN)) {
+        const len = Math.min(READ_CHUNK, available);
+        const buf = Buffer.allocUnsafe(len);
+        const { bytesRead } = await this.fh!.read(buf, 0, len, this.pos);
+        if (bytesRead === 0) throw new SeriesIncompleteError('cache file shorter than what was written');
+        this.pos += bytesRead;
+        if (!this.push(bytesRead < len ? buf.subarray(0, bytesRead) : buf)) return;
+        continue;
+      }
+      if (done && this.pos >= this.l.size!) { this.push(null); return; }
+      await this.job.next();
+    }
+  }
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    const fh = this.fh;
+    this.fh = undefined;
+    if (!fh) { cb(err); return; }
+    fh.close().then(() => cb(err), () => cb(err));
+  }
+}
+
 /** A reader's view of one series: complete in the cache, or landing from an upstream fetch. */
 export class SeriesHandle {
+  /** index rows of a complete series, read once per handle (no query per instance) */
+  private rows?: Map<string, { path: string; size: number; transferSyntaxUid: string }>;
+
   constructor(private readonly cache: StudyCache, readonly spec: SeriesSpec, private readonly job: FetchJob | undefined) {}
 
   get fetching(): boolean {
@@ -306,15 +429,19 @@ export class SeriesHandle {
     }
   }
 
-  /** SOP UIDs as they become readable: in display order when complete, in arrival order while fetching. */
+  /**
+   * SOP UIDs as they become readable: in display order when complete; while fetching, in arrival order,
+   * each as soon as its first bytes are in (read it with `open`, which follows it as it lands).
+   */
   async *instances(): AsyncGenerator<string> {
     if (!this.job) {
-      yield* this.cache.orderedInstances(this.spec);
+      this.rows = this.cache.seriesFiles(this.spec);
+      yield* this.rows.keys();
       return;
     }
     let i = 0;
     for (;;) {
-      while (i < this.job.landed.length) yield this.job.landed[i++];
+      while (i < this.job.started.length) yield this.job.started[i++];
       if (this.job.settled) {
         if (this.job.error) throw this.job.error;
         return;
@@ -323,10 +450,23 @@ export class SeriesHandle {
     }
   }
 
-  /** Opens a cached instance file. */
-  open(sop: string): { body: Readable; size: number; transferSyntaxUid: string } {
-    const f = this.cache.instanceFile(this.spec, sop);
+  /**
+   * Opens an instance: followed while it lands, else from its cache file with large reads. A cache file
+   * whose size differs from its index row (torn by a crash) is never served: the series is invalidated
+   * so the next access refetches it.
+   */
+  async open(sop: string): Promise<OpenedInstance> {
+    const l = this.job?.landing.get(sop);
+    if (l && this.job) return { body: new LandingReader(this.job, l), size: l.size, transferSyntaxUid: l.transferSyntaxUid };
+    const f = this.rows?.get(sop) ?? this.cache.instanceFile(this.spec, sop);
     if (!f) throw new SeriesIncompleteError('instance missing from the cache');
-    return { body: createReadStream(f.path, { highWaterMark: 1 << 20 }), size: f.size, transferSyntaxUid: f.transferSyntaxUid };
+    const fh = await open(f.path, 'r').catch(() => undefined);
+    const size = fh ? (await fh.stat()).size : -1;
+    if (!fh || size !== f.size) {
+      await fh?.close();
+      this.cache.invalidate(this.spec);
+      throw new SeriesIncompleteError('a cache file is damaged: the series will be fetched again');
+    }
+    return { body: fh.createReadStream({ highWaterMark: READ_CHUNK }), size: f.size, transferSyntaxUid: f.transferSyntaxUid };
   }
 }

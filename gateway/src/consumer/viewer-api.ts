@@ -273,39 +273,62 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       for (const h of handles) {
         for await (const sop of h.instances()) {
           if (only && sop !== only) continue;
-          const f = h.open(sop);
+          const f = await h.open(sop);
           if (!storedIsAcceptable(f.transferSyntaxUid, accepted)) {
             f.body.destroy();
             throw new NotAcceptableError(`the instance is stored as ${f.transferSyntaxUid}; ask with transfer-syntax=* or that syntax`);
           }
-          yield { headers: { 'content-type': `application/dicom; transfer-syntax=${f.transferSyntaxUid}`, 'content-length': String(f.size) }, body: f.body };
+          const headers: Record<string, string> = { 'content-type': `application/dicom; transfer-syntax=${f.transferSyntaxUid}` };
+          if (f.size !== undefined) headers['content-length'] = String(f.size); // unknown while it still lands
+          yield { headers, body: f.body };
         }
       }
     }
     return streamParts(req, reply, parts(), 'application/dicom');
   }
 
+  /**
+   * The source's access check runs alongside the cache fill (the fetch itself is authorised by the
+   * source with the same token and KOS): it costs no round trip before the first byte, and still no
+   * byte is sent before it passed.
+   */
+  function granted(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<unknown> {
+    const g = checkGrant(call, study, token(req));
+    g.catch(() => undefined); // awaited below; a failure before that must not be unhandled
+    return g;
+  }
+
   app.get(`${root}/studies/:study`, async (req, reply) => {
-    const { call, study } = await prepare(req, (req.params as P).study!);
+    const call = session(req);
+    const study = studyOf(req, call, (req.params as P).study!);
+    const grant = granted(req, call, study);
     try {
       const handles = seriesSpecs(study).map((s) => cache.ensure(s, token(req), rppsOf(req)));
+      await grant;
       return await sendInstances(req, reply, handles);
     } catch (e) { return peerProblem(e, call, study); }
   });
   app.get(`${root}/studies/:study/series/:series`, async (req, reply) => {
     const p = req.params as P;
-    const { call, study } = await prepare(req, p.study!);
+    const call = session(req);
+    const study = studyOf(req, call, p.study!);
     const spec = specOr404(req, study, p.series!);
+    const grant = granted(req, call, study);
     try {
-      return await sendInstances(req, reply, [cache.ensure(spec, token(req), rppsOf(req))]);
+      const h = cache.ensure(spec, token(req), rppsOf(req));
+      await grant;
+      return await sendInstances(req, reply, [h]);
     } catch (e) { return peerProblem(e, call, study); }
   });
   app.get(`${root}/studies/:study/series/:series/instances/:instance`, async (req, reply) => {
     const p = req.params as P;
-    const { call, study } = await prepare(req, p.study!);
+    const call = session(req);
+    const study = studyOf(req, call, p.study!);
     const spec = instanceSpec(req, study, p.series!, p.instance!);
+    const grant = granted(req, call, study);
     try {
       const h = cache.ensure(spec, token(req), rppsOf(req));
+      await grant;
       await h.instance(p.instance!);
       return await sendInstances(req, reply, [onlyOne(h, p.instance!)]);
     } catch (e) { return peerProblem(e, call, study); }

