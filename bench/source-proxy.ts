@@ -14,6 +14,11 @@ import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
 import { relabel } from '../sandbox/demo-data/relabel.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+// for profiling work: BENCH_STUDIES=mg4 (or large) limits the studies, BENCH_GB=0 skips the 1 GB RSS
+// run, BENCH_BOX_PROF=DIR writes a CPU profile of the box process into DIR
+const STUDIES = (process.env.BENCH_STUDIES ?? 'mg4,large').split(',');
+const WITH_GB = process.env.BENCH_GB !== '0';
+const BOX_PROF = process.env.BENCH_BOX_PROF;
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 const median = (xs: number[]) => {
@@ -74,7 +79,8 @@ export async function run() {
     DRIMBOX_PEER__PORT: String(await freePort()),
     DRIMBOX_HL7__PORT: String(await freePort()),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const prof = BOX_PROF ? ['--cpu-prof', `--cpu-prof-dir=${BOX_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`box exited (${code})`)));
@@ -84,17 +90,19 @@ export async function run() {
   try {
     const results: Record<string, unknown> = { bench: 'source-proxy', runs: RUNS };
     // RSS growth while a fresh box streams a ~1 GB study through mTLS (first request it serves)
-    const big = await uploadMgStudy(orthanc, 15, 'gig');
-    const before = rssKb(child.pid!);
-    let peak = before;
-    const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
-    const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, mtls);
-    clearInterval(sampler);
-    results.gb_study_mb = Math.round(g.bytes / 1e6);
-    results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
-    results.box_rss_idle_mb = Math.round(before / 1024);
-    results.box_rss_peak_mb = Math.round(peak / 1024);
-    const studies: [string, number][] = [['mg4', 1], ['large', 6]];
+    if (WITH_GB) {
+      const big = await uploadMgStudy(orthanc, 15, 'gig');
+      const before = rssKb(child.pid!);
+      let peak = before;
+      const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
+      const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, mtls);
+      clearInterval(sampler);
+      results.gb_study_mb = Math.round(g.bytes / 1e6);
+      results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
+      results.box_rss_idle_mb = Math.round(before / 1024);
+      results.box_rss_peak_mb = Math.round(peak / 1024);
+    }
+    const studies = ([['mg4', 1], ['large', 6]] as [string, number][]).filter(([label]) => STUDIES.includes(label));
     for (const [label, copies] of studies) {
       const uid = await uploadMgStudy(orthanc, copies, label);
       const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [];
@@ -121,7 +129,9 @@ export async function run() {
     }
     return results;
   } finally {
+    const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
+    await exited; // the CPU profile is written on exit
     await mtls.close();
     await orthanc.stop();
   }

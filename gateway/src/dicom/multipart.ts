@@ -76,36 +76,119 @@ export function multipartContentType(boundary: string, type: string, extra: Reco
   return v;
 }
 
+export interface WriteMultipartOptions {
+  /** called with the size of every chunk handed to the consumer (byte accounting without a 2nd stream) */
+  onBytes?: (n: number) => void;
+}
+
 /**
- * Serialises parts as they come. A Readable body is piped chunk by chunk (the output is only pulled as
- * fast as its consumer reads). An error from `parts` or a body destroys the output with that error.
+ * Serialises parts as they come. A Readable body is passed through chunk by chunk without copying (the
+ * output is only pulled as fast as its consumer reads: a full output pauses the body). An error from
+ * `parts` or a body destroys the output with that error; destroying the output destroys the current
+ * body and closes `parts`.
  */
-export function writeMultipart(parts: AsyncIterable<MultipartPart>, boundary: string): Readable {
-  async function* generate(): AsyncGenerator<Buffer> {
-    let first = true;
-    for await (const part of parts) {
-      let head = `${first ? '' : '\r\n'}--${boundary}\r\n`;
-      for (const [k, v] of Object.entries(part.headers)) head += `${k}: ${v}\r\n`;
-      yield Buffer.from(head + '\r\n', 'latin1');
-      first = false;
-      if (Buffer.isBuffer(part.body)) {
-        if (part.body.length) yield part.body;
-      } else {
-        for await (const chunk of part.body) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-      }
-    }
-    yield Buffer.from(`${first ? '' : '\r\n'}--${boundary}--\r\n`, 'latin1');
+export function writeMultipart(parts: AsyncIterable<MultipartPart>, boundary: string, opts: WriteMultipartOptions = {}): Readable {
+  return new MultipartWriter(parts[Symbol.asyncIterator](), boundary, opts.onBytes);
+}
+
+/** Output buffer of the writer: large enough that a slow consumer does not stall the PACS at once. */
+const WRITER_HIGH_WATER = 1 << 20;
+
+class MultipartWriter extends Readable {
+  private first = true;
+  private fetching = false;
+  private finishedParts = false;
+  private body: Readable | undefined;
+  private detach: (() => void) | undefined;
+
+  constructor(private it: AsyncIterator<MultipartPart>, private boundary: string, private onBytes?: (n: number) => void) {
+    super({ highWaterMark: WRITER_HIGH_WATER });
   }
-  return Readable.from(generate(), { objectMode: false });
+
+  /** push with accounting; false when the consumer is full */
+  private out(chunk: Buffer): boolean {
+    this.onBytes?.(chunk.length);
+    return this.push(chunk);
+  }
+
+  override _read(): void {
+    if (this.body) { this.body.resume(); return; }
+    if (!this.fetching && !this.finishedParts) this.nextPart();
+  }
+
+  private nextPart(): void {
+    this.fetching = true;
+    this.it.next().then((r) => {
+      this.fetching = false;
+      if (this.destroyed) return;
+      if (r.done) {
+        this.finishedParts = true;
+        this.out(Buffer.from(`${this.first ? '' : '\r\n'}--${this.boundary}--\r\n`, 'latin1'));
+        this.push(null);
+        return;
+      }
+      this.startPart(r.value);
+    }, (err: Error) => {
+      this.fetching = false;
+      this.destroy(err);
+    });
+  }
+
+  private startPart(part: MultipartPart): void {
+    let head = `${this.first ? '' : '\r\n'}--${this.boundary}\r\n`;
+    for (const [k, v] of Object.entries(part.headers)) head += `${k}: ${v}\r\n`;
+    this.first = false;
+    let more = this.out(Buffer.from(head + '\r\n', 'latin1'));
+    if (Buffer.isBuffer(part.body)) {
+      if (part.body.length) more = this.out(part.body);
+      if (more) this.nextPart();
+      return;
+    }
+    const body = part.body;
+    this.body = body;
+    const onData = (chunk: Buffer | string) => {
+      if (!this.out(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))) body.pause();
+    };
+    const onEnd = () => {
+      done();
+      // the consumer asked for more when the last push was accepted; otherwise _read continues
+      if (this.readableLength < this.readableHighWaterMark) this.nextPart();
+    };
+    const onError = (err: Error) => { done(); this.destroy(err); };
+    const onClose = () => { if (!body.readableEnded) onError(new Error('part body closed before its end')); };
+    const done = () => {
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      this.body = undefined;
+      this.detach = undefined;
+    };
+    this.detach = done;
+    body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    if (body.isPaused()) body.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    const body = this.body;
+    this.detach?.();
+    if (body && !body.destroyed) body.destroy();
+    // closes the source of parts (its finally blocks release the PACS answer)
+    void Promise.resolve(this.it.return?.(undefined)).catch(() => undefined);
+    cb(err);
+  }
+}
+
+export interface ReadMultipartOptions {
+  /** maps an input failure before it reaches a part body's consumer (e.g. to a domain error) */
+  bodyError?: (err: Error) => Error;
 }
 
 /**
  * Parses a multipart stream. Each part's body is a Readable that pulls from `stream` on demand; the
  * next part is produced once that body has ended. Asking for the next part before the body was read
  * discards the rest of it. Input that ends before the close delimiter throws MultipartError (from the
- * iterator and as the current body's error) instead of ending silently.
+ * iterator and as the current body's error) instead of ending silently. Body chunks are slices of the
+ * input chunks: nothing is copied except around a delimiter split across two input chunks.
  */
-export async function* readMultipart(stream: Readable, boundary: string): AsyncGenerator<ReadPart> {
+export async function* readMultipart(stream: Readable, boundary: string, opts: ReadMultipartOptions = {}): AsyncGenerator<ReadPart> {
   if (!boundary || boundary.length > 200) throw new MultipartError('invalid multipart boundary');
   const reader = new ChunkReader(stream);
   // "\r\n" prefix lets the first delimiter (at the very start) match the same pattern as the others
@@ -131,7 +214,7 @@ export async function* readMultipart(stream: Readable, boundary: string): AsyncG
       if (reader.buf.subarray(0, eol).toString('latin1').trim() !== '') throw new MultipartError('malformed multipart boundary line');
       reader.buf = reader.buf.subarray(eol + 2);
       const headers = await readHeaders(reader);
-      const body = new PartBody(reader, delimiter);
+      const body = new PartBody(reader, delimiter, opts.bodyError);
       yield { headers, body };
       await body.finished();
     }
@@ -167,27 +250,95 @@ async function readHeaders(reader: ChunkReader): Promise<Record<string, string>>
   return headers;
 }
 
-/** Pulls chunks from a Readable one at a time into `buf`. */
+/**
+ * Takes chunks from a Readable in flowing mode, so the hot path gets a chunk handed over instead of
+ * awaiting an async iterator (which also concatenates whatever the source buffered). A chunk that
+ * arrives while the parser is not waiting goes back into the source, which is paused: backpressure.
+ */
 class ChunkReader {
+  /** bytes not yet consumed by the parser */
   buf: Buffer = Buffer.alloc(0);
-  private it: AsyncIterator<unknown>;
-  private done = false;
-  constructor(stream: Readable) {
-    this.it = stream[Symbol.asyncIterator]();
-  }
-  /** appends the next chunk; false at end of input */
-  async fill(): Promise<boolean> {
-    if (this.done) return false;
-    const r = await this.it.next();
-    if (r.done) { this.done = true; return false; }
-    const c = r.value as Buffer | string;
+  private queue: Buffer[] = [];
+  private ended = false;
+  private failure: Error | undefined;
+  private waiters: (() => void)[] = [];
+  private readonly onData = (c: Buffer | string) => {
     const chunk = typeof c === 'string' ? Buffer.from(c) : c;
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (!chunk.length) return;
+    if (this.waiters.length) {
+      this.queue.push(chunk);
+      this.wake();
+    } else {
+      this.stream.pause();
+      this.stream.unshift(chunk);
+    }
+  };
+  private readonly onEnd = () => { this.ended = true; this.wake(); };
+  private readonly onError = (e: Error) => { this.failure ??= e; this.wake(); };
+  private readonly onClose = () => {
+    if (!this.ended) this.failure ??= Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    this.wake();
+  };
+
+  constructor(private stream: Readable) {
+    stream.on('data', this.onData).on('end', this.onEnd).on('error', this.onError).on('close', this.onClose);
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** the next input chunk: a Buffer, null at the end of input, undefined when one must be awaited (wait()) */
+  take(): Buffer | null | undefined {
+    const c = this.queue.shift();
+    if (c) return c;
+    if (this.failure) throw this.failure;
+    if (this.ended) return null;
+    if (this.stream.isPaused()) this.stream.resume();
+    return undefined;
+  }
+
+  /** resolves when take() has something new to say */
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** appends the next chunk to `buf`; false at end of input */
+  async fill(): Promise<boolean> {
+    let c = this.take();
+    while (c === undefined) {
+      await this.wait();
+      c = this.take();
+    }
+    if (c === null) return false;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
     return true;
   }
+
   close(): void {
-    if (!this.done) { this.done = true; void this.it.return?.().catch(() => undefined); }
+    this.stream.off('data', this.onData).off('end', this.onEnd).off('close', this.onClose);
+    this.queue = [];
+    if (!this.ended) {
+      this.ended = true;
+      this.stream.destroy();
+    }
+    this.wake();
+    // onError stays attached: a late error of the abandoned input must not crash the process
   }
+}
+
+/**
+ * Where the bytes that may begin a delimiter start at the end of `buf` (a proper prefix of the
+ * delimiter as a suffix of `buf`), or buf.length when none does: only those need holding back.
+ */
+function heldBackFrom(buf: Buffer, delimiter: Buffer): number {
+  const n = buf.length;
+  let i = buf.indexOf(0x0d, Math.max(0, n - delimiter.length + 1));
+  while (i >= 0) {
+    if (delimiter.compare(buf, i, n, 0, n - i) === 0) return i;
+    i = buf.indexOf(0x0d, i + 1);
+  }
+  return n;
 }
 
 /** One part's body: emits bytes up to the next delimiter, holding back a possible partial delimiter. */
@@ -198,17 +349,13 @@ class PartBody extends Readable {
   private failure: Error | undefined;
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
-  constructor(private reader: ChunkReader, private delimiter: Buffer) {
+  constructor(private reader: ChunkReader, private delimiter: Buffer, private mapError?: (e: Error) => Error) {
     super();
   }
 
   override _read(): void {
-    if (this.pumping || this.ended) return;
-    this.pumping = true;
-    this.pumpDone = this.pump().then(() => { this.pumping = false; }, (err: Error) => {
-      this.pumping = false;
-      this.fail(err);
-    });
+    if (this.pumping || this.ended || this.failure) return;
+    this.pump();
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
@@ -221,28 +368,44 @@ class PartBody extends Readable {
     cb(err);
   }
 
-  private async pump(): Promise<void> {
+  /** Emits what is available synchronously; awaits the reader only when its queue is empty. */
+  private pump(): void {
     const r = this.reader;
-    for (;;) {
-      const at = r.buf.indexOf(this.delimiter);
-      if (at >= 0) {
-        const data = r.buf.subarray(0, at);
-        r.buf = r.buf.subarray(at + this.delimiter.length);
-        this.ended = true;
-        if (data.length) this.push(data);
-        this.push(null);
-        this.settle();
-        return;
+    try {
+      for (;;) {
+        const buf = r.buf;
+        if (buf.length) {
+          const at = buf.indexOf(this.delimiter);
+          if (at >= 0) {
+            r.buf = buf.subarray(at + this.delimiter.length);
+            this.ended = true;
+            if (at) this.push(buf.subarray(0, at));
+            this.push(null);
+            this.settle();
+            return;
+          }
+          const hold = heldBackFrom(buf, this.delimiter);
+          if (hold > 0) {
+            r.buf = buf.subarray(hold);
+            if (!this.push(hold === buf.length ? buf : buf.subarray(0, hold))) return;
+            continue;
+          }
+        }
+        const c = r.take();
+        if (c === undefined) {
+          this.pumping = true;
+          this.pumpDone = r.wait().then(() => {
+            this.pumping = false;
+            if (!this.destroyed) this.pump();
+          });
+          return;
+        }
+        if (c === null) throw new MultipartError('multipart truncated inside a part');
+        // only a held-back delimiter prefix is ever joined with the next chunk
+        r.buf = buf.length ? Buffer.concat([buf, c]) : c;
       }
-      const safe = r.buf.length - (this.delimiter.length - 1);
-      if (safe > 0) {
-        const data = r.buf.subarray(0, safe);
-        r.buf = r.buf.subarray(safe);
-        if (!this.push(data)) return;
-        continue;
-      }
-      if (!(await r.fill())) throw new MultipartError('multipart truncated inside a part');
-      if (this.destroyed) return;
+    } catch (e) {
+      this.fail(e as Error);
     }
   }
 
@@ -252,14 +415,14 @@ class PartBody extends Readable {
     for (;;) {
       const at = r.buf.indexOf(this.delimiter);
       if (at >= 0) { r.buf = r.buf.subarray(at + this.delimiter.length); this.ended = true; return; }
-      if (r.buf.length >= this.delimiter.length) r.buf = r.buf.subarray(r.buf.length - (this.delimiter.length - 1));
+      r.buf = r.buf.subarray(heldBackFrom(r.buf, this.delimiter));
       if (!(await r.fill())) throw new MultipartError('multipart truncated inside a part');
     }
   }
 
   private fail(err: Error): void {
     this.failure = err;
-    this.destroy(err);
+    this.destroy(this.mapError ? this.mapError(err) : err);
     this.settleError(err);
   }
 
