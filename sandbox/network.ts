@@ -120,6 +120,10 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
     const launcher: LauncherEntry[] = launcherEntries(studies, boxA);
     const boxB = await startDemoBox({ ...common, name: 'box-b', roles: ['consumer'], ports: ports.b, secret: secrets.b, roleOptions: { consumer: { launcher: () => launcher } } });
     closers.push(() => boxB.close());
+    // box-a fetched the list before box-b enrolled: take the new list now rather than at the daily refresh
+    for (const box of [boxA, boxB]) {
+      if (!(await box.services.allowList?.refresh())) throw new Error(`${box.config.box.name}: the allow-list refresh was refused`);
+    }
 
     // the RIS validates the reports: publish them through MLLP and wait for the DMP's acknowledgements
     const mllp = boxA.addresses.mllp;

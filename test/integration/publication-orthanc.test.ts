@@ -68,7 +68,7 @@ t.before(async () => {
   bench = await startDmpBench();
   box = await startTestBox({
     pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl },
-    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5 }, source: { iocmPort } },
+    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 }, source: { iocmPort } },
     boxOptions: { plugins: [dmpService, createSourceRole({ retryBaseMs: 100, maxRetryDelayMs: 500, pollMs: 200 })] },
   });
   peer = await mtlsAgent((await testPki()).demoClient);
@@ -123,5 +123,5 @@ t.test('IOCM: when every instance is rejected the KOS is withdrawn (ITI-57)', as
   t.equal(st, 'withdrawn');
   const entries = await box.services.dmp!.getDocuments({ uniqueIds: [kos2] }, { rpps: '810000000001', displayName: 'A', roles: [] }, `${RECORD.patient.ins.value}^^^&${RECORD.patient.ins.oid}&ISO^NH`);
   t.match(String(entries[0].status), /Deleted/, 'the KOS is Deleted in the DMP');
-  t.equal(await peerGet(`/dicom-web/studies/${S1}`, kos2), 403);
+  t.equal(await peerGet(`/dicom-web/studies/${S1}`, kos2), 410, 'a withdrawn KOS answers Gone');
 });

@@ -63,7 +63,8 @@ t.before(async () => {
   study = await makeMgStudy({ patientId: PATIENT.ipp, accession: 'ACC-PUB-1', seed: 11 });
   box = await startTestBox({
     pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'pub-pacs-')) },
-    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5 } },
+    // source role only: with the consumer role too, report links go to the viewer (not loaded here)
+    extra: { roles: ['source'], dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 } },
     boxOptions: { plugins: [dmpService, createSourceRole({ retryBaseMs: 100, maxRetryDelayMs: 500, pollMs: 200 })] },
   });
   const stored = await box.pacs.store((async function* () { for (const f of study.files) yield f.part10; })());
@@ -263,7 +264,7 @@ t.test('correction (v2, RPLC) replaces the KOS; withdrawal deletes it', async (t
   t.equal(w.state, 'done', `withdrawn (${w.last_error ?? ''})`);
   const after = await dmp.getDocuments({ uniqueIds: [v2Kos!.uniqueId] }, clinician, INS_XDS);
   t.match(after[0].status, /Deleted/, 'ITI-57: the KOS is Deleted in the DMP');
-  t.equal((await peerGet(`/dicom-web/studies/${study.studyInstanceUid}`, v2Kos!.uniqueId)).status, 403, 'a withdrawn KOS grants nothing');
+  t.equal((await peerGet(`/dicom-web/studies/${study.studyInstanceUid}`, v2Kos!.uniqueId)).status, 410, 'a withdrawn KOS answers Gone');
   t.equal((await admin(`/admin/publications/${j.id}/kos`)).status, 404, 'no current KOS any more');
   const page = await admin(`/IHEInvokeImageDisplay?requestType=STUDY&studyUID=${study.studyInstanceUid}`, 'GET', {});
   t.match(page.buf.toString(), 'data-state="withdrawn"');

@@ -150,7 +150,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
   if (o.launcher && !app.hasRoute({ method: 'GET', url: '/' })) {
     const entries = o.launcher;
     app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
-      .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'")
+      .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; base-uri 'none'")
       .send(launcherPage(entries())));
   }
 }

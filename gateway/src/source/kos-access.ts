@@ -1,6 +1,6 @@
 // KOS-scoped peer access (DRIM-M §4): every peer request names, in `KOS-SOPInstanceUID`, a KOS this box
 // published and still has current; only what that KOS references is served. Rejected (IOCM)
-// instances are never in a current KOS, so they answer 404.
+// instances are never in a current KOS, so they answer 404; a withdrawn KOS answers 410.
 import type { FastifyRequest } from 'fastify';
 import { HttpProblem } from '../http/problem.js';
 import { isValidUid } from '../dicom/uid.js';
@@ -43,8 +43,13 @@ export function kosAccessGuard(repo: PublicationRepository): PeerGuard {
     if (!kos || kos.status === 'built') throw new HttpProblem(404, 'Unknown KOS', 'this box has not published the KOS named in KOS-SOPInstanceUID');
     principal.kosUid = uid;
     principal.patientId = kos.patientId;
+    // A withdrawn KOS is 410 Gone, so consumers (and the clinician) learn the study was withdrawn; a
+    // replaced one is 403: access goes on through the newer KOS, found in the DMP.
+    if (kos.status === 'withdrawn') {
+      throw new HttpProblem(410, 'Study withdrawn', 'the source withdrew this KOS (report or images withdrawn)');
+    }
     if (kos.status !== 'current') {
-      throw new HttpProblem(403, 'KOS no longer current', `the KOS was ${kos.status === 'replaced' ? 'replaced by a newer one' : 'withdrawn'}; look up the current KOS in the DMP`);
+      throw new HttpProblem(403, 'KOS no longer current', 'the KOS was replaced by a newer one; look up the current KOS in the DMP');
     }
     const grant = grantOf(kos.refs);
     if (!grant.covers(scope)) {
