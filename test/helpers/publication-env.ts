@@ -17,12 +17,14 @@ export interface DmpBench {
   dataDir: string;
 }
 
-export async function startDmpBench(dataDir = mkdtempSync(join(tmpdir(), 'dmp-sim-'))): Promise<DmpBench> {
+/** `port`: to bring a stopped simulator back at the same address (same dataDir: same DMP content). */
+export async function startDmpBench(dataDir = mkdtempSync(join(tmpdir(), 'dmp-sim-')), opts: { port?: number } = {}): Promise<DmpBench> {
   const pki = await testPki();
   const dmpPki = await dmpTestPki();
   const boxCa = readFileSync(pki.ca.cert, 'utf8');
   const sim = await startDmpSimulator({
     dataDir,
+    port: opts.port,
     tls: { cert: dmpPki.server.cert, key: dmpPki.server.key, ca: [boxCa] },
     vihfTrustAnchors: [boxCa],
   });

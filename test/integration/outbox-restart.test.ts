@@ -91,7 +91,7 @@ t.before(async () => {
     log: { level: 'warn' },
     pacs: { kind: 'folder', path: pacsDir },
     dmp: bench.dmpConfig,
-    publication: { studyWaitMinutes: 1, retryMaxMinutes: 5 },
+    publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 },
   };
   config = validateConfig(raw as never);
   config.user.port = 0;

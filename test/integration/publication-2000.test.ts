@@ -28,7 +28,7 @@ t.before(async () => {
   bench = await startDmpBench();
   box = await startTestBox({
     pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'big-pacs-')) },
-    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5 } },
+    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 0 } },
     boxOptions: {
       plugins: [dmpService, createSourceRole({
         retryBaseMs: 100, pollMs: 100,

@@ -98,6 +98,8 @@ const common: Spec = {
   publication: {
     studyWaitMinutes: { t: 'int', def: 60, min: 0, max: 7 * 24 * 60 },
     retryMaxMinutes: { t: 'int', def: 24 * 60, min: 1, max: 30 * 24 * 60 },
+    stableSeconds: { t: 'int', def: 3, min: 0, max: 600 },
+    concurrency: { t: 'int', def: 2, min: 1, max: 16 },
   },
   source: {
     iocmHost: host,

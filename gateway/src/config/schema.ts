@@ -84,7 +84,9 @@ export interface DrimboxConfig {
     supportContact: string;
   };
   cache: { maxBytes: number; ttlHours: number };
-  publication: { studyWaitMinutes: number; retryMaxMinutes: number };
+  /** concurrency: jobs of different reports run side by side (one report's jobs stay in order);
+   *  stableSeconds: a study's instance count must not change over this interval before its KOS is built */
+  publication: { studyWaitMinutes: number; retryMaxMinutes: number; stableSeconds: number; concurrency: number };
   /** source role: the IOCM C-STORE SCP that receives rejection notes from the PACS */
   source: { iocmHost: string; iocmPort: number; iocmAet: string; iocmCallingAets: string[] };
 }

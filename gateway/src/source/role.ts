@@ -11,7 +11,7 @@ import { adminRoutes } from './admin.js';
 import { reportLinkRoute } from './report-link.js';
 
 /** Knobs for tests and harnesses; production uses `sourceRole` as is. */
-export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | 'retryBaseMs' | 'maxRetryDelayMs' | 'pollMs'>;
+export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | 'retryBaseMs' | 'maxRetryDelayMs' | 'pollMs' | 'retryMaxMs'>;
 
 /** Records an IOCM rejection and queues the re-publication of every current KOS it touches, atomically. */
 export function recordRejection(repo: PublicationRepository, note: RejectionNote): number[] {

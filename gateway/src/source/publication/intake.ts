@@ -61,6 +61,10 @@ export function acceptPublicationMessage(repo: PublicationRepository, msg: Publi
   // OMI^O23: only a cancellation of an exam we published changes anything (its KOS is withdrawn)
   if (msg.cancelled && msg.studyInstanceUid) {
     const current = repo.kosForStudy(msg.studyInstanceUid).filter((k) => k.status === 'current');
+    // a cancellation naming another patient than the published one is an error, not a withdrawal
+    if (msg.patientIns && current.some((k) => k.patientId !== msg.patientIns!.value)) {
+      throw new Hl7Rejection({ errorCode: 103, location: 'PID^1^3', message: `The cancelled exam ${msg.studyInstanceUid.slice(0, 64)} was published for another patient (INS differs): nothing withdrawn.` });
+    }
     let last: IntakeResult = { created: false, note: 'exam cancelled; nothing published for it' };
     for (const k of current) {
       const { job, created } = repo.enqueue({

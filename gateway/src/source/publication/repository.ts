@@ -162,17 +162,27 @@ export class PublicationRepository {
     return r ? jobFromRow(r) : undefined;
   }
 
-  /** The next job due, oldest first; a job waits while an earlier job of its report set is unfinished. */
-  nextDue(): Job | undefined {
+  /**
+   * The next job due, oldest first; a job waits while an earlier job of its report set is unfinished,
+   * and jobs of the sets in `busySets` (being processed right now) are not offered.
+   */
+  nextDue(busySets: Iterable<string> = []): Job | undefined {
     const r = this.db.prepare(`SELECT * FROM publication_job j WHERE j.state NOT IN ${TERMINAL} AND j.next_attempt_at <= ?
+        AND j.set_id NOT IN (SELECT value FROM json_each(?))
         AND NOT EXISTS (SELECT 1 FROM publication_job e WHERE e.set_id = j.set_id AND e.id < j.id AND e.state NOT IN ${TERMINAL})
-        ORDER BY j.next_attempt_at, j.id LIMIT 1`).get(this.now()) as Row | undefined;
+        ORDER BY j.next_attempt_at, j.id LIMIT 1`).get(this.now(), JSON.stringify([...busySets])) as Row | undefined;
     return r ? jobFromRow(r) : undefined;
   }
 
-  /** When the next unfinished job becomes due (undefined: none). */
-  nextWakeAt(): number | undefined {
-    return opt(this.db.prepare(`SELECT MIN(next_attempt_at) FROM publication_job WHERE state NOT IN ${TERMINAL}`).pluck().get());
+  /**
+   * When the next job that could run becomes due (undefined: none). Jobs of busy sets and jobs behind
+   * an earlier unfinished job of their set are left out: they can only start once that one settles.
+   */
+  nextWakeAt(busySets: Iterable<string> = []): number | undefined {
+    return opt(this.db.prepare(`SELECT MIN(j.next_attempt_at) FROM publication_job j WHERE j.state NOT IN ${TERMINAL}
+        AND j.set_id NOT IN (SELECT value FROM json_each(?))
+        AND NOT EXISTS (SELECT 1 FROM publication_job e WHERE e.set_id = j.set_id AND e.id < j.id AND e.state NOT IN ${TERMINAL})`)
+      .pluck().get(JSON.stringify([...busySets])));
   }
 
   setState(id: number, state: JobState, extra: { kosId?: number; targetKosId?: number | null; note?: string } = {}): void {

@@ -12,6 +12,14 @@ export class StudyNotReadyError extends Error {
   }
 }
 
+/** The study's instance count changed between two looks: it is still arriving in the PACS. */
+export class StudyStillArrivingError extends StudyNotReadyError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StudyStillArrivingError';
+  }
+}
+
 /** The PACS and the report disagree: a human must look (never retried by itself). */
 export class StudyMismatchError extends Error {
   constructor(message: string) {
@@ -121,4 +129,51 @@ export async function resolveStudies(
     }
   }
   return { instances, info, skippedRejected };
+}
+
+/** Instances per study of a resolution (what the stability check compares). */
+export function instanceCounts(r: ResolvedStudies): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const i of r.instances) n.set(i.studyUid, (n.get(i.studyUid) ?? 0) + 1);
+  return n;
+}
+
+/**
+ * Resolves twice, `stableMs` apart, and returns the second resolution only when every study has the
+ * same instances in both: a PACS that is still receiving a study (modality sending, migration) must
+ * not get a KOS that misses the late images. Throws StudyStillArrivingError otherwise.
+ */
+export async function resolveStableStudies(
+  pacs: Pacs,
+  record: PublicationRecord,
+  rejected: (studyUid: string) => Set<string>,
+  opts: { stableMs: number; allowEmpty?: boolean; signal?: AbortSignal; sleep?: (ms: number, signal?: AbortSignal) => Promise<void> },
+): Promise<ResolvedStudies> {
+  const first = await resolveStudies(pacs, record, rejected, opts);
+  if (opts.stableMs <= 0) return first;
+  await (opts.sleep ?? abortableSleep)(opts.stableMs, opts.signal);
+  const second = await resolveStudies(pacs, record, rejected, opts);
+  const a = instanceCounts(first);
+  const b = instanceCounts(second);
+  const seen = new Set(first.instances.map((i) => i.sopInstanceUid));
+  for (const study of record.studies) {
+    const uid = study.studyInstanceUid;
+    const before = a.get(uid) ?? 0;
+    const after = b.get(uid) ?? 0;
+    // same count but other instances (one deleted, one added) is not stable either
+    const changed = before !== after || second.instances.some((i) => i.studyUid === uid && !seen.has(i.sopInstanceUid));
+    if (changed) {
+      throw new StudyStillArrivingError(`study ${uid} is still changing in the PACS (${before} then ${after} instances ${opts.stableMs / 1000} s later)`);
+    }
+  }
+  return second;
+}
+
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -1,4 +1,5 @@
-// The outbox worker: takes due jobs one at a time and moves each through
+// The outbox worker: takes due jobs (up to publication.concurrency at once, never two of one report
+// set, so a report's jobs stay in order) and moves each through
 // received → resolving → kos-built → submitted → done (or failed), persisting every step first.
 // Restart safety: the KOS (and its SOP Instance UID, the DMP uniqueId) is stored before anything is
 // sent; a job found in `submitted` after a restart asks the DMP (ITI-18) whether the earlier send
@@ -13,7 +14,7 @@ import { PROFESSION_MEDECIN } from '../../dmp/client.js';
 import { DmpError } from '../../dmp/errors.js';
 import { cdaUniqueId, insPatientId } from '../../dmp/hl7-datatypes.js';
 import type { Pacs } from '../../pacs/pacs.js';
-import { resolveStudies, StudyMismatchError, StudyNotReadyError } from './resolve.js';
+import { abortableSleep, resolveStableStudies, StudyMismatchError, StudyNotReadyError, StudyStillArrivingError } from './resolve.js';
 import type { Job, KosRefs, PublicationRepository, PublishedKos } from './repository.js';
 
 /** Points where a test harness may stop the process (kill -9 tests); production passes no hook. */
@@ -34,6 +35,23 @@ export interface WorkerOptions {
   maxRetryDelayMs?: number;
   /** longest sleep between looks at the queue (default 5 s) */
   pollMs?: number;
+  /** clock (tests); the repository should share it */
+  now?: () => number;
+  /** overrides publication.retryMaxMinutes (tests) */
+  retryMaxMs?: number;
+  /** overrides publication.concurrency */
+  concurrency?: number;
+  /** randomness of the jitter (tests) */
+  random?: () => number;
+}
+
+/**
+ * Exponential backoff with jitter: base·2^attempts capped at max, then a uniform draw in
+ * [half, full] of that, so boxes that failed together do not retry together.
+ */
+export function retryDelay(attempts: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const d = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempts, 0), 30));
+  return Math.round(d * (0.5 + random() * 0.5));
 }
 
 /** A failure that no retry will fix. */
@@ -45,8 +63,20 @@ export class OutboxWorker {
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private kicked = false;
+  /** jobs in progress, by id → their report set */
+  private readonly active = new Map<number, { setId: string; done: Promise<void> }>();
+  /** aborted on stop: interrupts the stability wait (the job stays resumable where it is) */
+  private readonly stopping = new AbortController();
+  private readonly now: () => number;
 
-  constructor(private readonly o: WorkerOptions) {}
+  constructor(private readonly o: WorkerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** How many jobs run side by side. */
+  get concurrency(): number {
+    return Math.max(1, this.o.concurrency ?? this.o.config.publication.concurrency ?? 1);
+  }
 
   start(): void {
     if (this.running) return;
@@ -62,27 +92,37 @@ export class OutboxWorker {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort(new Error('the publication worker is stopping'));
     this.wake?.();
     await this.loop;
+    await Promise.all([...this.active.values()].map((a) => a.done));
+  }
+
+  private busySets(): string[] {
+    return [...this.active.values()].map((a) => a.setId);
   }
 
   private async run(): Promise<void> {
     const { repo, logger } = this.o;
     while (this.running) {
       this.kicked = false;
-      let job: Job | undefined;
+      while (this.running && this.active.size < this.concurrency) {
+        let job: Job | undefined;
+        try {
+          job = repo.nextDue(this.busySets());
+        } catch (e) {
+          logger.error({ err: e }, 'publication queue unreadable');
+        }
+        if (!job) break;
+        this.launch(job);
+      }
+      if (this.kicked || !this.running) continue;
+      let next: number | undefined;
       try {
-        job = repo.nextDue();
-      } catch (e) {
-        logger.error({ err: e }, 'publication queue unreadable');
-      }
-      if (job) {
-        await this.process(job);
-        continue;
-      }
-      if (this.kicked) continue;
-      const next = repo.nextWakeAt();
-      const wait = Math.max(5, Math.min(this.o.pollMs ?? 5000, next === undefined ? Infinity : next - Date.now()));
+        next = this.active.size < this.concurrency ? repo.nextWakeAt(this.busySets()) : undefined;
+      } catch { /* logged above on the next look */ }
+      // a settling job wakes the loop too (its set may have a job waiting behind it)
+      const wait = Math.max(5, Math.min(this.o.pollMs ?? 5000, next === undefined ? Infinity : next - this.now()));
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         this.timer = setTimeout(resolve, wait);
@@ -90,6 +130,15 @@ export class OutboxWorker {
       clearTimeout(this.timer);
       this.wake = undefined;
     }
+  }
+
+  private launch(job: Job): void {
+    const done = this.process(job).finally(() => {
+      this.active.delete(job.id);
+      this.kicked = true;
+      this.wake?.();
+    });
+    this.active.set(job.id, { setId: job.setId, done });
   }
 
   private async hook(step: PublicationStep, jobId: number): Promise<void> {
@@ -103,6 +152,8 @@ export class OutboxWorker {
       if (job.kind === 'withdraw') await this.withdraw(job);
       else await this.publish(job);
     } catch (e) {
+      // stopped mid-wait: the job stays where it is and resumes at the next start
+      if (this.stopping.signal.aborted && e === this.stopping.signal.reason) return;
       this.handleError(job, e);
     }
     const after = repo.job(job.id)!;
@@ -137,7 +188,13 @@ export class OutboxWorker {
         repo.setState(j.id, 'resolving');
         await this.hook('resolving', j.id);
       }
-      const resolved = await resolveStudies(this.o.pacs, record, (s) => repo.rejectedIn(s), { allowEmpty: j.kind === 'refresh' });
+      // a new report waits until its studies stop growing in the PACS; a refresh (IOCM) only removes
+      const resolved = await resolveStableStudies(this.o.pacs, record, (s) => repo.rejectedIn(s), {
+        allowEmpty: j.kind === 'refresh',
+        stableMs: j.kind === 'refresh' ? 0 : config.publication.stableSeconds * 1000,
+        signal: this.stopping.signal,
+        sleep: abortableSleep,
+      });
       if (resolved.instances.length === 0) {
         // refresh after IOCM: nothing left to point at, so the published KOS is withdrawn
         const current = repo.currentOfSet(j.setId);
@@ -256,7 +313,7 @@ export class OutboxWorker {
 
   private handleError(job: Job, e: unknown): void {
     const { repo, config, logger } = this.o;
-    const now = Date.now();
+    const now = this.now();
     const current = repo.job(job.id)!;
     const msg = e instanceof Error ? e.message : String(e);
     if (e instanceof PermanentError || e instanceof StudyMismatchError) {
@@ -274,23 +331,22 @@ export class OutboxWorker {
         repo.fail(job.id, `${msg}; gave up after waiting ${config.publication.studyWaitMinutes} min for the study`);
         return;
       }
-      repo.scheduleRetry(job.id, Math.min(now + this.delay(current.attempts), since + limit), msg, { studyWaitingSince: since });
+      // still arriving: look again at once (the next look itself waits stableSeconds)
+      const at = e instanceof StudyStillArrivingError ? now : now + this.delay(current.attempts);
+      repo.scheduleRetry(job.id, Math.min(at, since + limit), msg, { studyWaitingSince: since });
       return;
     }
-    if (now - current.windowStart >= config.publication.retryMaxMinutes * 60_000) {
-      repo.fail(job.id, `gave up after ${config.publication.retryMaxMinutes} min of retries; last error: ${msg}`);
+    const windowMs = this.o.retryMaxMs ?? config.publication.retryMaxMinutes * 60_000;
+    if (now - current.windowStart >= windowMs) {
+      repo.fail(job.id, `gave up after ${Math.round(windowMs / 6000) / 10} min of retries; last error: ${msg}`);
       return;
     }
     if (!(e instanceof DmpError)) logger.warn({ job: job.id, err: e }, 'publication step failed, will retry');
     repo.scheduleRetry(job.id, now + this.delay(current.attempts), msg);
   }
 
-  /** Exponential backoff with jitter (half to full delay). */
   private delay(attempts: number): number {
-    const base = this.o.retryBaseMs ?? 5000;
-    const max = this.o.maxRetryDelayMs ?? 600_000;
-    const d = Math.min(max, base * 2 ** Math.min(attempts, 20));
-    return Math.round(d * (0.5 + Math.random() * 0.5));
+    return retryDelay(attempts, this.o.retryBaseMs ?? 5000, this.o.maxRetryDelayMs ?? 600_000, this.o.random);
   }
 }
 
