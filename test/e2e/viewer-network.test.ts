@@ -64,10 +64,19 @@ async function contextualCall(page: Page, launcherUrl: string, patientLabel: str
   return t0;
 }
 
-interface Measure { submitToFirstImageMs: number; submitToFourViewsMs?: number; viewerFirstImageMs?: number; viewerFourViewsMs?: number }
+/** When each page asked for /viewer/?session=… (epoch ms): the consumer has opened the session. */
+const viewerRequests = new WeakMap<Page, number[]>();
+function recordViewerRequests(page: Page): void {
+  const list: number[] = [];
+  viewerRequests.set(page, list);
+  page.on('request', (r) => { if (/\/viewer\/\?session=/.test(r.url())) list.push(Date.now()); });
+}
+
+interface Measure { inPage?: Record<string, number>; submitToViewerRequestMs: number; submitToFirstImageMs: number; submitToFourViewsMs?: number; viewerFirstImageMs?: number; viewerFourViewsMs?: number }
 
 async function measureUntil(page: Page, t0: number, mg: boolean): Promise<Measure> {
   await page.waitForURL(/\/viewer\/\?session=/, { timeout: 30_000 });
+  const viewerAt = viewerRequests.get(page)?.find((at) => at >= t0) ?? NaN;
   await page.waitForFunction(anyRendered, null, { timeout: 30_000, polling: 'raf' });
   const first = Date.now() - t0;
   let four: number | undefined;
@@ -76,7 +85,28 @@ async function measureUntil(page: Page, t0: number, mg: boolean): Promise<Measur
     four = Date.now() - t0;
   }
   const v = await page.evaluate(() => (window as any).__viewer.timings) as Record<string, number>;
-  return { submitToFirstImageMs: first, ...(four !== undefined ? { submitToFourViewsMs: four } : {}), viewerFirstImageMs: v.firstImageMs, ...(mg ? { viewerFourViewsMs: v.mgFourViewMs } : {}) };
+  // where the viewer page's time went (ms from its navigation start, Resource Timing)
+  // (a string: tsx would wrap named functions in a helper that does not exist in the page)
+  const inPage = await page.evaluate(`(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const res = performance.getEntriesByType('resource');
+    const end = (re, last) => { const m = res.filter((r) => re.test(r.name)).map((r) => r.responseEnd); return m.length ? Math.round(last ? Math.max(...m) : Math.min(...m)) : -1; };
+    return {
+      domContentLoaded: Math.round(nav.domContentLoadedEventEnd), session: end(/\\/api\\/sessions\\/[^/]+$/), seriesQido: end(/\\/series$/),
+      lastMetadata: end(/\\/metadata$/, true), firstFrame: end(/\\/frames\\//), lastFrame: end(/\\/frames\\//, true),
+    };
+  })()`) as Record<string, number>;
+  return { submitToViewerRequestMs: viewerAt - t0, submitToFirstImageMs: first, ...(four !== undefined ? { submitToFourViewsMs: four } : {}), viewerFirstImageMs: v.firstImageMs, ...(mg ? { viewerFourViewsMs: v.mgFourViewMs } : {}), inPage };
+}
+
+function median(runs: Measure[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(runs[0]).filter((x) => x !== 'inPage') as (keyof Measure)[]) {
+    const v = runs.map((r) => r[k] as number).sort((a, b) => a - b);
+    out[k] = v[Math.floor(v.length / 2)];
+  }
+  const mid = [...runs].sort((a, b) => a.submitToFirstImageMs - b.submitToFirstImageMs)[Math.floor(runs.length / 2)];
+  return { ...out, runs: runs.length, inPageOfMedianRun: mid.inPage as never };
 }
 
 /** Withdraws a demo MG report as the RIS would (ORU^R01, ORC-1 CA over MLLP) and waits for box-a to finish. */
@@ -137,6 +167,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
     });
     t.teardown(async () => { await context.close(); rmSync(userDataDir, { recursive: true, force: true }); });
     const page = context.pages()[0] ?? await context.newPage();
+    recordViewerRequests(page);
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     let resumedAt = 0;
@@ -146,9 +177,9 @@ for (const mode of ['webgl', 'cpu'] as const) {
 
     await t.test('box-a accepts box-b as a peer once the demo network is up', async (t) => {
       const first = await peerProbe(net);
-      // Known bug (sandbox/network.ts): box-a fetches the signed allow-list when it starts, before
-      // box-b has enrolled, and refreshes it only every allowList.refreshHours (24 h): box-a refuses
-      // box-b, and no image of the demo can be shown. This assertion fails until that is fixed.
+      // Regression (found by this test, fixed in sandbox/network.ts): box-a fetched the signed
+      // allow-list when it started, before box-b had enrolled, and refreshed it only every 24 h.
+      // Should it come back, the assertion fails and the refresh below lets the rest run.
       t.notMatch(first, /allow-list/, `box-a knows box-b right after startDemoNetwork (box-a said: ${first})`);
       if (/allow-list/.test(first)) {
         t.comment('workaround: box-a refreshes its allow-list now');
@@ -160,9 +191,10 @@ for (const mode of ['webgl', 'cpu'] as const) {
     await t.test('MG: contextual call → PSC login → four views hung from the orientation marks, report, W/L', async (t) => {
       const t0 = await contextualCall(page, launcherUrl, 'DEPISTAGE ANNE');
       const reached = await page.waitForURL((u) => u.href.startsWith(m.psc.issuer), { timeout: 5_000 }).then(() => true, () => false);
-      // Known bug (gateway/src/consumer/entry-routes.ts, the launcher's CSP `form-action 'self'`):
-      // Chromium applies form-action to the redirects after the POST, so the parked call's redirect
-      // to the PSC is blocked and the page stays on the launcher. This assertion fails until fixed.
+      // Regression (found by this test, fixed in gateway/src/consumer/entry-routes.ts): the launcher's
+      // CSP `form-action 'self'` — Chromium applies form-action to the redirects after the POST, so
+      // the redirect to the PSC was blocked. Should it come back, the assertion fails and the parked
+      // call is opened by hand below so the rest still runs.
       t.ok(reached, 'the launcher’s contextual call, before login, leads to the PSC login page');
       if (!reached) {
         // what the browser would have done without the CSP: a top-level GET of the parked call
@@ -179,7 +211,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
       if (page.url().startsWith(m.psc.issuer) && await page.locator('#confirm').count()) await page.click('#confirm');
       const mg = await measureUntil(page, t0, true);
       // the human login is not part of the measure: from the parked call's resumption (PSC callback done)
-      timings.mgUncached = { afterLoginToFirstImageMs: mg.submitToFirstImageMs - (resumedAt - t0), afterLoginToFourViewsMs: mg.submitToFourViewsMs! - (resumedAt - t0), viewerFirstImageMs: mg.viewerFirstImageMs, viewerFourViewsMs: mg.viewerFourViewsMs };
+      timings.mgUncached = { afterLoginToViewerRequestMs: mg.submitToViewerRequestMs - (resumedAt - t0), afterLoginToFirstImageMs: mg.submitToFirstImageMs - (resumedAt - t0), afterLoginToFourViewsMs: mg.submitToFourViewsMs! - (resumedAt - t0), viewerFirstImageMs: mg.viewerFirstImageMs, viewerFourViewsMs: mg.viewerFourViewsMs, inPage: mg.inPage };
       t.equal(await page.evaluate(() => (window as any).__viewer.renderPath), mode, `rendering path is ${mode}`);
 
       const banner = await page.locator('#banner').innerText();
@@ -234,9 +266,10 @@ for (const mode of ['webgl', 'cpu'] as const) {
     });
 
     await t.test('MG again in a new contextual call: served from the consumer cache', async (t) => {
-      const t0 = await contextualCall(page, launcherUrl, 'DEPISTAGE ANNE');
-      const mg = await measureUntil(page, t0, true);
-      timings.mgCached = mg;
+      // three new contextual calls, the median kept (the machine is shared: single runs are noisy)
+      const runs: Measure[] = [];
+      for (let i = 0; i < 3; i++) runs.push(await measureUntil(page, await contextualCall(page, launcherUrl, 'DEPISTAGE ANNE'), true));
+      timings.mgCached = median(runs);
       const hung = await cells(page);
       t.same(hung.map((c) => c.label), ['RCC', 'LCC', 'RMLO', 'LMLO'], 'four views hung again');
       const g = await cellShot(page, 0);
