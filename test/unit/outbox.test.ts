@@ -70,26 +70,31 @@ function memoryPacs(patientId = 'IPP-0042', accession = 'ACC-2024-0001') {
 
 // ---- a DMP stand-in: records calls, fails on demand, can hold submissions open ----
 function fakeDmp() {
-  const calls: { kosUid: string; setId: string; at: number }[] = [];
+  const calls: { kosUid: string; setId: string; at: number; replaces?: string }[] = [];
   const d = {
     calls,
     failWith: undefined as undefined | Error,
     gate: undefined as undefined | Promise<void>,
     inFlight: 0,
     maxInFlight: 0,
-    async provideAndRegister(sub: { record: PublicationRecord; kos: { sopInstanceUid: string } }) {
+    async submitDocuments(sub: { record: PublicationRecord; kos: { sopInstanceUid: string }; replaces?: { kos?: string } }) {
       d.inFlight++;
       d.maxInFlight = Math.max(d.maxInFlight, d.inFlight);
       try {
         if (d.gate) await d.gate;
         if (d.failWith) throw d.failWith;
-        calls.push({ kosUid: sub.kos.sopInstanceUid, setId: String(sub.record.setId.extension), at: Date.now() });
-        return { status: 'Success', submissionSetUid: '1.2.3', kosUniqueId: sub.kos.sopInstanceUid, entryUuids: { kos: `urn:uuid:k-${calls.length}`, report: `urn:uuid:r-${calls.length}` } };
+        calls.push({ kosUid: sub.kos.sopInstanceUid, setId: String(sub.record.setId.extension), at: Date.now(), replaces: sub.replaces?.kos });
+        return { status: 'Success', submissionSetUid: '1.2.3', kosUniqueId: sub.kos.sopInstanceUid };
       } finally {
         d.inFlight--;
       }
     },
-    async getDocuments() { return []; },
+    lookups: 0,
+    /** the DMP assigns entryUUIDs: here urn:uuid:<the KOS uid> */
+    async getDocuments(by: { uniqueIds?: string[] }) {
+      d.lookups++;
+      return calls.filter((c) => by.uniqueIds?.includes(c.kosUid)).map((c) => ({ uniqueId: c.kosUid, entryUuid: `urn:uuid:${c.kosUid}` }));
+    },
     async updateStatus() { return { status: 'Success' }; },
   };
   return d;
@@ -328,5 +333,8 @@ t.test('worker: different reports run side by side, one report stays in order', 
   const ids = settled.map((j) => j.id);
   t.ok(ids.indexOf(a1.id) < ids.indexOf(a2.id), 'v1 of CA settled before v2');
   t.equal(repo.currentVersionOfSet(a2.setId), 2, 'and v2 is the current one');
+  const v1 = repo.kos(repo.job(a1.id)!.kosId!)!;
+  t.equal(v1.kosEntryUuid, `urn:uuid:${v1.sopInstanceUid}`, 'entryUUIDs learnt after the acknowledgement');
+  t.equal(order[1].replaces, v1.kosEntryUuid, 'v2 replaces v1 by its entryUUID (RPLC)');
   t.ok(ids.includes(b1.id) && ids.includes(c1.id));
 });

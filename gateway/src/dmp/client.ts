@@ -102,6 +102,27 @@ export class DmpClient {
 
   /** ITI-41: publish the KOS (and the report), then learn the entryUUIDs the DMP assigned. */
   async provideAndRegister(sub: ProvideAndRegisterInput): Promise<ProvideAndRegisterResult> {
+    const sent = await this.submitDocuments(sub);
+    const actor = this.authorActor(sub.record.author);
+    const { kosUniqueId, reportUniqueId } = sent;
+    const found = await this.getDocuments({ uniqueIds: [kosUniqueId, ...(reportUniqueId ? [reportUniqueId] : [])] }, actor, sent.patientId);
+    const byUid = new Map(found.map((d) => [d.uniqueId, d.entryUuid]));
+    const kosUuid = byUid.get(kosUniqueId);
+    if (!kosUuid) throw new DmpError({ code: 'protocol', message: 'the DMP accepted the KOS but does not return it', retryable: false });
+    return {
+      status: 'Success',
+      submissionSetUid: sent.submissionSetUid,
+      kosUniqueId,
+      reportUniqueId,
+      entryUuids: { kos: kosUuid, report: reportUniqueId ? byUid.get(reportUniqueId) : undefined },
+    };
+  }
+
+  /**
+   * ITI-41 alone: the DMP's Success answer carries no entryUUIDs (it assigns them), so a caller that
+   * needs them only later (to replace or withdraw) can skip provideAndRegister's ITI-18 look-up.
+   */
+  async submitDocuments(sub: ProvideAndRegisterInput): Promise<Omit<ProvideAndRegisterResult, 'entryUuids'> & { patientId: string }> {
     const root = this.cfg.submitter.uidRoot ?? undefined;
     const built = buildSubmission({
       record: sub.record,
@@ -136,17 +157,7 @@ export class DmpClient {
 
     const kosUniqueId = built.documents.find((d) => d.id === built.ids.kos)!.uniqueId;
     const reportUniqueId = built.ids.report ? built.documents.find((d) => d.id === built.ids.report)!.uniqueId : undefined;
-    const found = await this.getDocuments({ uniqueIds: [kosUniqueId, ...(reportUniqueId ? [reportUniqueId] : [])] }, actor, built.patientId);
-    const byUid = new Map(found.map((d) => [d.uniqueId, d.entryUuid]));
-    const kosUuid = byUid.get(kosUniqueId);
-    if (!kosUuid) throw new DmpError({ code: 'protocol', message: 'the DMP accepted the KOS but does not return it', retryable: false });
-    return {
-      status: 'Success',
-      submissionSetUid: built.submissionSetUid,
-      kosUniqueId,
-      reportUniqueId,
-      entryUuids: { kos: kosUuid, report: reportUniqueId ? byUid.get(reportUniqueId) : undefined },
-    };
+    return { status: 'Success', submissionSetUid: built.submissionSetUid, kosUniqueId, reportUniqueId, patientId: built.patientId };
   }
 
   /** ITI-57: change the availability status of a document entry (e.g. withdraw with Deleted). */

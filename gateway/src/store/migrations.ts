@@ -244,4 +244,10 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // publication: the report's uniqueId next to its entryUUID, so entryUUIDs can be learnt after the
+    // DMP acknowledged (ITI-18 by uniqueId) instead of before the job is done
+    id: '051-publication-report-uid',
+    sql: `ALTER TABLE published_kos ADD COLUMN report_unique_id TEXT;`,
+  },
 ];

@@ -52,8 +52,11 @@ export interface PublishedKos {
   refs: KosRefs;
   instanceCount: number;
   status: KosStatus;
+  /** entryUUIDs the DMP assigned: learnt by ITI-18 once it acknowledged (missing until then) */
   kosEntryUuid?: string;
   reportEntryUuid?: string;
+  /** uniqueId of the report published with (or before) this KOS, to learn its entryUUID */
+  reportUniqueId?: string;
   studies: { studyUid: string; accession: string }[];
   createdAt: number;
   publishedAt?: number;
@@ -263,17 +266,26 @@ export class PublicationRepository {
     this.setState(jobId, 'submitted', { targetKosId: targetKosId ?? null });
   }
 
-  /** The DMP acknowledged a KOS: it becomes current, the one it replaces does not, the job is done. */
-  markPublished(jobId: number, kosId: number, entries: { kos: string; report?: string }, replacedKosId?: number): void {
+  /**
+   * The DMP acknowledged a KOS: it becomes current, the one it replaces does not, the job is done.
+   * entryUUIDs may be unknown yet (learnt afterwards with setEntryUuids).
+   */
+  markPublished(jobId: number, kosId: number, entries: { kos?: string; report?: string; reportUniqueId?: string }, replacedKosId?: number): void {
     this.db.transaction(() => {
       const now = this.now();
-      this.db.prepare(`UPDATE published_kos SET status = 'current', kos_entry_uuid = ?, report_entry_uuid = ?, published_at = ? WHERE id = ?`)
-        .run(entries.kos, entries.report ?? null, now, kosId);
+      this.db.prepare(`UPDATE published_kos SET status = 'current', kos_entry_uuid = ?, report_entry_uuid = ?, report_unique_id = ?, published_at = ? WHERE id = ?`)
+        .run(entries.kos ?? null, entries.report ?? null, entries.reportUniqueId ?? null, now, kosId);
       if (replacedKosId) {
         this.db.prepare(`UPDATE published_kos SET status = 'replaced', ended_at = ? WHERE id = ? AND status = 'current'`).run(now, replacedKosId);
       }
       this.setState(jobId, 'done');
     })();
+  }
+
+  /** Records the entryUUIDs the DMP assigned to a published KOS (and its report). */
+  setEntryUuids(kosId: number, entries: { kos: string; report?: string }): void {
+    this.db.prepare('UPDATE published_kos SET kos_entry_uuid = ?, report_entry_uuid = COALESCE(?, report_entry_uuid) WHERE id = ?')
+      .run(entries.kos, entries.report ?? null, kosId);
   }
 
   /** The DMP withdrew a KOS (ITI-57 Deleted): it no longer grants access. */
@@ -344,6 +356,7 @@ export class PublicationRepository {
       status: r.status as KosStatus,
       kosEntryUuid: opt(r.kos_entry_uuid),
       reportEntryUuid: opt(r.report_entry_uuid),
+      reportUniqueId: opt(r.report_unique_id),
       studies: this.db.prepare('SELECT study_uid AS studyUid, accession FROM published_kos_study WHERE kos_id = ?').all(id) as { studyUid: string; accession: string }[],
       createdAt: r.created_at as number,
       publishedAt: opt(r.published_at),

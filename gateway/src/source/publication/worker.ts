@@ -4,6 +4,8 @@
 // Restart safety: the KOS (and its SOP Instance UID, the DMP uniqueId) is stored before anything is
 // sent; a job found in `submitted` after a restart asks the DMP (ITI-18) whether the earlier send
 // arrived before sending again, so a lost answer never publishes twice.
+// The job is done on the DMP's ITI-41 acknowledgement; the entryUUIDs the DMP assigned are learnt
+// right after (ITI-18 by uniqueId), or when a replacement/withdrawal needs them if that look-up failed.
 import type { Logger } from 'pino';
 import type { DrimboxConfig } from '../../config/schema.js';
 import type { PublicationRecord } from '../../cda/types.js';
@@ -68,6 +70,8 @@ export class OutboxWorker {
   /** aborted on stop: interrupts the stability wait (the job stays resumable where it is) */
   private readonly stopping = new AbortController();
   private readonly now: () => number;
+  /** per job: KOS whose entryUUIDs are to be learnt once the job is settled */
+  private readonly learnAfter = new Map<number, { kosId: number; record: PublicationRecord }>();
 
   constructor(private readonly o: WorkerOptions) {
     this.now = o.now ?? Date.now;
@@ -161,6 +165,17 @@ export class OutboxWorker {
       logger.info({ job: after.id, kind: after.kind, state: after.state, error: after.lastError }, 'publication job settled');
       this.o.onSettled?.(after);
     }
+    // still within this job's slot: the next job of the set starts after this look-up
+    const learn = this.learnAfter.get(job.id);
+    if (learn) {
+      this.learnAfter.delete(job.id);
+      try {
+        const k = repo.kos(learn.kosId);
+        if (k && !k.kosEntryUuid) await this.ensureEntryUuids(this.dmp(), k, learn.record);
+      } catch (e) {
+        logger.warn({ job: job.id, err: e }, 'entryUUIDs of the published KOS not learnt yet (asked again when needed)');
+      }
+    }
   }
 
   private dmp(): DmpClient {
@@ -251,22 +266,35 @@ export class OutboxWorker {
     const kos = repo.kos(j.kosId!);
     const part10 = repo.kosPart10(j.kosId!);
     if (!kos || !part10) throw new PermanentError('the built KOS is missing from the database');
-    const target = j.targetKosId ? repo.kos(j.targetKosId) : undefined;
+    const dmp = this.dmp();
+    let target = j.targetKosId ? repo.kos(j.targetKosId) : undefined;
+    // RPLC needs the replaced entries' entryUUIDs (learnt after its publication, or now)
+    if (target && !target.kosEntryUuid) target = await this.ensureEntryUuids(dmp, target, record);
     // a refresh republishes the same report version: only the KOS is new
     const includeReport = j.kind === 'publish' && (config.dmp?.includeReport ?? true);
-    const dmp = this.dmp();
+    const reportUniqueId = includeReport ? cdaUniqueId(record.documentId) : target?.reportUniqueId;
     if (!fresh) {
-      const found = await this.lookup(dmp, record, kos.sopInstanceUid, includeReport ? cdaUniqueId(record.documentId) : undefined);
+      const found = await this.lookup(dmp, record, kos.sopInstanceUid, includeReport ? reportUniqueId : undefined);
       if (found) {
         this.o.logger.info({ job: j.id }, 'the DMP already holds this KOS (earlier answer lost): not sent again');
-        repo.markPublished(j.id, kos.id, { kos: found.kos, report: found.report ?? (includeReport ? undefined : target?.reportEntryUuid) }, target?.id);
+        repo.markPublished(j.id, kos.id, { kos: found.kos, report: found.report ?? (includeReport ? undefined : target?.reportEntryUuid), reportUniqueId }, target?.id);
         return;
       }
     }
     const replaces = target?.kosEntryUuid ? { kos: target.kosEntryUuid, report: includeReport ? target.reportEntryUuid : undefined } : undefined;
-    const res = await dmp.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10 }, includeReport, replaces });
+    // ITI-41 only: its Success is the DMP's acknowledgement; the entryUUIDs are learnt after
+    await dmp.submitDocuments({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10 }, includeReport, replaces });
     await this.hook('sent', j.id);
-    repo.markPublished(j.id, kos.id, { kos: res.entryUuids.kos, report: res.entryUuids.report ?? (includeReport ? undefined : target?.reportEntryUuid) }, target?.id);
+    repo.markPublished(j.id, kos.id, { report: includeReport ? undefined : target?.reportEntryUuid, reportUniqueId }, target?.id);
+    this.learnAfter.set(j.id, { kosId: kos.id, record });
+  }
+
+  /** Learns (ITI-18 GetDocuments by uniqueId) and records the entryUUIDs of a published KOS. */
+  private async ensureEntryUuids(dmp: DmpClient, k: PublishedKos, record: PublicationRecord): Promise<PublishedKos> {
+    const found = await this.lookup(dmp, record, k.sopInstanceUid, k.reportEntryUuid ? undefined : k.reportUniqueId);
+    if (!found) throw new Error(`the DMP does not return the published KOS ${k.sopInstanceUid} (entryUUID unknown): will ask again`);
+    this.o.repo.setEntryUuids(k.id, found);
+    return this.o.repo.kos(k.id)!;
   }
 
   /** ITI-18 GetDocuments by uniqueId: the entryUUIDs when the DMP already has the KOS. */
@@ -298,6 +326,7 @@ export class OutboxWorker {
     if (!record) throw new PermanentError('the published report of this set is unknown: cannot sign the withdrawal');
     const dmp = this.dmp();
     const patientId = insPatientId(record.patient);
+    if (!target.kosEntryUuid) target = await this.ensureEntryUuids(dmp, target, record);
     let entries = [target.kosEntryUuid, target.reportEntryUuid].filter((e): e is string => !!e);
     if (!fresh) {
       const docs = await dmp.getDocuments({ entryUuids: entries }, systemIdentity(record), patientId);
