@@ -3,34 +3,78 @@
 // → mTLS → box A → Orthanc A, stored into the cache while streamed to the viewer), (3) from box B's
 // cache. Interleaved runs, medians. cache_hit_speedup = direct / cache hit; first_fetch_time_ratio =
 // first fetch / direct; first_byte_extra_ms = first byte through both boxes − first byte direct.
+// The viewer (both for direct and through the boxes) runs in a worker thread, as a real viewer is not
+// in the box's process; BENCH_CLIENT=inline runs it on the boxes' thread instead (the older setup).
+// tls_only_ms: the same bytes from memory over HTTPS vs plain HTTP in this process (what TLS costs).
+import { Worker } from 'node:worker_threads';
+import { createServer as createHttp } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { request, type Dispatcher } from 'undici';
 import { startConsumerNetwork, callForm } from '../test/helpers/network.js';
 import { mtlsAgent } from '../test/helpers/box.js';
+import { testPki } from '../test/helpers/pki.js';
 import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
+import { timedGet, type TimedGet } from './consumer-client.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
+const INLINE = process.env.BENCH_CLIENT === 'inline';
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function timedGet(url: string, headers: Record<string, string>, dispatcher?: Dispatcher): Promise<{ ms: number; firstByteMs: number; bytes: number }> {
-  const t0 = performance.now();
-  const r = await request(url, { headers: { accept: ACCEPT, ...headers }, dispatcher });
-  if (r.statusCode !== 200) throw new Error(`${url}: HTTP ${r.statusCode} ${await r.body.text()}`);
-  let bytes = 0;
-  let firstByteMs = 0;
-  for await (const c of r.body) {
-    if (!bytes) firstByteMs = performance.now() - t0;
-    bytes += (c as Buffer).length;
-  }
-  return { ms: performance.now() - t0, firstByteMs, bytes };
+interface Client { get(url: string, headers: Record<string, string>, tls: boolean): Promise<TimedGet>; close(): Promise<void> }
+
+async function workerClient(): Promise<Client> {
+  // the TypeScript loader is not inherited by workers: the worker registers it, then loads the client
+  const entry = new URL('./consumer-client.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const w = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`, { eval: true, workerData: { caFile: (await testPki()).ca.cert } });
+  await new Promise((res, rej) => { w.once('message', res); w.once('error', rej); });
+  let seq = 0;
+  const waiting = new Map<number, { res: (r: TimedGet) => void; rej: (e: Error) => void }>();
+  w.on('message', (m: { id: number; error?: string } & TimedGet) => {
+    const p = waiting.get(m.id);
+    waiting.delete(m.id);
+    if (m.error) p?.rej(new Error(m.error)); else p?.res(m);
+  });
+  return {
+    get: (url, headers, tls) => new Promise((res, rej) => { const id = ++seq; waiting.set(id, { res, rej }); w.postMessage({ id, url, headers, tls }); }),
+    close: async () => { w.postMessage('close'); await new Promise((r) => w.once('exit', r)); },
+  };
+}
+
+async function inlineClient(agent: Dispatcher): Promise<Client> {
+  return { get: (url, headers, tls) => timedGet(url, headers, tls ? agent : undefined), close: async () => undefined };
+}
+
+/** The TLS floor: 68 MB from memory, HTTPS vs plain HTTP, same process, same client. */
+async function tlsCost(client: Client, bytes: number): Promise<{ http: number; https: number }> {
+  const pki = await testPki();
+  const data = Buffer.alloc(bytes, 7);
+  const handler = (_q: unknown, res: import('node:http').ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
+    res.end(data);
+  };
+  const h = createHttp(handler).listen(0, '127.0.0.1');
+  const s = createHttps({ cert: readFileSync(pki.boxes['box-b'].chain), key: readFileSync(pki.boxes['box-b'].key) }, handler).listen(0, '127.0.0.1');
+  await new Promise((r) => setTimeout(r, 50));
+  const port = (x: typeof h) => (x.address() as { port: number }).port;
+  const hs: number[] = [], ss: number[] = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      hs.push((await client.get(`http://127.0.0.1:${port(h)}/`, {}, false)).ms);
+      ss.push((await client.get(`https://localhost:${port(s)}/`, {}, true)).ms);
+    }
+  } finally { h.close(); s.close(); }
+  return { http: median(hs), https: median(ss) };
 }
 
 export async function run() {
   const net = await startConsumerNetwork({ consumerOrthanc: false });
   const agent = await mtlsAgent();
+  const client = INLINE ? await inlineClient(agent) : await workerClient();
   try {
     const mg = await makeMgStudy({ size: 'full', seed: 7, patientId: 'IPP-0042' });
     const pub = await net.publish(mg.files.map((f) => f.part10), { accession: 'BENCH-MG' });
@@ -48,24 +92,26 @@ export async function run() {
     const viaBox = (id: string) => `${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`;
     // warm-up: connections, TLS sessions, JIT
     let id = await openSession();
-    await timedGet(direct, {});
-    await timedGet(viaBox(id), { cookie }, agent);
+    await client.get(direct, {}, false);
+    await client.get(viaBox(id), { cookie }, true);
     const d: number[] = [], dFirst: number[] = [], cold: number[] = [], coldFirst: number[] = [], hit: number[] = [];
     let bytes = 0;
     for (let i = 0; i < RUNS; i++) {
-      const x = await timedGet(direct, {});
+      const x = await client.get(direct, {}, false);
       d.push(x.ms); dFirst.push(x.firstByteMs); bytes = x.bytes;
       net.consumer.cache.clear();
       id = await openSession();
-      const c = await timedGet(viaBox(id), { cookie }, agent);
+      const c = await client.get(viaBox(id), { cookie }, true);
       // same instances; only the multipart framing (boundaries) differs
       if (Math.abs(c.bytes - x.bytes) > 4096) throw new Error(`through the boxes ${c.bytes} bytes, direct ${x.bytes}`);
       cold.push(c.ms); coldFirst.push(c.firstByteMs);
-      hit.push((await timedGet(viaBox(id), { cookie }, agent)).ms);
+      hit.push((await client.get(viaBox(id), { cookie }, true)).ms);
     }
+    const tls = await tlsCost(client, bytes);
     return {
       bench: 'consumer',
       runs: RUNS,
+      client: INLINE ? 'inline' : 'worker',
       study_mb: Math.round(bytes / 1e6),
       direct_ms: Math.round(median(d)),
       first_fetch_ms: Math.round(median(cold)),
@@ -75,8 +121,10 @@ export async function run() {
       first_byte_direct_ms: +median(dFirst).toFixed(1),
       first_byte_boxes_ms: +median(coldFirst).toFixed(1),
       first_byte_extra_ms: +(median(coldFirst) - median(dFirst)).toFixed(1),
+      tls_only_ms: { http: Math.round(tls.http), https: Math.round(tls.https) },
     };
   } finally {
+    await client.close();
     await agent.close();
     await net.close();
   }

@@ -71,10 +71,11 @@ async function startPacsRelay(target: string): Promise<PacsRelay> {
     up.on('data', (c: Buffer) => {
       relayed += c.length;
       if (armed !== undefined && relayed > armed) {
-        // the PACS "dies" mid-answer: both sides reset, nothing more is relayed
+        // the PACS "dies" mid-answer: what was relayed is delivered, then the connection closes (FIN,
+        // as the kernel does for a killed process; a reset could drop bytes box A had not read yet)
         armed = undefined;
         relay.cuts++;
-        client.resetAndDestroy();
+        client.destroy();
         up.destroy();
         return;
       }

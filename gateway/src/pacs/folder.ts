@@ -56,6 +56,7 @@ interface InstanceRow {
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const HEAD_BYTES = 256 * 1024;
+const WRITE_BATCH = 1024 * 1024;
 const MAX_HEADER_FILE = 64 * 1024 * 1024;
 
 function validUid(u: string): boolean {
@@ -132,13 +133,30 @@ export class FolderPacs implements Pacs {
       let tried = false;
       try {
         const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(input) ? [input] : (input as AsyncIterable<Buffer>);
+        // network chunks are small (16–64 KiB): written in batches of WRITE_BATCH, fewer syscalls
+        let pending: Buffer[] = [];
+        let pendingLen = 0;
+        const flush = async () => {
+          if (!pendingLen) return;
+          const bufs = pending;
+          const n = pendingLen;
+          pending = [];
+          pendingLen = 0;
+          const { bytesWritten } = await fh.writev(bufs);
+          if (bytesWritten < n) {
+            const rest = Buffer.concat(bufs).subarray(bytesWritten);
+            let off = 0;
+            while (off < rest.length) off += (await fh.write(rest, off)).bytesWritten;
+          }
+          size += n;
+          if (early) observer?.onProgress?.(size);
+        };
         for await (const c of chunks) {
           signal?.throwIfAborted();
           const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c);
           if (headLen < HEAD_BYTES) { head.push(chunk); headLen += chunk.length; }
-          let off = 0;
-          while (off < chunk.length) off += (await fh.write(chunk, off)).bytesWritten;
-          size += chunk.length;
+          pending.push(chunk);
+          pendingLen += chunk.length;
           if (observer && !tried && headLen >= HEAD_BYTES) {
             // announce the instance once its header is in (pixel data within the first bytes); when the
             // header needs the whole file, it is announced at the end
@@ -146,8 +164,9 @@ export class FolderPacs implements Pacs {
             try { early = readInfo(Buffer.concat(head), { prefix: true }); } catch { early = undefined; }
             if (early) observer.onHeader?.(early, tmp);
           }
-          if (early) observer?.onProgress?.(size);
+          if (pendingLen >= WRITE_BATCH || (early && size === 0)) await flush();
         }
+        await flush();
         if (this.durable) await fh.sync();
       } finally {
         await fh.close();
