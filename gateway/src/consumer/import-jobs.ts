@@ -55,6 +55,7 @@ export class ImportJobs {
           let ok = false;
           let reason: string | undefined;
           try {
+            await handle.instance(sop); // instances are announced while they land: wait for the whole file
             const file = this.cache.instanceFile(spec, sop);
             if (!file) throw new Error('instance missing from the cache');
             const r = await this.pacs.store((async function* () { yield await readFile(file.path); })());
