@@ -2,7 +2,6 @@
 // behind a stand-in of the gateway's viewer routes. Runs the whole suite twice: WebGL2
 // (SwiftShader) and the CPU rendering fallback (--disable-3d-apis).
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { makeMgStudy } from './helpers/mg-study.js';
+import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { startViewerServer, type ViewerServer, type TestSession } from './helpers/viewer-server.js';
 import { screenshotGray, stats, diff, markRuns } from './helpers/pixels.js';
 
@@ -56,8 +56,7 @@ function study(uid: string, over: Record<string, unknown>) {
 t.before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
   const t0 = Date.now();
-  execFileSync(join(repo, 'node_modules', '.bin', 'vite'), ['build', '--config', 'viewer/vite.config.ts', '--logLevel', 'error'], { cwd: repo, stdio: 'inherit' });
-  const buildMs = Date.now() - t0;
+  const buildMs = ensureViewerBuilt(repo);
   work = mkdtempSync(join(tmpdir(), 'viewer-e2e-'));
   // The prior MR: the same series re-identified (same-length UID edit, earlier date, new FoR).
   const mrFiles = readdirSync(MR_DIR).filter((f) => f.endsWith('.dcm')).map((f) => join(MR_DIR, f));
