@@ -3,7 +3,7 @@
 // clean, truncated multipart — the series is not marked complete, and a later access refetches it and
 // serves every instance, byte-identical to the source PACS.
 import t from 'tap';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, truncateSync } from 'node:fs';
 import { request } from 'undici';
 import { startConsumerNetwork, callForm, relabelStudy, type ConsumerNetwork } from '../helpers/network.js';
 import { mtlsAgent } from '../helpers/box.js';
@@ -86,4 +86,34 @@ t.test('source PACS killed mid-stream: viewer answer aborted, series not complet
   const third = await request(`${net.boxB.userUrl}/api/sessions/${id2}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   t.equal((await parts(third.body as unknown as Readable, String(third.headers['content-type']))).length, 20, 'cache hit serves all 20');
   t.equal(net.consumer.cache.fetches - before, 2, 'no further fetch');
+});
+
+t.test('a torn cache file (crash before the batched fsync) is never served: detected, refetched', async (t) => {
+  const pub = await net.publish(await relabelStudy(mr.slice(0, 4), 'torn'), { accession: 'torn' });
+  const seriesUid = pub.series[0].seriesUid;
+  const key = { source: net.boxA.config.box.retrieveLocationUid, kosUid: pub.kosUid, seriesUid };
+  const { cookie } = await net.login();
+  const id = await session(cookie, pub.studyUid);
+  const url = `${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`;
+  const first = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  const good = await parts(first.body as unknown as Readable, String(first.headers['content-type']));
+  t.equal(good.length, 4);
+  t.equal(net.consumer.cache.state(key), 'complete');
+  const spec = { ...key, studyUid: pub.studyUid, retrieveUrl: '', expected: pub.series[0].instances };
+  const file = net.consumer.cache.instanceFile(spec, pub.series[0].instances[0])!;
+  truncateSync(file.path, 1000); // what a power cut can leave of an unsynced file
+  const before = net.consumer.cache.fetches;
+
+  const bad = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  let served: Buffer[] | undefined;
+  if (bad.statusCode === 200) served = await parts(bad.body as unknown as Readable, String(bad.headers['content-type'])).catch(() => undefined);
+  else await bad.body.dump();
+  t.notOk(served && served.length === 4 && served.every((b) => b.length > 1000), `the torn file is not served as an instance (status ${bad.statusCode})`);
+  t.not(net.consumer.cache.state(key), 'complete', 'the series is no longer complete');
+
+  const again = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  const got = await parts(again.body as unknown as Readable, String(again.headers['content-type']));
+  t.same(got.map((b) => b.toString('base64')).sort(), good.map((b) => b.toString('base64')).sort(), 'refetched: the same bytes as before the damage');
+  t.equal(net.consumer.cache.fetches - before, 1, 'one refetch');
+  t.equal(net.consumer.cache.state(key), 'complete');
 });
