@@ -363,7 +363,8 @@ function naturalize(set: any, bytes: Uint8Array, decoder: TextDecoder): Ds {
     else if (vr === 'SS' || vr === 'SL' || vr === 'FL' || vr === 'FD' || vr === 'AT') continue;
     else {
       const raw = bytes.subarray(el.dataOffset, el.dataOffset + el.length);
-      const s = (vr === 'UI' ? Buffer.from(raw).toString('latin1') : decoder.decode(raw)).replace(/[\0 ]+$/, '');
+      // UIDs are ASCII: read them in place (no copy); text goes through the character set's decoder
+      const s = (vr === 'UI' ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1') : decoder.decode(raw)).replace(/[\0 ]+$/, '');
       out[d.name] = vr === 'UT' || vr === 'LT' || vr === 'ST' || vr === 'UR' ? s : s.split('\\').map((x) => x.trim());
     }
   }
