@@ -15,10 +15,12 @@ import { relabel } from '../sandbox/demo-data/relabel.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 // for profiling work: BENCH_STUDIES=mg4 (or large) limits the studies, BENCH_GB=0 skips the 1 GB RSS
-// run, BENCH_BOX_PROF=DIR writes a CPU profile of the box process into DIR
+// run, BENCH_BOX_PROF=DIR writes a CPU profile of the box process into DIR, BENCH_BOX_FLAGS adds node
+// flags to the box process (e.g. --trace-gc)
 const STUDIES = (process.env.BENCH_STUDIES ?? 'mg4,large').split(',');
 const WITH_GB = process.env.BENCH_GB !== '0';
 const BOX_PROF = process.env.BENCH_BOX_PROF;
+const BOX_FLAGS = (process.env.BENCH_BOX_FLAGS ?? '').split(' ').filter(Boolean);
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 const median = (xs: number[]) => {
@@ -50,6 +52,12 @@ async function uploadMgStudy(orthanc: Orthanc, copies: number, seed: string): Pr
   return base.studyInstanceUid;
 }
 
+/** user + system CPU time of a process, ms (clock ticks of 10 ms): robust on a loaded machine */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -79,10 +87,13 @@ export async function run() {
     DRIMBOX_PEER__PORT: String(await freePort()),
     DRIMBOX_HL7__PORT: String(await freePort()),
   };
-  const prof = BOX_PROF ? ['--cpu-prof', `--cpu-prof-dir=${BOX_PROF}`] : [];
+  const prof = [...BOX_FLAGS, ...(BOX_PROF ? ['--cpu-prof', `--cpu-prof-dir=${BOX_PROF}`] : [])];
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
+    // the first JSON line says where the box listens; anything else (e.g. --trace-gc) goes to stderr
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (l.startsWith('{"peerUrl"')) resolve(l); else process.stderr.write(l + '\n');
+    });
     child.once('exit', (code) => reject(new Error(`box exited (${code})`)));
   });
   const { peerUrl, plainUrl } = JSON.parse(line) as { peerUrl: string; plainUrl: string };
@@ -106,6 +117,12 @@ export async function run() {
     for (const [label, copies] of studies) {
       const uid = await uploadMgStudy(orthanc, copies, label);
       const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [];
+      const cpuMtls: number[] = [], cpuPlain: number[] = [];
+      const boxCpu = async (get: () => Promise<unknown>, into: number[]) => {
+        const c0 = cpuMs(child.pid!);
+        await get();
+        into.push(cpuMs(child.pid!) - c0);
+      };
       let bytes = 0;
       // warm-up, then interleaved runs
       await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
@@ -114,8 +131,8 @@ export async function run() {
         const d = await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
         bytes = d.bytes;
         direct.push(d.ms);
-        viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls)).ms);
-        viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms);
+        await boxCpu(async () => viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls)).ms), cpuMtls);
+        await boxCpu(async () => viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms), cpuPlain);
       }
       const prefix = label === 'mg4' ? '' : `${label}_`;
       Object.assign(results, {
@@ -125,6 +142,9 @@ export async function run() {
         [`${prefix}box_plain_ms`]: Math.round(median(viaPlain)),
         [`${prefix}ratio_mtls`]: +(median(direct) / median(viaMtls)).toFixed(2),
         [`${prefix}ratio_plain`]: +(median(direct) / median(viaPlain)).toFixed(2),
+        // CPU the box spent per retrieve (user + system): what the box costs, less sensitive to load
+        [`${prefix}box_cpu_mtls_ms`]: median(cpuMtls),
+        [`${prefix}box_cpu_plain_ms`]: median(cpuPlain),
       });
     }
     return results;
