@@ -8,6 +8,7 @@ WORKDIR /app
 # better-sqlite3 builds from source (no prebuilt download)
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+COPY scripts ./scripts
 RUN npm ci --no-fund --no-audit
 COPY . .
 RUN npm run build && npm prune --omit=dev
