@@ -21,6 +21,9 @@ const STUDIES = (process.env.BENCH_STUDIES ?? 'mg4,large').split(',');
 const WITH_GB = process.env.BENCH_GB !== '0';
 const BOX_PROF = process.env.BENCH_BOX_PROF;
 const BOX_FLAGS = (process.env.BENCH_BOX_FLAGS ?? '').split(' ').filter(Boolean);
+// same-run A/B: BENCH_B_ENV="NAME=value ..." starts a second box with those environment variables,
+// measured in the same interleaving (keys prefixed b_)
+const B_ENV = process.env.BENCH_B_ENV;
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 const median = (xs: number[]) => {
@@ -81,22 +84,29 @@ export async function run() {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   // ports: the bench process picks them through env overrides (0 is refused by the validator)
   const { freePort } = await import('../test/helpers/ports.js');
-  const env = {
-    ...process.env,
-    DRIMBOX_USER__PORT: String(await freePort()),
-    DRIMBOX_PEER__PORT: String(await freePort()),
-    DRIMBOX_HL7__PORT: String(await freePort()),
-  };
-  const prof = [...BOX_FLAGS, ...(BOX_PROF ? ['--cpu-prof', `--cpu-prof-dir=${BOX_PROF}`] : [])];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    // the first JSON line says where the box listens; anything else (e.g. --trace-gc) goes to stderr
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      if (l.startsWith('{"peerUrl"')) resolve(l); else process.stderr.write(l + '\n');
+  const startBoxProcess = async (extraEnv: Record<string, string>) => {
+    const env = {
+      ...process.env,
+      ...extraEnv,
+      DRIMBOX_USER__PORT: String(await freePort()),
+      DRIMBOX_PEER__PORT: String(await freePort()),
+      DRIMBOX_HL7__PORT: String(await freePort()),
+    };
+    const prof = [...BOX_FLAGS, ...(BOX_PROF ? ['--cpu-prof', `--cpu-prof-dir=${BOX_PROF}`] : [])];
+    const proc = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      // the first JSON line says where the box listens; anything else (e.g. --trace-gc) goes to stderr
+      createInterface({ input: proc.stdout! }).on('line', (l) => {
+        if (l.startsWith('{"peerUrl"')) resolve(l); else process.stderr.write(l + '\n');
+      });
+      proc.once('exit', (code) => reject(new Error(`box exited (${code})`)));
     });
-    child.once('exit', (code) => reject(new Error(`box exited (${code})`)));
-  });
-  const { peerUrl, plainUrl } = JSON.parse(line) as { peerUrl: string; plainUrl: string };
+    return { proc, ...(JSON.parse(line) as { peerUrl: string; plainUrl: string }) };
+  };
+  const boxA = await startBoxProcess({});
+  const child = boxA.proc;
+  const { peerUrl, plainUrl } = boxA;
+  const boxB = B_ENV ? await startBoxProcess(Object.fromEntries(B_ENV.split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]))) : undefined;
   const mtls = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } });
   try {
     const results: Record<string, unknown> = { bench: 'source-proxy', runs: RUNS };
@@ -118,6 +128,7 @@ export async function run() {
       const uid = await uploadMgStudy(orthanc, copies, label);
       const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [];
       const cpuMtls: number[] = [], cpuPlain: number[] = [];
+      const bMtls: number[] = [], bPlain: number[] = [], bCpuMtls: number[] = [], bCpuPlain: number[] = [];
       const boxCpu = async (get: () => Promise<unknown>, into: number[]) => {
         const c0 = cpuMs(child.pid!);
         await get();
@@ -127,12 +138,22 @@ export async function run() {
       // warm-up, then interleaved runs
       await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
       await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls);
+      if (boxB) await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, mtls);
       for (let i = 0; i < RUNS; i++) {
         const d = await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
         bytes = d.bytes;
         direct.push(d.ms);
         await boxCpu(async () => viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls)).ms), cpuMtls);
         await boxCpu(async () => viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms), cpuPlain);
+        if (boxB) {
+          const b = boxB.proc.pid!;
+          let c0 = cpuMs(b);
+          bMtls.push((await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, mtls)).ms);
+          bCpuMtls.push(cpuMs(b) - c0);
+          c0 = cpuMs(b);
+          bPlain.push((await timedGet(`${boxB.plainUrl}/dicom-web/studies/${uid}`)).ms);
+          bCpuPlain.push(cpuMs(b) - c0);
+        }
       }
       const prefix = label === 'mg4' ? '' : `${label}_`;
       Object.assign(results, {
@@ -146,12 +167,24 @@ export async function run() {
         [`${prefix}box_cpu_mtls_ms`]: median(cpuMtls),
         [`${prefix}box_cpu_plain_ms`]: median(cpuPlain),
       });
+      if (boxB) {
+        Object.assign(results, {
+          b_env: B_ENV,
+          [`${prefix}b_ratio_mtls`]: +(median(direct) / median(bMtls)).toFixed(2),
+          [`${prefix}b_ratio_plain`]: +(median(direct) / median(bPlain)).toFixed(2),
+          [`${prefix}b_box_cpu_mtls_ms`]: median(bCpuMtls),
+          [`${prefix}b_box_cpu_plain_ms`]: median(bCpuPlain),
+        });
+      }
     }
     return results;
   } finally {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited; // the CPU profile is written on exit
+    for (const proc of [child, boxB?.proc]) {
+      if (!proc) continue;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited; // the CPU profile is written on exit
+    }
     await mtls.close();
     await orthanc.stop();
   }
