@@ -60,6 +60,17 @@ t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clea
   t.match(iid.headers.location, /\/auth\/login\?returnTo=/);
   await iid.body.dump();
 
+  // the viewer: its page revalidated, its content-hashed assets kept by the browser
+  const caAgent = new Agent({ connect: { ca: readFileSync(ca) } });
+  const viewer = await request(`${m.boxes[1].userUrl}/viewer/`, { dispatcher: caAgent });
+  t.equal(viewer.statusCode, 200);
+  t.equal(viewer.headers['cache-control'], 'no-cache');
+  t.match(viewer.headers['content-security-policy'], /'wasm-unsafe-eval'/);
+  const asset = /(?:src|href)="(\/viewer\/assets\/[^"]+\.js)"/.exec(await viewer.body.text())![1];
+  const a = await request(`${m.boxes[1].userUrl}${asset}`, { dispatcher: caAgent });
+  await a.body.dump();
+  t.equal(a.headers['cache-control'], 'public, max-age=31536000, immutable');
+
   child.kill('SIGINT');
   const code = await new Promise((res) => child.once('exit', res));
   t.equal(code, 0, 'Ctrl-C stops everything cleanly');

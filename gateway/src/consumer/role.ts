@@ -93,10 +93,12 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     const viewerDir = opts.viewerDir ?? DEFAULT_VIEWER;
     if (existsSync(join(viewerDir, 'index.html'))) {
       await user.register(fastifyStatic, {
-        root: viewerDir, prefix: '/viewer/', decorateReply: false, index: 'index.html',
+        root: viewerDir, prefix: '/viewer/', decorateReply: false, index: 'index.html', cacheControl: false,
         setHeaders(res, path) {
           res.header('Content-Security-Policy', CSP);
           if (path.endsWith('.wasm')) res.header('Content-Type', 'application/wasm');
+          // Vite names built assets by content hash: the browser keeps them; the page itself is revalidated
+          res.header('Cache-Control', /[\\/]assets[\\/]/.test(path) ? 'public, max-age=31536000, immutable' : 'no-cache');
         },
       });
     } else {
