@@ -23,7 +23,9 @@ const BOX_PROF = process.env.BENCH_BOX_PROF;
 const BOX_FLAGS = (process.env.BENCH_BOX_FLAGS ?? '').split(' ').filter(Boolean);
 // same-run A/B: BENCH_B_ENV="NAME=value ..." starts a second box with those environment variables,
 // measured in the same interleaving (keys prefixed b_)
-const B_ENV = process.env.BENCH_B_ENV;
+// BENCH_B_DIR runs that second box from another checkout (e.g. the previous commit, `git archive`d)
+const B_ENV = process.env.BENCH_B_ENV ?? (process.env.BENCH_B_DIR ? '' : undefined);
+const B_DIR = process.env.BENCH_B_DIR;
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 const median = (xs: number[]) => {
@@ -84,7 +86,7 @@ export async function run() {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   // ports: the bench process picks them through env overrides (0 is refused by the validator)
   const { freePort } = await import('../test/helpers/ports.js');
-  const startBoxProcess = async (extraEnv: Record<string, string>) => {
+  const startBoxProcess = async (extraEnv: Record<string, string>, cwd?: string) => {
     const env = {
       ...process.env,
       ...extraEnv,
@@ -93,7 +95,7 @@ export async function run() {
       DRIMBOX_HL7__PORT: String(await freePort()),
     };
     const prof = [...BOX_FLAGS, ...(BOX_PROF ? ['--cpu-prof', `--cpu-prof-dir=${BOX_PROF}`] : [])];
-    const proc = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/box-process.ts', join(dir, 'config.json')], { env, cwd, stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((resolve, reject) => {
       // the first JSON line says where the box listens; anything else (e.g. --trace-gc) goes to stderr
       createInterface({ input: proc.stdout! }).on('line', (l) => {
@@ -106,7 +108,7 @@ export async function run() {
   const boxA = await startBoxProcess({});
   const child = boxA.proc;
   const { peerUrl, plainUrl } = boxA;
-  const boxB = B_ENV ? await startBoxProcess(Object.fromEntries(B_ENV.split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]))) : undefined;
+  const boxB = B_ENV !== undefined ? await startBoxProcess(Object.fromEntries(B_ENV.split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string])), B_DIR) : undefined;
   const mtls = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } });
   try {
     const results: Record<string, unknown> = { bench: 'source-proxy', runs: RUNS };
@@ -170,6 +172,7 @@ export async function run() {
       if (boxB) {
         Object.assign(results, {
           b_env: B_ENV,
+          ...(B_DIR ? { b_dir: B_DIR } : {}),
           [`${prefix}b_ratio_mtls`]: +(median(direct) / median(bMtls)).toFixed(2),
           [`${prefix}b_ratio_plain`]: +(median(direct) / median(bPlain)).toFixed(2),
           [`${prefix}b_box_cpu_mtls_ms`]: median(bCpuMtls),
