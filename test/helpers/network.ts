@@ -12,7 +12,8 @@ import { startTestBox, mtlsAgent } from './box.js';
 import { testPki } from './pki.js';
 import { dmpTestPki } from './dmp-pki.js';
 import { syntheticPublicationRecord } from './publication-record.js';
-import { startRegistry, type StartedRegistry } from '../../registry/src/app.js';
+import type { StartedRegistry } from '../../registry/src/app.js';
+import { startTestRegistry, enrolApproved } from './registry.js';
 import { startPscSimulator, type PscSimulator } from '../../sandbox/psc/index.js';
 import { startDmpSimulator, type DmpSimulator } from '../../sandbox/dmp/simulator.js';
 import type { Box } from '../../gateway/src/box.js';
@@ -29,7 +30,6 @@ import { relabel } from '../../sandbox/demo-data/relabel.js';
 import { freePort } from './ports.js';
 import { seededUid } from '../../sandbox/demo-data/part10.js';
 
-const ADMIN = 'registry-admin-token-for-tests-0123456789';
 const SECRET = { 'box-a': 'box-a-secret-0123456789', 'box-b': 'box-b-secret-0123456789' };
 
 export interface NetworkOptions {
@@ -132,25 +132,11 @@ export async function startConsumerNetwork(o: NetworkOptions = {}): Promise<Cons
 async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Promise<ConsumerNetwork> {
   const pki = await testPki();
   const read = (f: string) => readFileSync(f, 'utf8');
-  const registry = await startRegistry({
-    tls: { certPem: read(pki.registry.chain), keyPem: read(pki.registry.key), clientCaPem: read(pki.ca.cert) },
-    signer: { keyPem: read(pki.signer.key), chainPem: read(pki.signer.chain) },
-    adminToken: ADMIN,
-    dbFile: join(mkdtempSync(join(tmpdir(), 'registry-')), 'registry.db'),
-  });
+  const registry = await startTestRegistry();
   closers.push(() => registry.close());
-  const admin = await mtlsAgent();
-  for (const name of ['box-a', 'box-b'] as const) {
-    const r = await request(`${registry.url}/enrolments`, {
-      method: 'POST', dispatcher: await mtlsAgent(pki.boxes[name]), headers: { 'content-type': 'application/json' },
-      // box A is the source every KOS points at (127.0.0.1); box B is never called as a source
-      body: JSON.stringify({ boxHost: name === 'box-a' ? '127.0.0.1' : 'box-b.localhost', operatorName: `Centre ${name}` }),
-    });
-    const { id } = (await r.body.json()) as { id: number };
-    const a = await request(`${registry.url}/enrolments/${id}/approve`, { method: 'POST', dispatcher: admin, headers: { authorization: `Bearer ${ADMIN}` } });
-    if (a.statusCode !== 200) throw new Error(`approving ${name}: ${a.statusCode}`);
-    await a.body.dump();
-  }
+  // box A is the source every KOS points at (127.0.0.1); box B is never called as a source
+  await enrolApproved(registry, pki.boxes['box-a'], '127.0.0.1', 'Centre box-a');
+  await enrolApproved(registry, pki.boxes['box-b'], 'box-b.localhost', 'Centre box-b');
 
   const psc = await startPscSimulator({ clients: [
     { client_id: 'box-a', client_secret: SECRET['box-a'], redirect_uris: ['https://127.0.0.1/auth/callback'] },

@@ -10,36 +10,19 @@ import { request, type Dispatcher } from 'undici';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki, foreignClient } from '../helpers/pki.js';
-import { startRegistry } from '../../registry/src/app.js';
+import { startTestRegistry, enrolApproved, REGISTRY_ADMIN as ADMIN } from '../helpers/registry.js';
 import { startPscSimulator } from '../../sandbox/psc/index.js';
 import { trustLayer } from '../../gateway/src/trust/layer.js';
 
-const ADMIN = 'registry-admin-token-for-tests-0123456789';
 
 t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) => {
   const pki = await testPki();
   const read = (f: string) => readFileSync(f, 'utf8');
-  const registry = await startRegistry({
-    tls: { certPem: read(pki.registry.chain), keyPem: read(pki.registry.key), clientCaPem: read(pki.ca.cert) },
-    signer: { keyPem: read(pki.signer.key), chainPem: read(pki.signer.chain) },
-    adminToken: ADMIN,
-    dbFile: join(mkdtempSync(join(tmpdir(), 'registry-')), 'registry.db'),
-  });
+  const registry = await startTestRegistry();
   t.teardown(() => registry.close());
   const admin = await mtlsAgent();
   // box-a (the source) and box-b (the caller) enrol with their own certificates; the operator approves
-  for (const name of ['box-a', 'box-b'] as const) {
-    const r = await request(`${registry.url}/enrolments`, {
-      method: 'POST', dispatcher: await mtlsAgent(pki.boxes[name]),
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ boxHost: `${name}.localhost`, operatorName: `Centre ${name}`, supportContact: 'support@example.org' }),
-    });
-    t.equal(r.statusCode, 201, `${name} enrolled`);
-    const { id } = await r.body.json() as { id: number };
-    const a = await request(`${registry.url}/enrolments/${id}/approve`, { method: 'POST', dispatcher: admin, headers: { authorization: `Bearer ${ADMIN}` } });
-    t.equal(a.statusCode, 200);
-    await a.body.dump();
-  }
+  for (const name of ['box-a', 'box-b'] as const) await enrolApproved(registry, pki.boxes[name], `${name}.localhost`, `Centre ${name}`);
   // the list is fetched through a proxy that can serve a tampered copy
   let tamper = false;
   const proxy = createServer({ cert: read(pki.registry.chain), key: read(pki.registry.key) }, async (req, res) => {
