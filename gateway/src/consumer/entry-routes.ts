@@ -122,11 +122,9 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
   });
 
   // IHE IID: the report link. patientID is `INS^^^&OID&ISO` (IID's form); without it, the INS of a
-  // study this box published itself.
-  // A box playing both roles: the source role's report-link page owns the path (it should hand over
-  // to this resolver; until then the consumer's lives at /consumer/IHEInvokeImageDisplay as well).
-  const iidPaths = ['/consumer/IHEInvokeImageDisplay', ...(app.hasRoute({ method: 'GET', url: '/IHEInvokeImageDisplay' }) ? [] : ['/IHEInvokeImageDisplay'])];
-  for (const iidPath of iidPaths) app.get(iidPath, { preHandler: requireClinician }, async (req, reply) => {
+  // study this box published itself. (The source role registers its status page only on boxes
+  // without the consumer role.)
+  app.get('/IHEInvokeImageDisplay', { preHandler: requireClinician }, async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const studyUid = q.studyUID ?? q.studyUid;
     if ((q.requestType ?? 'STUDY') !== 'STUDY') return refuse(req, reply, 400, 'requestType non pris en charge', 'only requestType=STUDY is supported');
