@@ -13,7 +13,7 @@ if (!existsSync(join(root, 'viewer', 'dist', 'index.html'))) {
   execFileSync(join(root, 'node_modules', '.bin', 'vite'), ['build', '--config', 'viewer/vite.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
 }
 
-console.log('starting the demo network (registry, PSC, DMP, box-a source, box-b consumer)…');
+console.log('starting the demo network (registry, PSC, DMP, box-a source + consumer, box-b consumer)…');
 const net = await startDemoNetwork({
   logLevel: process.env.DRIMBOX_LOG_LEVEL ?? 'warn',
   runDir: process.env.DRIMBOX_DEMO_RUN_DIR || undefined,

@@ -14,7 +14,7 @@ import { startDemoNetwork, type DemoNetwork } from '../../sandbox/network.js';
 import { DEMO_PATIENTS } from '../../sandbox/demo-data/catalogue.js';
 import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo-data/reports.js';
 import { sendMllp } from '../../sandbox/mllp-send.js';
-import { screenshotGray, stats, diff, markRuns } from './helpers/pixels.js';
+import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -35,22 +35,6 @@ t.before(() => {
   mkdirSync(SHOTS, { recursive: true });
 });
 t.teardown(() => { if (pkiDir) rmSync(pkiDir, { recursive: true, force: true }); });
-
-/** Screenshot of a viewport; retried until it is not black (a failed decode renders black). */
-async function cellShot(page: Page, index: number, minVariance = 50) {
-  const loc = page.locator(`.cell[data-index="${index}"] .cs`);
-  let g = await screenshotGray(page, loc);
-  for (let i = 0; i < 20 && stats(g).variance < minVariance; i++) {
-    await page.waitForTimeout(150);
-    g = await screenshotGray(page, loc);
-  }
-  return g;
-}
-
-async function settle(page: Page) {
-  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-  await page.waitForTimeout(120);
-}
 
 const anyRendered = () => (window as any).__viewer?.cells().some((c: any) => c.rendered);
 const fourHung = () => document.body.dataset.hung === 'four' && (window as any).__viewer.cells().filter((c: any) => c.rendered).length === 4;

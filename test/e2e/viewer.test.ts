@@ -11,7 +11,7 @@ import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { makeMgStudy } from './helpers/mg-study.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { startViewerServer, type ViewerServer, type TestSession } from './helpers/viewer-server.js';
-import { screenshotGray, stats, diff, markRuns } from './helpers/pixels.js';
+import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(repo, 'viewer', 'dist');
@@ -115,22 +115,6 @@ t.teardown(async () => {
 type CellInfo = { index: number; label: string; studyUid?: string; seriesUid?: string; imageIndex?: number; count?: number; flipHorizontal: boolean; rendered: boolean; voi?: { lower: number; upper: number }; zoom?: number; laterality?: string };
 const cells = (page: Page) => page.evaluate(() => (window as unknown as { __viewer: { cells(): unknown[] } }).__viewer.cells()) as Promise<CellInfo[]>;
 const viewerValue = <T>(page: Page, key: string) => page.evaluate((k) => (window as unknown as { __viewer: Record<string, unknown> }).__viewer[k], key) as Promise<T>;
-
-/** Screenshot of a viewport; retried until it is not black (a failed decode renders black). */
-async function cellShot(page: Page, index: number, minVariance = 50) {
-  const loc = page.locator(`.cell[data-index="${index}"] .cs`);
-  let g = await screenshotGray(page, loc);
-  for (let i = 0; i < 20 && stats(g).variance < minVariance; i++) {
-    await page.waitForTimeout(150);
-    g = await screenshotGray(page, loc);
-  }
-  return g;
-}
-
-async function settle(page: Page) {
-  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-  await page.waitForTimeout(120);
-}
 
 for (const mode of ['webgl', 'cpu'] as const) {
   t.test(`viewer in Chromium (${mode} rendering)`, async (t) => {

@@ -62,3 +62,20 @@ export function markRuns(g: Gray, threshold = 235): { row: number; runs: Run[] }
   }
   return undefined;
 }
+
+/** Screenshot of a viewport; retried until it is not black (a failed decode renders black). */
+export async function cellShot(page: Page, index: number, minVariance = 50) {
+  const loc = page.locator(`.cell[data-index="${index}"] .cs`);
+  let g = await screenshotGray(page, loc);
+  for (let i = 0; i < 20 && stats(g).variance < minVariance; i++) {
+    await page.waitForTimeout(150);
+    g = await screenshotGray(page, loc);
+  }
+  return g;
+}
+
+/** Two animation frames and a short pause: what the viewer drew is on screen. */
+export async function settle(page: Page) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.waitForTimeout(120);
+}
