@@ -4,7 +4,7 @@
 // withdrawn study, the MR study scrolled; timings uncached and cached. Runs once with WebGL2
 // (SwiftShader) and once on the CPU path (--disable-3d-apis), each on a fresh network (empty cache).
 import t from 'tap';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +16,10 @@ import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo
 import { sendMllp } from '../../sandbox/mllp-send.js';
 import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
+import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(repo, 'docs', 'screenshots');
-const CHROMIUM = '/usr/bin/chromium';
 const CLINICIAN_RPPS = '10001234567';
 
 type CellInfo = { index: number; label: string; studyUid?: string; imageIndex?: number; count?: number; flipHorizontal: boolean; rendered: boolean; voi?: { lower: number; upper: number }; laterality?: string; error?: string };
@@ -29,7 +29,7 @@ let pkiDir: string;
 let buildMs = 0;
 
 t.before(() => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+  requireChromium();
   buildMs = ensureViewerBuilt(repo);
   pkiDir = mkdtempSync(join(tmpdir(), 'viewer-net-pki-'));
   mkdirSync(SHOTS, { recursive: true });
@@ -143,8 +143,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
     const [mgCurrent, mgPrior] = m.studies.filter((s) => s.modality === 'MG'); // catalogue order: current, prior
     const mr = m.studies.find((s) => s.modality === 'MR')!;
 
-    const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-    if (mode === 'cpu') args.push('--disable-3d-apis');
+    const args = chromiumArgs(mode);
     const userDataDir = mkdtempSync(join(tmpdir(), 'viewer-net-chromium-'));
     const context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM, headless: true, args, ignoreHTTPSErrors: true, viewport: { width: 1920, height: 1080 },

