@@ -74,8 +74,10 @@ async function measureUntil(page: Page, t0: number, mg: boolean): Promise<Measur
   const inPage = await page.evaluate(`(() => {
     const nav = performance.getEntriesByType('navigation')[0];
     const res = performance.getEntriesByType('resource');
+    const mark = (name) => { const m = performance.getEntriesByName(name, 'mark')[0]; return m ? Math.round(m.startTime) : -1; };
     const end = (re, last) => { const m = res.filter((r) => re.test(r.name)).map((r) => r.responseEnd); return m.length ? Math.round(last ? Math.max(...m) : Math.min(...m)) : -1; };
     return {
+      entry: mark('viewer-entry'), app: mark('viewer-app'),
       domContentLoaded: Math.round(nav.domContentLoadedEventEnd), session: end(/\\/api\\/sessions\\/[^/]+$/), seriesQido: end(/\\/series$/),
       lastMetadata: end(/\\/metadata$/, true), firstFrame: end(/\\/frames\\//), lastFrame: end(/\\/frames\\//, true),
     };

@@ -125,6 +125,10 @@ for (const mode of ['webgl', 'cpu'] as const) {
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
+    // what the page saw fail, to explain a page error
+    const failedRequests: string[] = [];
+    page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url().slice(0, 160)}: ${r.failure()?.errorText}`));
+    page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.request().method()} ${r.url().slice(0, 160)}: ${r.status()}`); });
 
     await t.test('MR: banner, study list, first image, scrolling, window presets, report', async (t) => {
       const t0 = Date.now();
@@ -307,6 +311,6 @@ for (const mode of ['webgl', 'cpu'] as const) {
       await page.keyboard.press('o');
     });
 
-    t.same(pageErrors, [], 'no uncaught page errors');
+    t.same(pageErrors, [], 'no uncaught page errors', { failedRequests, serverLog: server.requests.filter((l) => !/ [23]\d\d$/.test(l)) });
   });
 }

@@ -58,14 +58,37 @@ export async function request(url: string, init: RequestInit = {}): Promise<Resp
   return res;
 }
 
-export async function getJson<T>(url: string, accept = 'application/json'): Promise<T> {
+async function fetchJson<T>(url: string, accept: string): Promise<T> {
   const res = await request(url, { headers: { Accept: accept } });
   if (res.status === 204) return [] as unknown as T;
   const text = await res.text();
   return (text ? JSON.parse(text) : []) as T;
 }
 
-export const loadSession = (id: string) => getJson<Session>(`/api/sessions/${encodeURIComponent(id)}`);
+/** Answers fetched ahead of need (prefetch.ts), each handed to the first getJson of its URL. */
+const ahead = new Map<string, Promise<unknown>>();
+
+export function prefetchJson<T>(url: string, accept = 'application/json'): Promise<T> {
+  const p = fetchJson<T>(url, accept);
+  p.catch(() => undefined); // its reader, if any, sees the failure
+  ahead.set(`${accept} ${url}`, p);
+  return p;
+}
+
+export function getJson<T>(url: string, accept = 'application/json'): Promise<T> {
+  const key = `${accept} ${url}`;
+  const early = ahead.get(key);
+  if (early) { ahead.delete(key); return early as Promise<T>; }
+  return fetchJson<T>(url, accept);
+}
+
+export const sessionUrl = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;
+export const loadSession = (id: string) => getJson<Session>(sessionUrl(id));
+
+/** The study the viewer opens first: the current one when available, else the newest available. */
+export function firstStudy(session: Session): StudyRef | undefined {
+  return session.studies.find((s) => s.current && s.status === 'available') ?? session.studies.find((s) => s.status === 'available');
+}
 
 export async function startImport(url: string, studyUid: string, seriesUid?: string): Promise<string> {
   const res = await request(url, {

@@ -2,25 +2,9 @@
 // /metadata for the instances, and registers that metadata for the `wadors:` image loader.
 import { wadors } from '@cornerstonejs/dicom-image-loader';
 import { getJson } from './api.js';
+import { str, nums, seriesMetadataUrl, type DicomJson } from './dicom-json.js';
 
-export type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
-
-export function str(ds: DicomJson, tag: string): string | undefined {
-  const v = ds[tag]?.Value?.[0];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'object' && 'Alphabetic' in (v as object)) return (v as { Alphabetic: string }).Alphabetic;
-  return String(v);
-}
-export function nums(ds: DicomJson, tag: string): number[] | undefined {
-  const v = ds[tag]?.Value;
-  return v ? v.map(Number) : undefined;
-}
-export function strs(ds: DicomJson, tag: string): string[] {
-  return (ds[tag]?.Value ?? []).map(String);
-}
-export function seq(ds: DicomJson, tag: string): DicomJson[] {
-  return (ds[tag]?.Value ?? []) as DicomJson[];
-}
+export { str, nums, strs, seq, listSeries, type DicomJson } from './dicom-json.js';
 
 export interface Instance {
   sopUid: string;
@@ -41,20 +25,6 @@ export interface Series {
   orientation?: number[];
 }
 
-export async function listSeries(root: string, studyUid: string): Promise<{ seriesUid: string; modality: string; description: string; number: number; count: number }[]> {
-  const rows = await getJson<DicomJson[]>(`${root}/studies/${studyUid}/series`, 'application/dicom+json');
-  return rows
-    .map((r) => ({
-      seriesUid: str(r, '0020000E') ?? '',
-      modality: str(r, '00080060') ?? '',
-      description: str(r, '0008103E') ?? '',
-      number: Number(str(r, '00200011') ?? 0),
-      count: Number(str(r, '00201209') ?? 0),
-    }))
-    .filter((s) => s.seriesUid && s.modality !== 'KO' && s.modality !== 'SR' && s.modality !== 'PR')
-    .sort((a, b) => a.number - b.number);
-}
-
 /** Position along the slice normal, for sorting a stack from its geometry. */
 function along(meta: DicomJson): number | undefined {
   const ipp = nums(meta, '00200032');
@@ -66,7 +36,7 @@ function along(meta: DicomJson): number | undefined {
 
 export async function loadSeries(root: string, studyUid: string, seriesUid: string): Promise<Series> {
   const absRoot = new URL(root, location.href).href.replace(/\/$/, '');
-  const metas = await getJson<DicomJson[]>(`${root}/studies/${studyUid}/series/${seriesUid}/metadata`, 'application/dicom+json');
+  const metas = await getJson<DicomJson[]>(seriesMetadataUrl(root, studyUid, seriesUid), 'application/dicom+json');
   const images = metas.filter((m) => m['7FE00010'] !== undefined || m['00280010'] !== undefined);
   const withPos = images.map((meta) => ({ meta, pos: along(meta), number: Number(str(meta, '00200013') ?? 0) }));
   const allPos = withPos.every((w) => w.pos !== undefined);

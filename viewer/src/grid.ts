@@ -7,6 +7,8 @@ import { t } from './i18n.js';
 
 export type Layout = '1x1' | '1x2' | '2x2';
 export const LAYOUTS: Layout[] = ['1x1', '1x2', '2x2'];
+/** attempts at loading the shown image before the cell reports the failure */
+const SHOW_ATTEMPTS = 3;
 
 export interface ShowOptions { flipHorizontal?: boolean; flipVertical?: boolean; label?: string; index?: number; voi?: { ww: number; wc: number } }
 
@@ -111,6 +113,7 @@ export class Grid {
   }
 
   setMessage(cell: Cell, msg: string): void { cell.error = msg; cell.overlays.msg.textContent = msg; cell.root.classList.add('has-msg'); }
+  private clearMessage(cell: Cell): void { cell.error = undefined; cell.overlays.msg.textContent = ''; cell.root.classList.remove('has-msg'); }
 
   clear(index: number): void {
     const c = this.cells[index];
@@ -134,19 +137,24 @@ export class Grid {
     cell.series = series;
     cell.options = options;
     cell.firstRenderAt = undefined;
-    cell.error = undefined;
-    cell.root.classList.remove('has-msg');
-    cell.overlays.msg.textContent = '';
+    this.clearMessage(cell);
     cell.overlays.label.textContent = options.label ?? '';
     if (!series.imageIds.length) { this.setMessage(cell, t.errors.noImages); return; }
     const vp = this.viewport(index)!;
     const start = options.index ?? Math.floor((series.imageIds.length - 1) / 2);
-    try {
-      await vp.setStack(series.imageIds, Math.max(0, Math.min(series.imageIds.length - 1, start)));
-    } catch {
-      this.setMessage(cell, t.errors.image);
-      return;
+    // a failed image request (a network blip, a busy server) is tried again before the cell says so
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await vp.setStack(series.imageIds, Math.max(0, Math.min(series.imageIds.length - 1, start)));
+        break;
+      } catch {
+        if (cell.series !== series) return; // replaced meanwhile
+        if (attempt >= SHOW_ATTEMPTS) { this.setMessage(cell, t.errors.image); return; }
+        await new Promise((r) => setTimeout(r, 400 * attempt));
+        if (cell.series !== series) return;
+      }
     }
+    this.clearMessage(cell);
     if (options.flipHorizontal || options.flipVertical) {
       vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
     }

@@ -1,0 +1,438 @@
+// The viewer proper: session → banner, study list, series, viewport grid, tools, comparison, mammo
+// hanging. Loaded by main.ts once the session's first answers are on their way.
+import { imageLoader, utilities } from '@cornerstonejs/core';
+import { t } from './i18n.js';
+import { firstStudy, loadSession, UserError, type Session, type StudyRef } from './api.js';
+import { listSeries, loadSeries, str, strs, seq, type Series } from './dicomweb.js';
+import { initCornerstone, PRESETS, setPrimaryTool, primaryTool, syncViewports, unsync, isSynced, type ToolKey, type Rendering } from './cs.js';
+import { Grid, LAYOUTS, type Layout } from './grid.js';
+import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
+import { el, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
+
+let T0 = 0;
+const $ = (id: string) => document.getElementById(id)!;
+
+interface StudyState { ref: StudyRef; series: Series[]; error?: string; loading?: Promise<Series[]> }
+interface MgItem { info: MgImageInfo; series: Series; imageId: string }
+
+const state = {
+  session: undefined as Session | undefined,
+  rendering: undefined as Rendering | undefined,
+  grid: undefined as Grid | undefined,
+  studies: new Map<string, StudyState>(),
+  items: new Map<string, HTMLElement>(),
+  shown: undefined as StudyRef | undefined,
+  prior: undefined as StudyRef | undefined,
+  hanging: undefined as HangingMode | undefined,
+  progress: new Map<string, { done: number; total: number }>(),
+  timings: {} as Record<string, number>,
+  errors: [] as string[],
+};
+
+function showError(msg: string): void {
+  const box = $('error');
+  box.textContent = msg;
+  box.hidden = false;
+  state.errors.push(msg);
+}
+
+// Cornerstone's image loader leaves some of its request promises without a handler; their failures
+// already reach the viewer through IMAGE_LOAD_FAILED/ERROR events (the cell's message, the retry).
+window.addEventListener('unhandledrejection', (e) => {
+  if (e.reason instanceof XMLHttpRequest) {
+    e.preventDefault();
+    console.warn(`image request failed: HTTP ${e.reason.status}`);
+  }
+});
+
+async function main(): Promise<void> {
+  performance.mark('viewer-app');
+  document.title = t.appTitle;
+  const id = new URLSearchParams(location.search).get('session');
+  if (!id) { showError(t.errors.noSession); return; }
+  renderHelp($('help'));
+  buildToolbar();
+  let session: Session;
+  try {
+    session = await loadSession(id);
+  } catch (e) {
+    showError(e instanceof UserError ? e.message : t.errors.server);
+    return;
+  }
+  state.session = session;
+  renderBanner($('banner'), session);
+  state.items = renderStudyList($('study-list'), session.studies, { open: (s) => void openStudy(s), compare: (s) => void compareWith(s) });
+  const forceCpu = new URLSearchParams(location.search).get('render') === 'cpu';
+  state.rendering = initCornerstone(forceCpu);
+  document.body.dataset.render = state.rendering.cpu ? 'cpu' : 'webgl';
+  state.grid = new Grid($('grid'), state.rendering.engine, (cell, uid) => void dropSeries(cell, uid), () => syncToolbar());
+  state.grid.setLayout('1x1');
+  new ResizeObserver(() => state.grid?.resize()).observe($('grid'));
+  bindKeys();
+  const first = firstStudy(session);
+  if (first) await openStudy(first);
+  else showError(session.studies.length ? t.withdrawn : t.errors.gone);
+}
+
+function buildToolbar(): void {
+  const bar = $('toolbar');
+  const group = (label: string, ...kids: HTMLElement[]) => el('div', { class: 'group', role: 'group', 'aria-label': label }, ...kids);
+  const btn = (id: string, label: string, fn: () => void, title = label) => { const b = el('button', { id, title }, label); b.onclick = fn; return b; };
+  bar.replaceChildren(
+    group(t.layout, ...LAYOUTS.map((l) => btn(`layout-${l}`, l.replace('x', '×'), () => setLayout(l)))),
+    group(t.tools, ...(Object.keys(t.tool) as ToolKey[]).map((k) => btn(`tool-${k}`, t.tool[k], () => { setPrimaryTool(k); syncToolbar(); }))),
+    group(t.presets, ...Object.keys(PRESETS).map((k) => btn(`preset-${k}`, t.presetNames[k], () => applyPreset(k)))),
+    group(t.tools, btn('invert', t.invert, invert), btn('fit', t.fit, fit), btn('reset', t.reset, reset)),
+    group(t.hanging, btn('hanging-toggle', t.currentOverPrior, toggleHanging)),
+    group(t.import, btn('import', t.import, () => { if (state.shown && state.session) void runImport($('import-status'), state.session.importUrl, state.shown.studyUid); })),
+    btn('report-toggle', t.showReport, () => toggleReport()),
+    btn('help-button', t.help, () => { $('help').hidden = !$('help').hidden; }),
+  );
+  syncToolbar();
+}
+
+function syncToolbar(): void {
+  for (const k of Object.keys(t.tool)) document.getElementById(`tool-${k}`)?.classList.toggle('on', primaryTool() === k);
+  for (const l of LAYOUTS) document.getElementById(`layout-${l}`)?.classList.toggle('on', state.grid?.layout === l);
+  const hang = document.getElementById('hanging-toggle') as HTMLButtonElement | null;
+  if (hang) {
+    hang.hidden = !state.hanging;
+    hang.disabled = !findMgPrior();
+    hang.textContent = state.hanging && state.hanging !== 'four' ? t.sideBySide : t.currentOverPrior;
+  }
+  $('sync-state').textContent = isSynced() ? t.syncOn : '';
+}
+
+function setLayout(l: Layout): void {
+  state.grid!.setLayout(l);
+  syncToolbar();
+}
+
+async function ensureStudy(ref: StudyRef): Promise<Series[]> {
+  let st = state.studies.get(ref.studyUid);
+  if (st?.loading) return st.loading;
+  st = { ref, series: [] };
+  state.studies.set(ref.studyUid, st);
+  const root = state.session!.dicomWebRoot;
+  st.loading = (async () => {
+    const list = await listSeries(root, ref.studyUid);
+    const series = await Promise.all(list.map((s) => loadSeries(root, ref.studyUid, s.seriesUid)));
+    st!.series = series.filter((s) => s.imageIds.length);
+    renderThumbnails(ref, st!.series);
+    return st!.series;
+  })();
+  st.loading.catch((e: unknown) => {
+    const msg = e instanceof UserError ? e.message : t.errors.server;
+    st!.error = msg;
+    const li = state.items.get(ref.studyUid);
+    if (li && !li.querySelector('.study-msg')) li.append(el('div', { class: 'study-msg', role: 'alert' }, msg));
+  });
+  return st.loading;
+}
+
+function renderThumbnails(ref: StudyRef, series: Series[]): void {
+  const host = state.items.get(ref.studyUid)?.querySelector('.series-list');
+  if (!host) return;
+  host.replaceChildren();
+  for (const s of series) {
+    const canvas = el('canvas', { width: '96', height: '96' });
+    const frame = el('div', { class: 'thumb-img' }, canvas);
+    const bar = el('progress', { max: String(s.imageIds.length), value: '0' });
+    const card = el('div', { class: 'thumb', draggable: 'true', 'data-series': s.seriesUid, title: s.description || s.modality },
+      frame, el('div', { class: 'thumb-label' }, `${s.modality} ${s.number || ''} · ${s.imageIds.length} ${t.images}`), el('div', { class: 'thumb-desc' }, s.description), bar);
+    card.ondragstart = (e) => { e.dataTransfer?.setData('application/x-series-uid', s.seriesUid); e.dataTransfer?.setData('text/plain', s.seriesUid); };
+    card.onclick = (e) => { e.stopPropagation(); void dropSeries(state.grid!.active, s.seriesUid); };
+    host.append(card);
+    const mid = s.imageIds[Math.floor((s.imageIds.length - 1) / 2)];
+    void utilities.loadImageToCanvas({ canvas, imageId: mid, thumbnail: true, useCPURendering: state.rendering!.cpu } as never)
+      .then(() => card.classList.add('ready'))
+      .catch(() => card.classList.add('failed'));
+    void prefetch(s, bar);
+  }
+}
+
+/** Loads every image of a series into the cache, counting progress for the thumbnail's bar. */
+async function prefetch(s: Series, bar: HTMLProgressElement): Promise<void> {
+  const p = { done: 0, total: s.imageIds.length };
+  state.progress.set(s.seriesUid, p);
+  let next = 0;
+  const worker = async () => {
+    while (next < s.imageIds.length) {
+      const id = s.imageIds[next++];
+      try { await imageLoader.loadAndCacheImage(id); } catch { /* shown by the viewport */ }
+      p.done++;
+      bar.value = p.done;
+      if (p.done === p.total) bar.classList.add('complete');
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+}
+
+function findSeries(uid: string): Series | undefined {
+  for (const st of state.studies.values()) { const s = st.series.find((x) => x.seriesUid === uid); if (s) return s; }
+  return undefined;
+}
+
+async function dropSeries(cell: number, uid: string): Promise<void> {
+  const s = findSeries(uid);
+  if (!s) return;
+  state.hanging = undefined;
+  await state.grid!.show(cell, s, mgOptions(s));
+  syncToolbar();
+}
+
+/** MG images single-series: mirror by the hanging convention even when shown alone. */
+function mgOptions(s: Series) {
+  if (s.modality !== 'MG' || s.instances.length !== 1) return {};
+  return mgFlips(mgInfo(s.instances[0].meta));
+}
+
+function mgInfo(meta: Record<string, { vr: string; Value?: unknown[] }>): MgImageInfo {
+  const viewCode = seq(meta, '00540220')[0];
+  return classifyMg({
+    imageLaterality: str(meta, '00200062'), laterality: str(meta, '00200060'), viewPosition: str(meta, '00185101'),
+    viewCode: viewCode ? str(viewCode, '00080100') : undefined, patientOrientation: strs(meta, '00200020'),
+  });
+}
+
+function mgItems(series: Series[]): MgItem[] {
+  const out: MgItem[] = [];
+  for (const s of series) if (s.modality === 'MG') for (const inst of s.instances) {
+    // one viewport per image: a one-image "series" view of the stack
+    out.push({ info: mgInfo(inst.meta), series: { ...s, instances: [inst], imageIds: [inst.imageId] }, imageId: inst.imageId });
+  }
+  return out;
+}
+
+function findMgPrior(): StudyRef | undefined {
+  const cur = state.shown;
+  if (!cur || !state.session) return undefined;
+  return state.session.studies
+    .filter((s) => s.studyUid !== cur.studyUid && s.status === 'available' && s.modalities.includes('MG') && s.date <= cur.date)
+    .sort((a, b) => b.date.localeCompare(a.date))[0];
+}
+
+async function openStudy(ref: StudyRef): Promise<void> {
+  state.shown = ref;
+  state.prior = undefined;
+  unsync();
+  for (const [uid, li] of state.items) li.classList.toggle('shown', uid === ref.studyUid);
+  void renderReport($('report'), ref).then(syncReportButton);
+  $('import-status').hidden = true;
+  let series: Series[];
+  try {
+    series = await ensureStudy(ref);
+  } catch (e) {
+    showError(e instanceof UserError ? e.message : t.errors.server);
+    return;
+  }
+  $('error').hidden = true;
+  if (!series.length) { showError(t.errors.noImages); return; }
+  const mg = mgItems(series);
+  if (mg.length >= 2 && mg.some((m) => m.info.laterality)) {
+    state.hanging = 'four';
+    await hang();
+  } else {
+    state.hanging = undefined;
+    const grid = state.grid!;
+    grid.setLayout(series.length > 1 && grid.layout === '1x1' ? '1x1' : grid.layout);
+    for (let i = 0; i < grid.size; i++) grid.clear(i);
+    await Promise.all(series.slice(0, grid.size).map((s, i) => grid.show(i, s)));
+    markFirstImage();
+  }
+  syncToolbar();
+}
+
+function markFirstImage(): void {
+  const wait = () => {
+    if (state.grid!.cells.some((c) => c.firstRenderAt)) {
+      state.timings.firstImageMs ??= Math.round(performance.now() - T0);
+      return;
+    }
+    requestAnimationFrame(wait);
+  };
+  wait();
+}
+
+async function hang(): Promise<void> {
+  const grid = state.grid!;
+  const cur = mgItems(state.studies.get(state.shown!.studyUid)?.series ?? []);
+  let prior: MgItem[] | undefined;
+  if (state.hanging !== 'four') {
+    const p = findMgPrior();
+    if (p) prior = mgItems(await ensureStudy(p).catch(() => []));
+  }
+  const slots = hangMammo(cur, prior, state.hanging ?? 'four');
+  if (grid.layout !== '2x2') grid.setLayout('2x2');
+  await Promise.all(slots.map(async (slot, i) => {
+    grid.clear(i);
+    if (!slot.item) { grid.cells[i].overlays.label.textContent = slot.label; grid.setMessage(grid.cells[i], `${slot.label} : —`); return; }
+    const f = mgFlips(slot.item.info);
+    await grid.show(i, slot.item.series, { ...f, label: slot.label });
+  }));
+  markFirstImage();
+  const started = performance.now();
+  const waitAll = () => {
+    const filled = grid.cells.filter((c) => c.series);
+    if (filled.length && filled.every((c) => c.firstRenderAt)) {
+      state.timings.mgFourViewMs ??= Math.round(performance.now() - T0);
+      document.body.dataset.hung = state.hanging ?? '';
+      return;
+    }
+    if (performance.now() - started < 60000) requestAnimationFrame(waitAll);
+  };
+  waitAll();
+  syncToolbar();
+}
+
+function toggleHanging(): void {
+  if (!state.hanging) return;
+  state.hanging = nextHangingMode(state.hanging, !!findMgPrior());
+  void hang();
+}
+
+async function compareWith(prior: StudyRef): Promise<void> {
+  const current = state.shown;
+  if (!current || prior.studyUid === current.studyUid) { await openStudy(prior); return; }
+  let priorSeries: Series[];
+  try { priorSeries = await ensureStudy(prior); } catch (e) { showError(e instanceof UserError ? e.message : t.errors.server); return; }
+  if (state.hanging && priorSeries.some((s) => s.modality === 'MG')) {
+    state.hanging = 'cop-CC';
+    await hang();
+    return;
+  }
+  const grid = state.grid!;
+  const left = grid.cells[grid.active]?.series ?? state.studies.get(current.studyUid)?.series[0];
+  if (!left) return;
+  const same = (a?: number[], b?: number[]) => !!a && !!b && a.length >= 6 && b.length >= 6 && a.every((v, i) => Math.abs(v - b[i]) < 0.05);
+  const match = priorSeries.find((s) => s.modality === left.modality && same(s.orientation, left.orientation))
+    ?? priorSeries.find((s) => s.modality === left.modality) ?? priorSeries[0];
+  if (!match) return;
+  state.prior = prior;
+  state.hanging = undefined;
+  unsync();
+  grid.setLayout('1x2');
+  grid.clear(0); grid.clear(1);
+  await grid.show(0, left, { label: t.current });
+  await grid.show(1, match, { label: `${t.prior} ${prior.date.slice(6, 8)}/${prior.date.slice(4, 6)}/${prior.date.slice(0, 4)}` });
+  const coplanar = match.modality === left.modality && (match.frameOfReferenceUid === left.frameOfReferenceUid || same(match.orientation, left.orientation));
+  syncViewports([grid.cells[0].viewportId, grid.cells[1].viewportId], coplanar);
+  grid.activate(0);
+  syncToolbar();
+}
+
+function applyPreset(key: string): void {
+  const grid = state.grid!;
+  const targets = state.hanging ? grid.cells.map((c) => c.index) : [grid.active];
+  for (const i of targets) grid.applyVoi(i, PRESETS[key]);
+}
+
+function invert(): void {
+  const vp = state.grid!.viewport();
+  if (!vp) return;
+  vp.setProperties({ invert: !vp.getProperties().invert });
+  vp.render();
+}
+
+function fit(): void {
+  const grid = state.grid!;
+  const vp = grid.viewport();
+  const o = grid.cells[grid.active]?.options ?? {};
+  if (!vp) return;
+  vp.resetCamera({ resetPan: true, resetZoom: true });
+  if (o.flipHorizontal || o.flipVertical) vp.setCamera({ flipHorizontal: !!o.flipHorizontal, flipVertical: !!o.flipVertical });
+  vp.render();
+}
+
+function reset(): void {
+  const vp = state.grid!.viewport();
+  if (!vp) return;
+  vp.resetProperties();
+  fit();
+}
+
+function scrollBy(delta: number, absolute?: 'first' | 'last'): void {
+  const vp = state.grid!.viewport();
+  const n = vp?.getImageIds().length ?? 0;
+  if (!vp || !n) return;
+  const cur = vp.getCurrentImageIdIndex();
+  const target = absolute === 'first' ? 0 : absolute === 'last' ? n - 1 : Math.max(0, Math.min(n - 1, cur + delta));
+  if (target !== cur) void vp.setImageIdIndex(target);
+}
+
+function syncReportButton(): void {
+  const b = document.getElementById('report-toggle') as HTMLButtonElement | null;
+  if (!b) return;
+  b.disabled = !state.shown?.report;
+  b.textContent = $('report').hidden ? t.showReport : t.hideReport;
+}
+
+function toggleReport(): void {
+  const r = $('report');
+  if (!state.shown?.report) return;
+  r.hidden = !r.hidden;
+  document.body.classList.toggle('with-report', !r.hidden);
+  syncReportButton();
+}
+
+function bindKeys(): void {
+  document.addEventListener('keydown', (e) => {
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.ctrlKey || e.metaKey || e.altKey) return;
+    const presetKeys: Record<string, string> = { '1': 'default', '2': 'soft', '3': 'lung', '4': 'bone', '5': 'mammo' };
+    const tools: Record<string, ToolKey> = { w: 'wl', z: 'zoom', p: 'pan', s: 'scroll' };
+    const k = e.key;
+    let handled = true;
+    if (k === 'ArrowUp' || k === 'ArrowLeft') scrollBy(-1);
+    else if (k === 'ArrowDown' || k === 'ArrowRight') scrollBy(1);
+    else if (k === 'PageUp') scrollBy(-10);
+    else if (k === 'PageDown') scrollBy(10);
+    else if (k === 'Home') scrollBy(0, 'first');
+    else if (k === 'End') scrollBy(0, 'last');
+    else if (presetKeys[k]) applyPreset(presetKeys[k]);
+    else if (tools[k.toLowerCase()]) { setPrimaryTool(tools[k.toLowerCase()]); syncToolbar(); }
+    else if (k === 'i' || k === 'I') invert();
+    else if (k === 'r' || k === 'R') reset();
+    else if (k === 'f' || k === 'F') fit();
+    else if (k === 'g' || k === 'G') setLayout(LAYOUTS[(LAYOUTS.indexOf(state.grid!.layout) + 1) % LAYOUTS.length]);
+    else if (k === 'o' || k === 'O') state.grid!.setOverlaysVisible(!state.grid!.showOverlays);
+    else if (k === 'Tab') state.grid!.activate((state.grid!.active + 1) % state.grid!.size);
+    else if (k === 'c' || k === 'C') { const p = state.session?.studies.find((s) => !s.current && s.status === 'available'); if (p) void compareWith(p); }
+    else if (k === 'm' || k === 'M') toggleHanging();
+    else if (k === 't' || k === 'T') toggleReport();
+    else if (k === '?') $('help').hidden = !$('help').hidden;
+    else if (k === 'Escape') $('help').hidden = true;
+    else handled = false;
+    if (handled) e.preventDefault();
+  });
+}
+
+/** Read-only view of the viewer for end-to-end tests and support. */
+(window as unknown as { __viewer: unknown }).__viewer = {
+  get renderPath() { return state.rendering ? (state.rendering.cpu ? 'cpu' : 'webgl') : undefined; },
+  get timings() { return { ...state.timings }; },
+  get errors() { return [...state.errors]; },
+  get hanging() { return state.hanging; },
+  progress(uid: string) { return state.progress.get(uid); },
+  cells() {
+    const g = state.grid;
+    if (!g) return [];
+    return g.cells.map((c) => {
+      const vp = g.viewport(c.index);
+      const cam = vp?.getCamera();
+      const props = c.series ? vp?.getProperties() : undefined;
+      return {
+        index: c.index, viewportId: c.viewportId, label: c.overlays.label.textContent, studyUid: c.series?.studyUid, seriesUid: c.series?.seriesUid,
+        imageIndex: c.series ? vp?.getCurrentImageIdIndex() : undefined, count: c.series?.imageIds.length,
+        flipHorizontal: !!cam?.flipHorizontal, flipVertical: !!cam?.flipVertical, rendered: !!c.firstRenderAt,
+        voi: props?.voiRange, invert: !!props?.invert, zoom: c.series ? vp?.getZoom() : undefined, error: c.error,
+        laterality: c.series?.modality === 'MG' ? str(c.series.instances[0]?.meta ?? {}, '00200062') : undefined,
+      };
+    });
+  },
+};
+
+/** Called by the entry (main.ts) with the time its script started: timings count from there. */
+export function start(t0: number): void {
+  T0 = t0;
+  main().catch((e) => showError(e instanceof UserError ? e.message : t.errors.server));
+}
