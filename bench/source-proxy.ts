@@ -1,6 +1,7 @@
 // Source proxy benchmark: retrieve a study from Orthanc directly vs through the box's peer API
 // (dicomweb adapter; mutual TLS, and plain HTTP), interleaved runs, medians. Also the box's RSS
-// growth while it streams a ~1 GB study. Ratio = direct time / box time (1.0 = parity).
+// growth while it streams a ~1 GB study. Ratio = direct time / box time (1.0 = parity). The ceiling
+// ratios time a bare Node pipe proxy (box-process.ts) the same way: what any Node proxy can reach here.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,11 +104,11 @@ export async function run() {
       });
       proc.once('exit', (code) => reject(new Error(`box exited (${code})`)));
     });
-    return { proc, ...(JSON.parse(line) as { peerUrl: string; plainUrl: string }) };
+    return { proc, ...(JSON.parse(line) as { peerUrl: string; plainUrl: string; ceilingPlainUrl: string; ceilingMtlsUrl: string }) };
   };
   const boxA = await startBoxProcess({});
   const child = boxA.proc;
-  const { peerUrl, plainUrl } = boxA;
+  const { peerUrl, plainUrl, ceilingPlainUrl, ceilingMtlsUrl } = boxA;
   const boxB = B_ENV !== undefined ? await startBoxProcess(Object.fromEntries(B_ENV.split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string])), B_DIR) : undefined;
   const mtls = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } });
   try {
@@ -128,7 +129,7 @@ export async function run() {
     const studies = ([['mg4', 1], ['large', 6]] as [string, number][]).filter(([label]) => STUDIES.includes(label));
     for (const [label, copies] of studies) {
       const uid = await uploadMgStudy(orthanc, copies, label);
-      const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [];
+      const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [], pipeMtls: number[] = [], pipePlain: number[] = [];
       const cpuMtls: number[] = [], cpuPlain: number[] = [];
       const bMtls: number[] = [], bPlain: number[] = [], bCpuMtls: number[] = [], bCpuPlain: number[] = [];
       const boxCpu = async (get: () => Promise<unknown>, into: number[]) => {
@@ -140,6 +141,7 @@ export async function run() {
       // warm-up, then interleaved runs
       await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
       await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls);
+      await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, mtls);
       if (boxB) await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, mtls);
       for (let i = 0; i < RUNS; i++) {
         const d = await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
@@ -147,6 +149,8 @@ export async function run() {
         direct.push(d.ms);
         await boxCpu(async () => viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls)).ms), cpuMtls);
         await boxCpu(async () => viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms), cpuPlain);
+        pipeMtls.push((await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, mtls)).ms);
+        pipePlain.push((await timedGet(`${ceilingPlainUrl}/dicom-web/studies/${uid}`)).ms);
         if (boxB) {
           const b = boxB.proc.pid!;
           let c0 = cpuMs(b);
@@ -168,6 +172,9 @@ export async function run() {
         // CPU the box spent per retrieve (user + system): what the box costs, less sensitive to load
         [`${prefix}box_cpu_mtls_ms`]: median(cpuMtls),
         [`${prefix}box_cpu_plain_ms`]: median(cpuPlain),
+        // the ceiling: a bare Node pipe proxy in the box's process (no multipart parsing, no checks)
+        [`${prefix}ceiling_ratio_mtls`]: +(median(direct) / median(pipeMtls)).toFixed(2),
+        [`${prefix}ceiling_ratio_plain`]: +(median(direct) / median(pipePlain)).toFixed(2),
       });
       if (boxB) {
         Object.assign(results, {
