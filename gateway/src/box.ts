@@ -21,6 +21,7 @@ import type { SessionStore } from './trust/sessions.js';
 import type { TokenIntrospector } from './trust/introspection.js';
 import type { AllowListClient } from './trust/allowlist-client.js';
 import type { PublicationRepository } from './source/publication/repository.js';
+import { serverTls } from './http/tls.js';
 
 /** What a role plugin gets to extend the box with (before the listeners start). */
 export interface RoleContext {
@@ -99,7 +100,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
       // Certificates are checked per request (PeerAccess), so refusals get a status and an audit row.
       requestCert: true,
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...serverTls,
     },
     routerOptions: { maxParamLength: 512 },
   }) as unknown as FastifyInstance;
@@ -110,7 +111,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   const user = Fastify({
     loggerInstance: logger.child({ listener: 'user' }),
     logController: new LogController({ disableRequestLogging: true }),
-    https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), minVersion: 'TLSv1.2' },
+    https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), ...serverTls },
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
   metrics.instrument(user, 'user');

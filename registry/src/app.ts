@@ -11,6 +11,7 @@ import { openRegistryDb, type RegistryDb } from './db.js';
 import { EnrolmentRepository, type Enrolment } from './enrolments.js';
 import { buildAllowListXml, signAllowList } from './allowlist-document.js';
 import { adminPage } from './admin-page.js';
+import { serverTls } from '../../gateway/src/http/tls.js';
 
 export interface RegistryOptions {
   tls: {
@@ -94,7 +95,7 @@ export async function createRegistryApp(opts: RegistryOptions, db: RegistryDb = 
       ca: opts.tls.clientCaPem,
       requestCert: true,
       rejectUnauthorized: false, // the list and the admin API are reachable without a client certificate
-      minVersion: 'TLSv1.2',
+      ...serverTls,
     },
   }) as unknown as FastifyInstance;
   const repo = new EnrolmentRepository(db);
