@@ -31,7 +31,7 @@ if (parentPort) {
     if (m === 'close') { void agent.close().then(() => port.close()); return; }
     timedGet(m.url, m.headers, m.tls ? agent : undefined).then(
       (r) => port.postMessage({ id: m.id, ...r }),
-      (e: Error) => port.postMessage({ id: m.id, error: e.message }),
+      (e: Error) => port.postMessage({ id: m.id, error: `GET ${m.url}: ${e.message}` }),
     );
   });
   port.postMessage('ready');

@@ -1,7 +1,7 @@
 // Source proxy benchmark: retrieve a study from Orthanc directly vs through the box's peer API
 // (dicomweb adapter; mutual TLS, and plain HTTP), interleaved runs, medians. Also the box's RSS
 // growth while it streams a ~1 GB study. Ratio = direct time / box time (1.0 = parity). The ceiling
-// ratios time a bare Node pipe proxy (box-process.ts) the same way: what any Node proxy can reach here.
+// ratios time a byte relay (box-process.ts) the same way: what any Node proxy can reach here.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -172,7 +172,7 @@ export async function run() {
         // CPU the box spent per retrieve (user + system): what the box costs, less sensitive to load
         [`${prefix}box_cpu_mtls_ms`]: median(cpuMtls),
         [`${prefix}box_cpu_plain_ms`]: median(cpuPlain),
-        // the ceiling: a bare Node pipe proxy in the box's process (no multipart parsing, no checks)
+        // the ceiling: a byte relay in the box's process (TCP or TLS, no HTTP, no checks)
         [`${prefix}ceiling_ratio_mtls`]: +(median(direct) / median(pipeMtls)).toFixed(2),
         [`${prefix}ceiling_ratio_plain`]: +(median(direct) / median(pipePlain)).toFixed(2),
       });
