@@ -1,19 +1,28 @@
 // Vite build of the built-in viewer: static files the gateway serves at /viewer/.
 // Build traps (PEERS.md): module workers (`worker.format: 'es'`) for the codec worker, and the
 // npm `events` package in place of Node's (vtk.js imports it; without it: "Class extends value undefined").
+// xmlbuilder2 (vtk.js's XML mesh I/O, unused here) is replaced by a stub: see src/no-xml.ts.
 import { defineConfig } from 'vite';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('.', import.meta.url));
+/** the folder of package `name` holding the resolved file (its package.json is not exported) */
+const packageDir = (name: string, file: string) => file.slice(0, file.lastIndexOf(`node_modules/${name}/`) + `node_modules/${name}`.length);
 
 export default defineConfig({
   root,
   base: '/viewer/',
   publicDir: false,
   resolve: {
-    alias: { events: require.resolve('events/') },
+    alias: {
+      events: require.resolve('events/'),
+      xmlbuilder2: fileURLToPath(new URL('./src/no-xml.ts', import.meta.url)),
+      // @cornerstonejs/utils and /metadata each nest the same dcmjs 0.52.0 (the root one is the
+      // gateway's 0.51 pin): one copy in the bundle instead of two
+      dcmjs: packageDir('dcmjs', require.resolve('dcmjs', { paths: [packageDir('@cornerstonejs/metadata', require.resolve('@cornerstonejs/metadata'))] })),
+    },
   },
   worker: { format: 'es' },
   build: {
