@@ -3,12 +3,12 @@
 // (QIDO-RS, WADO-RS, metadata, frames) over the session's studies, served from the study cache and
 // filling it on a miss. Every access is audited (RPPS, INS, study, bytes, result).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { DicomJson, Pacs } from '../pacs/pacs.js';
 import { NotAcceptableError, NotFoundError } from '../pacs/pacs.js';
 import { acceptedFrameSyntaxes, acceptedTransferSyntaxes, acceptsDicomJson } from '../dicom/accept.js';
 import { storedIsAcceptable } from '../dicom/transfer-syntax.js';
-import { newBoundary, writeMultipart } from '../dicom/multipart.js';
+import { sendMultipart } from '../http/multipart-reply.js';
 import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import { requireClinician } from '../trust/psc-login.js';
@@ -427,35 +427,6 @@ function studyJson(call: CallSession, s: SessionStudy): DicomJson {
   };
 }
 
-/**
- * multipart/related answer. Waits for the first part so that a failure before any byte still gets a
- * proper status; afterwards an error aborts the connection (a truncated answer never looks complete).
- */
-async function streamParts(req: FastifyRequest, reply: FastifyReply, parts: AsyncIterable<{ headers: Record<string, string>; body: Readable }>, type: string | undefined): Promise<FastifyReply> {
-  const it = parts[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) throw new NotFoundError('no instances for this request');
-  async function* all() {
-    try {
-      let r = first;
-      while (!r.done) {
-        yield r.value;
-        r = await it.next();
-      }
-    } finally {
-      await it.return?.();
-    }
-  }
-  const boundary = newBoundary();
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      if (req.consumerAudit) req.consumerAudit.bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  const body = writeMultipart(all(), boundary);
-  body.on('error', (err) => counter.destroy(err));
-  body.pipe(counter);
-  const ct = type ? `multipart/related; type="${type}"; boundary=${boundary}` : `multipart/related; boundary=${boundary}`;
-  return reply.header('content-type', ct).header('cache-control', 'private, no-store').send(counter);
+function streamParts(req: FastifyRequest, reply: FastifyReply, parts: AsyncIterable<{ headers: Record<string, string>; body: Readable }>, type: string | undefined): Promise<FastifyReply> {
+  return sendMultipart(reply, parts, { type, headersOf: (p) => p.headers, onBytes: (n) => { if (req.consumerAudit) req.consumerAudit.bytes = n; } });
 }

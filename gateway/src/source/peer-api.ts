@@ -2,11 +2,10 @@
 // peer listener. Bodies stream from the PACS adapter into multipart/related as parts arrive: a study
 // is never held in memory or on disk. Every request is authorized by PeerAccess and audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
 import type { DicomJson, DicomRef, Pacs, QueryKeys, QueryOptions, InstancePart } from '../pacs/pacs.js';
 import { NotFoundError } from '../pacs/pacs.js';
 import { acceptedFrameSyntaxes, acceptedTransferSyntaxes, acceptsDicomJson } from '../dicom/accept.js';
-import { newBoundary, writeMultipart } from '../dicom/multipart.js';
+import { sendMultipart } from '../http/multipart-reply.js';
 import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import type { PeerAccess, PeerPrincipal, PeerScope } from './peer-access.js';
@@ -85,10 +84,14 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
     const abort = abortOnClose(reply);
     const parts = pacs.retrieve(ref, { transferSyntaxes: accepted, signal: abort.signal });
     const granted = grantFilter(principal, ref);
-    return streamParts(req, reply, filterParts(parts, granted), 'application/dicom', (part) => ({
-      'content-type': `application/dicom; transfer-syntax=${part.transferSyntaxUid}`,
-      ...(part.length !== undefined ? { 'content-length': String(part.length) } : {}),
-    }));
+    return sendMultipart(reply, filterParts(parts, granted), {
+      type: 'application/dicom',
+      headersOf: (part) => ({
+        'content-type': `application/dicom; transfer-syntax=${part.transferSyntaxUid}`,
+        ...(part.length !== undefined ? { 'content-length': String(part.length) } : {}),
+      }),
+      onBytes: countBytes(req),
+    });
   };
   app.get('/studies/:study', retrieve('study'));
   app.get('/studies/:study/series/:series', retrieve('series'));
@@ -108,9 +111,10 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
       transferSyntaxes: accepted,
       signal: abort.signal,
     });
-    return streamParts(req, reply, parts, undefined, (part) => ({
-      'content-type': `${part.contentType}; transfer-syntax=${part.transferSyntaxUid}`,
-    }));
+    return sendMultipart(reply, parts, {
+      headersOf: (part) => ({ 'content-type': `${part.contentType}; transfer-syntax=${part.transferSyntaxUid}` }),
+      onBytes: countBytes(req),
+    });
   });
 
   // ---------- metadata ----------
@@ -148,38 +152,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
   app.get('/studies/:study/series/:series/instances', search((p, k, o) => pacs.findInstances(p.study, p.series, k, o), 'instance'));
 }
 
-/**
- * Sends parts as multipart/related. Waits for the first part before answering so that a PACS error or
- * an empty result still gets a proper status; afterwards, an error aborts the connection.
- */
-async function streamParts<P extends { body: Readable }>(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  parts: AsyncIterable<P>,
-  type: string | undefined,
-  headersOf: (part: P) => Record<string, string>,
-): Promise<FastifyReply> {
-  const it = parts[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) throw new NotFoundError('no instances for this request');
-  const boundary = newBoundary();
-  async function* all(): AsyncGenerator<{ headers: Record<string, string>; body: Readable }> {
-    try {
-      let r: IteratorResult<P> = first;
-      while (!r.done) {
-        yield { headers: headersOf(r.value), body: r.value.body };
-        r = await it.next();
-      }
-    } finally {
-      await it.return?.();
-    }
-  }
-  // bytes are counted as the writer hands them to Fastify (no extra stream layer on the hot path)
-  let counted = 0;
-  const body = writeMultipart(all(), boundary, { onBytes: (n) => { counted += n; req.bytesOut = counted; } });
-  const ct = type ? `multipart/related; type="${type}"; boundary=${boundary}` : `multipart/related; boundary=${boundary}`;
-  return reply.header('content-type', ct).send(body);
-}
+const countBytes = (req: FastifyRequest) => (total: number) => { req.bytesOut = total; };
 
 /** Aborts the PACS work when the client goes away before the answer is complete. */
 function abortOnClose(reply: FastifyReply): AbortController {

@@ -1,0 +1,41 @@
+// A multipart/related answer streamed from parts as they come (peer API and the consumer's viewer
+// API). It waits for the first part, so that a failure before any byte still gets a proper status;
+// afterwards an error aborts the connection: a truncated answer never looks complete.
+import type { FastifyReply } from 'fastify';
+import type { Readable } from 'node:stream';
+import { NotFoundError } from '../pacs/pacs.js';
+import { newBoundary, writeMultipart } from '../dicom/multipart.js';
+
+export async function sendMultipart<P extends { body: Readable }>(
+  reply: FastifyReply,
+  parts: AsyncIterable<P>,
+  opts: {
+    /** the `type` parameter of the answer (e.g. application/dicom); none for frames */
+    type?: string;
+    headersOf: (part: P) => Record<string, string>;
+    /** bytes handed to the connection so far, for the audit (counted without another stream layer) */
+    onBytes?: (total: number) => void;
+  },
+): Promise<FastifyReply> {
+  const it = parts[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new NotFoundError('no instances for this request');
+  async function* all(): AsyncGenerator<{ headers: Record<string, string>; body: Readable }> {
+    try {
+      let r: IteratorResult<P> = first;
+      while (!r.done) {
+        yield { headers: opts.headersOf(r.value), body: r.value.body };
+        r = await it.next();
+      }
+    } finally {
+      await it.return?.();
+    }
+  }
+  const boundary = newBoundary();
+  let total = 0;
+  const onBytes = opts.onBytes;
+  const body = writeMultipart(all(), boundary, onBytes ? { onBytes: (n) => onBytes(total += n) } : {});
+  const ct = opts.type ? `multipart/related; type="${opts.type}"; boundary=${boundary}` : `multipart/related; boundary=${boundary}`;
+  // patient data: never kept by a browser or an intermediary
+  return reply.header('content-type', ct).header('cache-control', 'private, no-store').send(body);
+}
