@@ -227,9 +227,11 @@ t.test('import into the local PACS with progress and a result per instance', asy
 t.test('a KOS naming a host outside the allow-list is refused before any connection', async (t) => {
   const p = await net.publish(await relabelStudy(mrFiles.slice(0, 2), 'unlisted'), { retrieveHost: 'localhost', accession: 'ACC-EVIL' });
   const { cookie } = await net.login();
+  const attemptBefore = net.boxB.services.allowList!.status().lastAttempt!;
   const id = await openSession(cookie, callForm({ StudyInstanceUID: p.studyUid }));
   const s = await (await get(`/api/sessions/${id}`, cookie)).body.json() as any;
   t.equal(s.studies.find((x: any) => x.studyUid === p.studyUid).status, 'unreachable');
+  t.ok(net.boxB.services.allowList!.status().lastAttempt! > attemptBefore, 'the list was downloaded again before the host was judged unlisted');
   const auditBefore = net.boxA.audit.recent(1)[0].id;
   const r = await get(`/api/sessions/${id}/dicom-web/studies/${p.studyUid}`, cookie, '*/*');
   t.equal(r.statusCode, 403);

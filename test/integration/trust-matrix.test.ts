@@ -25,7 +25,9 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
   for (const name of ['box-a', 'box-b'] as const) await enrolApproved(registry, pki.boxes[name], `${name}.localhost`, `Centre ${name}`);
   // the list is fetched through a proxy that can serve a tampered copy
   let tamper = false;
+  let downloads = 0;
   const proxy = createServer({ cert: read(pki.registry.chain), key: read(pki.registry.key) }, async (req, res) => {
+    downloads++;
     const r = await request(registry.allowListUrl, { dispatcher: admin });
     let xml = await r.body.text();
     if (tamper) xml = xml.replace('</ListeDomaines>', '<Domaine><Identifiant>evil</Identifiant><db>evil.localhost</db><Denomination>Evil</Denomination><DNCertificatOperateur>CN=demo-client,O=DRIMbox dev,C=FR</DNCertificatOperateur></Domaine></ListeDomaines>');
@@ -71,10 +73,18 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
   t.equal(ok.status, 200, 'listed box with a valid token');
   t.equal(ok.audited?.actor_rpps, rpps, 'the RPPS from the token is audited');
 
+  // a box approved after the list in use was downloaded works at once: its unknown DN makes the
+  // source download the list again before refusing
+  await new Promise((r) => setTimeout(r, 1100)); // the list's DateDeGeneration has second precision
+  await enrolApproved(registry, pki.boxes['box-c'], 'box-c.localhost', 'Centre box-c');
+  const before = downloads;
+  t.equal((await ask(await mtlsAgent(pki.boxes['box-c']), good)).status, 200, 'box approved since the last download: accepted at once');
+  t.equal(downloads, before + 1, 'one new download of the list');
+
   const cases: [string, Dispatcher, string | undefined, number][] = [
     ['no client certificate', await mtlsAgent(), good, 401],
     ['certificate from another CA', await mtlsAgent(await foreignClient()), good, 401],
-    ['valid certificate, DN not on the list', await mtlsAgent(pki.boxes['box-c']), good, 403],
+    ['valid certificate, DN not on the list', await mtlsAgent(pki.demoClient), good, 403],
     ['missing token', boxB, undefined, 401],
     ['garbage token', boxB, 'not-a-real-token-at-all', 401],
     ['expired token', boxB, await psc.issueAccessToken({ rpps, clientId: 'box-b', audience: 'drim-m', ttlSeconds: 1 }), 401],
@@ -87,6 +97,8 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
     t.equal(r.body.status, status, `${name}: problem body`);
     t.equal(r.audited?.status, status, `${name}: audit row`);
   }
+
+  t.equal(downloads, before + 1, 'an unlisted caller does not make the box download the list again within missRefreshMinutes');
 
   // a tampered list served later is refused: the old list stays in force
   tamper = true;

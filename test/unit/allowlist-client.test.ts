@@ -134,6 +134,27 @@ t.test('an older list than the one in use is refused (replay)', async (t) => {
   t.equal(await c.refresh(), true, 'newer list accepted');
 });
 
+t.test('an unlisted peer makes the client download the list again, at most once per missRefreshMs', async (t) => {
+  let downloads = 0;
+  const { url, server } = await serve(() => { downloads++; return { status: 200, body: ansXml }; });
+  t.teardown(() => server.close());
+  let offset = 0;
+  const client = new AllowListClient({ url, trustAnchors: [ansRoot], intervalMs: 3600_000, missRefreshMs: 5 * 60_000, logger: pino({ level: 'silent' }), now: () => new Date(Date.now() + offset) });
+  await client.start();
+  t.teardown(() => client.stop());
+  t.equal(downloads, 1, 'downloaded at start');
+  t.ok(await client.allowsPeer(DB3_NODE_SUBJECT), 'a listed peer');
+  t.equal(downloads, 1, 'a listed peer costs no download');
+  t.notOk(await client.allowsPeer('CN=unknown.example,O=X,C=FR'), 'an unlisted peer is refused');
+  t.equal(downloads, 2, '…after one more download');
+  t.notOk(await client.allowsPeer('CN=other.example,O=X,C=FR'));
+  t.equal(downloads, 2, 'no new download within missRefreshMs');
+  offset = 5 * 60_000 + 1000;
+  const both = await Promise.all([client.allowsPeer('CN=a.example,O=X,C=FR'), client.allowsPeer('CN=b.example,O=X,C=FR')]);
+  t.same(both, [false, false]);
+  t.equal(downloads, 3, 'after the interval, one download shared by concurrent misses');
+});
+
 t.test('normaliseHost', async (t) => {
   t.equal(normaliseHost('Box.Example.org.'), 'box.example.org');
   t.equal(normaliseHost('box:8443'), 'box');

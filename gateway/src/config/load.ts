@@ -88,6 +88,7 @@ const common: Spec = {
     trustAnchors: { t: 'file[]' },
     expectedSigner: { t: 'string', def: '' },
     refreshHours: { t: 'int', def: 24, min: 1, max: 24 * 7 },
+    missRefreshMinutes: { t: 'int', def: 5, min: 1, max: 24 * 60 },
     enrolUrl: { t: 'string', def: '' },
     supportContact: { t: 'string', def: '' },
   },

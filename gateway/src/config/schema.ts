@@ -79,6 +79,8 @@ export interface DrimboxConfig {
     trustAnchors: string[];
     expectedSigner: string;
     refreshHours: number;
+    /** a peer or source host not on the list triggers a new download, at most this often */
+    missRefreshMinutes: number;
     /** registry base URL: when set, the box enrols itself there at start (mutual TLS, its peer certificate) */
     enrolUrl: string;
     supportContact: string;

@@ -61,6 +61,8 @@ export interface SearchResult {
 
 export interface SearchOptions {
   isHostAllowed: (host: string) => boolean;
+  /** downloads the allow-list again (rate-limited) when a KOS names a host it does not list */
+  refreshAllowList?: () => Promise<void>;
 }
 
 /** A DMP failure, in words a clinician understands (French, like the viewer). */
@@ -184,6 +186,16 @@ export async function searchPatientStudies(dmp: DmpClient, call: ContextualCall,
       studies.push(study);
     }
   }
+  // a source box approved since the list in use was made: download the list once more, then judge again
+  if (opts.refreshAllowList && studies.some((s) => s.problem === NOT_A_MEMBER)) {
+    await opts.refreshAllowList();
+    for (const s of studies) {
+      if (s.problem !== NOT_A_MEMBER) continue;
+      const still = unreachableReason(s, opts);
+      if (still) s.problem = still;
+      else { s.status = 'available'; delete s.problem; }
+    }
+  }
   markCurrent(studies, call);
   studies.sort((a, b) => Number(b.current) - Number(a.current) || b.date.localeCompare(a.date));
   return { studies, reports: reportDocs, ...(patientFromKos ? { patientFromKos } : {}) };
@@ -199,6 +211,8 @@ export function dicomWebRootOf(retrieveUrl: string): string | undefined {
   return i > 0 ? retrieveUrl.slice(0, i) : undefined;
 }
 
+const NOT_A_MEMBER = "Les images sont sur un serveur qui n'est pas membre du réseau DRIM-M : elles ne seront pas demandées.";
+
 function unreachableReason(s: SessionStudy, opts: SearchOptions): string | undefined {
   if (!s.sourceRoot || s.series.some((se) => !se.retrieveUrl)) return "Le document de référence de l'examen n'indique pas où trouver les images.";
   for (const se of s.series) {
@@ -210,7 +224,7 @@ function unreachableReason(s: SessionStudy, opts: SearchOptions): string | undef
     } catch {
       return "L'adresse des images est illisible.";
     }
-    if (!opts.isHostAllowed(host)) return "Les images sont sur un serveur qui n'est pas membre du réseau DRIM-M : elles ne seront pas demandées.";
+    if (!opts.isHostAllowed(host)) return NOT_A_MEMBER;
   }
   return undefined;
 }

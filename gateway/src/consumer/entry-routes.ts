@@ -17,6 +17,8 @@ export interface EntryRoutesOptions {
   dmp?: DmpClient;
   audit: AuditLog;
   isHostAllowed: (host: string) => boolean;
+  /** downloads the allow-list again (rate-limited) when a KOS names an unlisted host */
+  refreshAllowList?: () => Promise<void>;
   launcher?: () => LauncherEntry[];
   /** for report links without a patientID: the INS of a study this box published (source role) */
   patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
@@ -65,7 +67,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
     const c = session.clinician;
     let found;
     try {
-      found = await searchPatientStudies(o.dmp, call, { rpps: c.rpps, displayName: c.name, roles: [] }, { isHostAllowed: o.isHostAllowed });
+      found = await searchPatientStudies(o.dmp, call, { rpps: c.rpps, displayName: c.name, roles: [] }, { isHostAllowed: o.isHostAllowed, refreshAllowList: o.refreshAllowList });
     } catch (e) {
       if (e instanceof DmpSearchError) {
         rec(e.status, e.message);

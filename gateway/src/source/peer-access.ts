@@ -45,12 +45,12 @@ export class PeerAccess {
    * @param identify establishes the caller's DN; the mutual-TLS client certificate in production
    */
   constructor(
-    private isPeerAllowed: (dn: string) => boolean,
+    private isPeerAllowed: (dn: string) => boolean | Promise<boolean>,
     private readonly identify: (req: FastifyRequest) => string = clientCertificateDn,
   ) {}
 
   /** Replaces the allow-list check (the signed network list supersedes the static one). */
-  setPeerFilter(isPeerAllowed: (dn: string) => boolean): void {
+  setPeerFilter(isPeerAllowed: (dn: string) => boolean | Promise<boolean>): void {
     this.isPeerAllowed = isPeerAllowed;
   }
 
@@ -64,7 +64,7 @@ export class PeerAccess {
     const dn = this.identify(req);
     const principal: PeerPrincipal = { dn };
     req.peerPrincipal = principal;
-    if (!this.isPeerAllowed(dn)) {
+    if (!(await this.isPeerAllowed(dn))) {
       throw new HttpProblem(403, 'Peer not allowed', 'the client certificate is not on the network allow-list');
     }
     for (const guard of this.guards) await guard(req, scope, principal);

@@ -17,6 +17,8 @@ export interface AllowListClientOptions {
   expectedSignerSubject?: string | RegExp;
   /** Refresh period; default 24 h. */
   intervalMs?: number;
+  /** Least time between two downloads triggered by an unknown peer or host (refreshOnMiss); default 5 min. */
+  missRefreshMs?: number;
   /** File holding the last good (signed) list; enables restarts without network. */
   cacheFile?: string;
   /** TLS towards the publisher: `ca` to check its certificate, `cert`/`key` for mTLS. PEM strings. */
@@ -73,6 +75,7 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   private timer?: NodeJS.Timeout;
   private agent?: Agent;
   private inflight?: Promise<boolean>;
+  private lastMissRefresh = -Infinity;
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly intervalMs: number;
@@ -106,6 +109,29 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   refresh(): Promise<boolean> {
     this.inflight ??= this.doRefresh().finally(() => (this.inflight = undefined));
     return this.inflight;
+  }
+
+  /**
+   * Downloads again because a peer or a source host was not on the list (approved since the list in
+   * use was made), at most once per missRefreshMs: an unlisted caller cannot make the box hammer the
+   * registry. Resolves when that download (or the one in flight) is over.
+   */
+  async refreshOnMiss(): Promise<void> {
+    const now = this.now().getTime();
+    if (now - this.lastMissRefresh >= (this.opts.missRefreshMs ?? 5 * 60_000)) {
+      this.lastMissRefresh = now;
+      this.log.info('a peer or host is not on the allow-list: downloading it again');
+      await this.refresh();
+    } else {
+      await this.inflight;
+    }
+  }
+
+  /** isPeerAllowed, downloading the list again first (refreshOnMiss) when the DN is not on it. */
+  async allowsPeer(certSubjectDn: string): Promise<boolean> {
+    if (this.isPeerAllowed(certSubjectDn)) return true;
+    await this.refreshOnMiss();
+    return this.isPeerAllowed(certSubjectDn);
   }
 
   private async doRefresh(): Promise<boolean> {

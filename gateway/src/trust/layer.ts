@@ -24,6 +24,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
       trustAnchors: a.trustAnchors.map((f) => readFileSync(f, 'utf8')),
       expectedSignerSubject: a.expectedSigner || undefined,
       intervalMs: a.refreshHours * 3600_000,
+      missRefreshMs: a.missRefreshMinutes * 60_000,
       cacheFile: join(config.dataDir, 'allowlist.xml'),
       tls: { ca: readFileSync(config.peer.tls.ca, 'utf8'), cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8') },
       logger,
@@ -31,7 +32,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
     if (a.enrolUrl) await enrolAtRegistry(ctx.config, a.enrolUrl, logger);
     await client.start();
     ctx.services.allowList = client;
-    access.setPeerFilter((dn) => client.isPeerAllowed(dn));
+    access.setPeerFilter((dn) => client.allowsPeer(dn));
     ctx.healthChecks.push({
       name: 'allow-list',
       severity: 'warning',
