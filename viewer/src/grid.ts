@@ -20,7 +20,10 @@ export interface Cell {
   series?: Series;
   options: ShowOptions;
   overlays: Record<'tl' | 'tr' | 'bl' | 'br' | 'top' | 'bottom' | 'left' | 'right' | 'msg' | 'label', HTMLDivElement>;
+  /** when the cell first drew its image as shown (orientation, window): set by the render after show() */
   firstRenderAt?: number;
+  /** show() has put the image in place: a render before that (an empty or failed stack) does not count */
+  shown?: boolean;
   error?: string;
 }
 
@@ -95,7 +98,7 @@ export class Grid {
     element.addEventListener(Enums.Events.STACK_NEW_IMAGE, update);
     element.addEventListener(Enums.Events.VOI_MODIFIED, update);
     element.addEventListener(Enums.Events.CAMERA_MODIFIED, update);
-    element.addEventListener(Enums.Events.IMAGE_RENDERED, () => { if (!cell.firstRenderAt && cell.series) cell.firstRenderAt = performance.now(); });
+    element.addEventListener(Enums.Events.IMAGE_RENDERED, () => { if (!cell.firstRenderAt && cell.series && cell.shown) cell.firstRenderAt = performance.now(); });
     return cell;
   }
 
@@ -121,6 +124,7 @@ export class Grid {
     c.series = undefined;
     c.options = {};
     c.firstRenderAt = undefined;
+    c.shown = false;
     c.overlays.label.textContent = '';
     this.engine.disableElement(c.viewportId);
     c.viewportId = `vp-${index}-${++this.seq}`;
@@ -137,15 +141,19 @@ export class Grid {
     cell.series = series;
     cell.options = options;
     cell.firstRenderAt = undefined;
+    cell.shown = false;
     this.clearMessage(cell);
     cell.overlays.label.textContent = options.label ?? '';
     if (!series.imageIds.length) { this.setMessage(cell, t.errors.noImages); return; }
     const vp = this.viewport(index)!;
     const start = options.index ?? Math.floor((series.imageIds.length - 1) / 2);
+    const index0 = Math.max(0, Math.min(series.imageIds.length - 1, start));
     // a failed image request (a network blip, a busy server) is tried again before the cell says so
     for (let attempt = 1; ; attempt++) {
       try {
-        await vp.setStack(series.imageIds, Math.max(0, Math.min(series.imageIds.length - 1, start)));
+        await vp.setStack(series.imageIds, index0);
+        // on the WebGL path setStack resolves even when the image failed to load: check it is there
+        if (vp.getCornerstoneImage()?.imageId !== series.imageIds[index0]) throw new Error('image not loaded');
         break;
       } catch {
         if (cell.series !== series) return; // replaced meanwhile
@@ -160,6 +168,7 @@ export class Grid {
     }
     if (options.voi) this.applyVoi(index, options.voi);
     cell.root.classList.add('loaded');
+    cell.shown = true;
     vp.render();
     this.updateOverlay(cell);
   }

@@ -20,6 +20,10 @@ export interface ViewerServer {
   /** last requests (method, url, status) for failure reports */
   requests: string[];
   imports: { studyUid: string }[];
+  /** the next `n` frame requests of instance `sopUid` answer 503 (a busy server) */
+  failFrames(sopUid: string, n: number): void;
+  /** frame requests answered 503 by failFrames so far */
+  framesFailed: number;
   close(): Promise<void>;
 }
 
@@ -28,7 +32,11 @@ const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-sr
 export async function startViewerServer(opts: { distDir: string; orthancDicomWeb: string; sessions: TestSession[] }): Promise<ViewerServer> {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
   const sessions = new Map(opts.sessions.map((s) => [s.id, s]));
-  const out: ViewerServer = { url: '', app, logouts: 0, requests: [], imports: [], close: () => app.close() };
+  const failing = new Map<string, number>();
+  const out: ViewerServer = {
+    url: '', app, logouts: 0, requests: [], imports: [], framesFailed: 0, close: () => app.close(),
+    failFrames: (sop, n) => { failing.set(sop, n); },
+  };
   const jobs = new Map<string, { polls: number; total: number }>();
 
   app.addHook('onResponse', async (req, reply) => {
@@ -79,6 +87,12 @@ export async function startViewerServer(opts: { distDir: string; orthancDicomWeb
     const studyUid = /^studies\/([^/]+)/.exec(rest)?.[1];
     if (studyUid && s.withdrawn?.includes(studyUid)) return reply.code(410).type('application/problem+json').send({ title: 'examen retiré', status: 410 });
     if (studyUid && s.forbidden?.includes(studyUid)) return reply.code(403).type('application/problem+json').send({ title: 'accès refusé', status: 403 });
+    const framesOf = /\/instances\/([^/]+)\/frames\//.exec(rest)?.[1];
+    if (framesOf && (failing.get(framesOf) ?? 0) > 0) {
+      failing.set(framesOf, failing.get(framesOf)! - 1);
+      out.framesFailed++;
+      return reply.code(503).type('application/problem+json').send({ title: 'occupé', status: 503 });
+    }
     const q = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
     let accept = String(req.headers.accept ?? '*/*');
     if (/\/frames\//.test(rest) && accept.includes('multipart/related') && !accept.includes('transfer-syntax')) accept += '; transfer-syntax=*';
