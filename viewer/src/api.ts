@@ -65,7 +65,7 @@ async function fetchJson<T>(url: string, accept: string): Promise<T> {
   return (text ? JSON.parse(text) : []) as T;
 }
 
-/** Answers fetched ahead of need (prefetch.ts), each handed to the first getJson of its URL. */
+/** Answers fetched ahead of need (by the entry, main.ts), each handed to the first getJson of its URL. */
 const ahead = new Map<string, Promise<unknown>>();
 
 export function prefetchJson<T>(url: string, accept = 'application/json'): Promise<T> {
