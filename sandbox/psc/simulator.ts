@@ -104,8 +104,11 @@ export async function startPscSimulator(opts: PscSimulatorOptions): Promise<PscS
       revocation: { enabled: true },
       userinfo: { enabled: true },
     },
+    // like PSC (Keycloak): a refresh token with every authorization code exchange
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(g: string): boolean }) => client.grantTypeAllowed('refresh_token'),
     ttl: {
       AccessToken: opts.accessTokenTtlSeconds ?? 600,
+      RefreshToken: 8 * 3600,
       AuthorizationCode: 60,
       IdToken: 3600,
       Interaction: 600,

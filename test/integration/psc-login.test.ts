@@ -91,10 +91,11 @@ interface Ctx {
   sessions: SessionStore;
 }
 
-async function setup(t: { teardown(fn: () => unknown): void }): Promise<Ctx> {
+async function setup(t: { teardown(fn: () => unknown): void }, simOptions: { accessTokenTtlSeconds?: number } = {}): Promise<Ctx> {
   const gwPort = await freePort();
   const base = `http://127.0.0.1:${gwPort}`;
   const sim = await startPscSimulator({
+    ...simOptions,
     clients: [
       { client_id: 'box-consumer', client_secret: 'consumer-secret', redirect_uris: [`${base}/auth/callback`] },
       { client_id: 'box-source', client_secret: 'source-secret', redirect_uris: ['http://127.0.0.1:1/unused'] },
@@ -187,6 +188,32 @@ t.test('full login: PSC pages → callback → session holding the clinician and
 
   const me = await fetch(`${ctx.base}/auth/me`, { headers: { cookie: jar.header(`${ctx.base}/auth/me`) } });
   t.match(await me.json(), { rpps: RPPS, name: 'Marie Curie-Test' });
+});
+
+t.test('an access token about to expire is renewed with the refresh token, once for concurrent requests', async (t) => {
+  const ctx = await setup(t, { accessTokenTtlSeconds: 45 });
+  const jar = new CookieJar();
+  const final = await browse(jar, await loginUntilCallback(ctx, jar));
+  t.equal(final.res.status, 200, 'logged in');
+  const id = jar.get('drimbox_session')!;
+  const first = ctx.sessions.get(id)!;
+  t.ok(first.refreshToken, 'PSC gave a refresh token');
+  // 45 s tokens are renewed 30 s before expiry: wait until this one is inside that window
+  await new Promise((r) => setTimeout(r, Math.max(0, first.accessTokenExpiresAt! - 30_000 - Date.now()) + 200));
+  const answers = await Promise.all(Array.from({ length: 5 }, () => fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'application/json' } })));
+  t.same(answers.map((r) => r.status), [200, 200, 200, 200, 200], 'five requests arriving together all pass');
+  const renewed = ctx.sessions.get(id)!;
+  t.not(renewed.accessToken, first.accessToken, 'a new access token');
+  t.ok(renewed.accessTokenExpiresAt! > first.accessTokenExpiresAt!, 'with a later expiry');
+  const introspector = new TokenIntrospector({ issuer: ctx.sim.issuer, clientId: 'box-source', clientSecret: 'source-secret' });
+  t.match(await introspector.introspect(renewed.accessToken), { active: true, rpps: RPPS }, 'a source box accepts the new token');
+
+  // a refresh PSC refuses (revoked, expired) ends the session for the gateway: log in again
+  ctx.sessions.updateTokens(id, { accessToken: renewed.accessToken, accessTokenExpiresAt: Date.now() + 1000, refreshToken: 'revoked-or-unknown' });
+  const refused = await fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'application/json' } });
+  t.equal(refused.status, 401, 'refused renewal → 401, the viewer asks for a new login');
+  const html = await fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'text/html' }, redirect: 'manual' });
+  t.match(html.headers.get('location'), /^\/auth\/login\?returnTo=/, 'a browser is sent to the PSC login');
 });
 
 t.test('state and PKCE are enforced', async (t) => {

@@ -1,6 +1,8 @@
 // Clinician login with Pro Santé Connect (OpenID Connect, authorization code + PKCE + state +
 // nonce, openid-client 6) and the guard that puts a PSC session in front of user routes.
 // Routes: GET /auth/login?returnTo=/relative, GET /auth/callback, POST /auth/logout, GET /auth/me.
+// A session's access token (what source boxes are shown) is renewed with its refresh token shortly
+// before it expires, once per session however many requests arrive together.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oidc from 'openid-client';
 import { sendProblem } from '../http/problem.js';
@@ -25,6 +27,8 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     pscSessions?: SessionStore;
+    /** renews a session's PSC tokens; undefined when that is not possible (the clinician logs in again) */
+    pscRefresh?: (session: ClinicianSession) => Promise<ClinicianSession | undefined>;
   }
 }
 
@@ -59,6 +63,16 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   const { sessions } = opts;
   if (!app.hasDecorator('pscSessions')) app.decorate('pscSessions', sessions);
   if (!app.hasRequestDecorator('clinicianSession')) app.decorateRequest('clinicianSession', undefined);
+  const refreshing = new Map<string, Promise<ClinicianSession | undefined>>();
+  const refresh = (session: ClinicianSession): Promise<ClinicianSession | undefined> => {
+    let p = refreshing.get(session.id);
+    if (!p) {
+      p = renewTokens(session).finally(() => refreshing.delete(session.id));
+      refreshing.set(session.id, p);
+    }
+    return p;
+  };
+  if (!app.hasDecorator('pscRefresh')) app.decorate('pscRefresh', refresh);
 
   // Discovery on first use, retried after a failure (PSC may come up after the box).
   let config: Promise<oidc.Configuration> | undefined;
@@ -75,6 +89,27 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
       });
     return config;
   };
+
+  async function renewTokens(session: ClinicianSession): Promise<ClinicianSession | undefined> {
+    if (!session.refreshToken) return undefined;
+    try {
+      const tokens = await oidc.refreshTokenGrant(await getConfig(), session.refreshToken);
+      const expiresIn = tokens.expiresIn();
+      const renewed = {
+        accessToken: tokens.access_token,
+        ...(expiresIn !== undefined ? { accessTokenExpiresAt: Date.now() + expiresIn * 1000 } : {}),
+        ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
+        ...(tokens.id_token ? { idToken: tokens.id_token } : {}),
+      };
+      sessions.updateTokens(session.id, renewed);
+      app.log.info({ rpps: session.clinician.rpps }, 'PSC tokens renewed');
+      return { ...session, ...renewed, accessTokenExpiresAt: renewed.accessTokenExpiresAt };
+    } catch (err) {
+      const e = err as { error?: string; message?: string };
+      app.log.warn({ reason: e.error ?? e.message }, 'PSC token renewal refused: the clinician must log in again');
+      return undefined;
+    }
+  }
 
   app.get('/auth/login', async (req, reply) => {
     const returnTo = safeReturnTo((req.query as Record<string, unknown>).returnTo);
@@ -179,6 +214,10 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
 // Not encapsulated (like fastify-plugin): decorations and routes land on the parent instance.
 (pscLoginPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
 
+/** renewed this long before expiry, so that a request forwarded to a source box still carries a valid token */
+const RENEW_BEFORE_MS = 30_000;
+const tokenNearExpiry = (s: ClinicianSession) => s.accessTokenExpiresAt !== undefined && s.accessTokenExpiresAt - Date.now() < RENEW_BEFORE_MS;
+
 /**
  * preHandler: requires a live PSC session. Browsers (GET, Accept: text/html) are redirected to
  * /auth/login?returnTo=<this URL>; API calls get 401 problem+json. Sets req.clinicianSession.
@@ -186,7 +225,11 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
 export async function requireClinician(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   const sessions = req.server.pscSessions;
   if (!sessions) throw new Error('pscLoginPlugin is not registered');
-  const session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+  let session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+  if (session && tokenNearExpiry(session)) {
+    // a session whose token cannot be renewed can no longer reach any source box: log in again
+    session = await req.server.pscRefresh?.(session);
+  }
   if (session) {
     req.clinicianSession = session;
     return undefined;
