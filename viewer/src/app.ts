@@ -10,6 +10,9 @@ import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type
 import { el, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
 
 let T0 = 0;
+/** resolves once the first study's images are on screen (or have failed), or after a few seconds at most */
+let firstDisplayed: () => void = () => undefined;
+const firstDisplay = new Promise<void>((resolve) => { firstDisplayed = resolve; setTimeout(resolve, 4000); });
 const $ = (id: string) => document.getElementById(id)!;
 
 interface StudyState { ref: StudyRef; series: Series[]; error?: string; loading?: Promise<Series[]> }
@@ -72,6 +75,7 @@ async function main(): Promise<void> {
   const first = firstStudy(session);
   if (first) await openStudy(first);
   else showError(session.studies.length ? t.withdrawn : t.errors.gone);
+  firstDisplayed();
 }
 
 function buildToolbar(): void {
@@ -144,10 +148,11 @@ function renderThumbnails(ref: StudyRef, series: Series[]): void {
     card.onclick = (e) => { e.stopPropagation(); void dropSeries(state.grid!.active, s.seriesUid); };
     host.append(card);
     const mid = s.imageIds[Math.floor((s.imageIds.length - 1) / 2)];
-    void utilities.loadImageToCanvas({ canvas, imageId: mid, thumbnail: true, useCPURendering: state.rendering!.cpu } as never)
+    // the images on screen first: thumbnails and the rest of the series only once they are shown
+    void firstDisplay.then(() => utilities.loadImageToCanvas({ canvas, imageId: mid, thumbnail: true, useCPURendering: state.rendering!.cpu } as never))
       .then(() => card.classList.add('ready'))
       .catch(() => card.classList.add('failed'));
-    void prefetch(s, bar);
+    void firstDisplay.then(() => prefetch(s, bar));
   }
 }
 
