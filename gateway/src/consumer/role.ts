@@ -1,7 +1,7 @@
 // The consumer role: contextual call and report links → DMP search → viewer session; the peer client
 // towards source boxes; the study cache; the viewer's API and DICOMweb; import into the local PACS.
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import { publishedPatientOf } from '../source/report-link.js';
@@ -40,7 +40,17 @@ export function consumerOf(services: object): ConsumerServices | undefined {
   return consumers.get(services);
 }
 
-const DEFAULT_VIEWER = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'viewer', 'dist');
+/** The built viewer beside the application: the nearest folder above this module holding package.json
+ * is the checkout (running from source) or the image's /app (compiled, under dist/). */
+function defaultViewerDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot locate the application folder (package.json) for viewer/dist');
+    dir = up;
+  }
+  return join(dir, 'viewer', 'dist');
+}
 const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; frame-src 'self'; object-src 'none'; base-uri 'none'";
 
 export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
@@ -90,7 +100,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     });
 
     // the viewer's static files
-    const viewerDir = opts.viewerDir ?? DEFAULT_VIEWER;
+    const viewerDir = opts.viewerDir ?? defaultViewerDir();
     if (existsSync(join(viewerDir, 'index.html'))) {
       await user.register(fastifyStatic, {
         root: viewerDir, prefix: '/viewer/', decorateReply: false, index: 'index.html', cacheControl: false,
