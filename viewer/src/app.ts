@@ -4,7 +4,7 @@ import { imageLoader, utilities } from '@cornerstonejs/core';
 import { t } from './i18n.js';
 import { firstStudy, loadSession, UserError, type Session, type StudyRef } from './api.js';
 import { listSeries, loadSeries, str, strs, seq, type Series } from './dicomweb.js';
-import { initCornerstone, PRESETS, setPrimaryTool, primaryTool, syncViewports, unsync, isSynced, type ToolKey, type Rendering } from './cs.js';
+import { initImaging, initRendering, PRESETS, setPrimaryTool, primaryTool, syncViewports, unsync, isSynced, type ToolKey, type Rendering } from './cs.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
 import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
 import { el, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
@@ -66,16 +66,32 @@ async function main(): Promise<void> {
   renderBanner($('banner'), session);
   state.items = renderStudyList($('study-list'), session.studies, { open: (s) => void openStudy(s), compare: (s) => void compareWith(s) });
   const forceCpu = new URLSearchParams(location.search).get('render') === 'cpu';
-  state.rendering = initCornerstone(forceCpu);
+  const imaging = initImaging(forceCpu);
+  const first = firstStudy(session);
+  // WebGL set-up is long (a context, shaders): the first images are requested, and decoded in the
+  // worker, meanwhile. (The CPU path's set-up is short, and it loads images with other options.)
+  if (first && !imaging.cpu) await preloadFirstImages(first);
+  state.rendering = initRendering(imaging);
   document.body.dataset.render = state.rendering.cpu ? 'cpu' : 'webgl';
   state.grid = new Grid($('grid'), state.rendering.engine, (cell, uid) => void dropSeries(cell, uid), () => syncToolbar());
   state.grid.setLayout('1x1');
   new ResizeObserver(() => state.grid?.resize()).observe($('grid'));
   bindKeys();
-  const first = firstStudy(session);
   if (first) await openStudy(first);
   else showError(session.studies.length ? t.withdrawn : t.errors.gone);
   firstDisplayed();
+}
+
+/** Starts loading the images openStudy will show first (the four MG views, or the first series' middle image). */
+async function preloadFirstImages(ref: StudyRef): Promise<void> {
+  let series: Series[];
+  try { series = await ensureStudy(ref); } catch { return; } // openStudy reports it
+  const mg = mgItems(series);
+  const ids = hangsAsMammo(mg)
+    ? mg.map((m) => m.imageId)
+    : series.slice(0, 1).map((s) => s.imageIds[Math.floor((s.imageIds.length - 1) / 2)]);
+  for (const id of ids) void imageLoader.loadAndCacheImage(id, { priority: -5, requestType: 'interaction' } as never).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 0)); // let the requests leave before the long synchronous set-up
 }
 
 function buildToolbar(): void {
@@ -209,6 +225,9 @@ function mgItems(series: Series[]): MgItem[] {
   return out;
 }
 
+/** A study with several lateralised MG images opens in the four-view hanging. */
+const hangsAsMammo = (mg: MgItem[]) => mg.length >= 2 && mg.some((m) => m.info.laterality);
+
 function findMgPrior(): StudyRef | undefined {
   const cur = state.shown;
   if (!cur || !state.session) return undefined;
@@ -233,8 +252,7 @@ async function openStudy(ref: StudyRef): Promise<void> {
   }
   $('error').hidden = true;
   if (!series.length) { showError(t.errors.noImages); return; }
-  const mg = mgItems(series);
-  if (mg.length >= 2 && mg.some((m) => m.info.laterality)) {
+  if (hangsAsMammo(mgItems(series))) {
     state.hanging = 'four';
     await hang();
   } else {

@@ -21,12 +21,20 @@ export function hasWebGL2(): boolean {
 
 export interface Rendering { engine: RenderingEngine; cpu: boolean }
 
-export function initCornerstone(forceCpu = false): Rendering {
+/**
+ * The cheap half of the set-up: core and image loader, so images can be requested and decoded while
+ * the expensive half (initRendering: WebGL context, tools) runs.
+ */
+export function initImaging(forceCpu = false): { cpu: boolean } {
   const cpu = forceCpu || !hasWebGL2();
   coreInit({ rendering: { useCPURendering: cpu } } as never);
   if (cpu) setUseCPURendering(true, false);
   loaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
   metaData.addProvider(saneWindowProvider, 10000);
+  return { cpu };
+}
+
+export function initRendering({ cpu }: { cpu: boolean }): Rendering {
   toolsInit();
   for (const tool of [StackScrollTool, WindowLevelTool, ZoomTool, PanTool]) addTool(tool);
   const group = ToolGroupManager.createToolGroup(TOOL_GROUP_ID)!;
