@@ -11,6 +11,7 @@ import { CallFieldError, INS_OIDS, parseContextualCall, type ContextualCall } fr
 import { DmpSearchError, searchPatientStudies } from './dmp-search.js';
 import type { CallSessionStore } from './call-sessions.js';
 import { launcherPage, type LauncherEntry } from './launcher.js';
+import { escapeHtml } from '../http/html.js';
 
 export interface EntryRoutesOptions {
   calls: CallSessionStore;
@@ -24,7 +25,6 @@ export interface EntryRoutesOptions {
   patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
 }
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function wantsHtml(req: FastifyRequest): boolean {
   return String(req.headers.accept ?? '').includes('text/html');
@@ -35,7 +35,7 @@ function refuse(req: FastifyRequest, reply: FastifyReply, status: number, title:
   req.problem = `${title}: ${detail}`;
   if (wantsHtml(req)) {
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-      .send(`<!doctype html><html lang="fr"><meta charset="utf-8"><title>${esc(title)}</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>${esc(title)}</h1><p>${esc(detail)}</p></body></html>`);
+      .send(`<!doctype html><html lang="fr"><meta charset="utf-8"><title>${escapeHtml(title)}</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p></body></html>`);
   }
   return reply.code(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail });
 }

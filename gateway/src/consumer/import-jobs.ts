@@ -8,6 +8,9 @@ import type { Db } from '../store/db.js';
 import type { Pacs } from '../pacs/pacs.js';
 import type { StudyCache, SeriesSpec } from './study-cache.js';
 
+/** per-instance results are written to the table every this many instances (and at the end) */
+const RESULTS_EVERY = 50;
+
 export interface ImportStatus {
   jobId: string;
   done: boolean;
@@ -66,7 +69,8 @@ export class ImportJobs {
           }
           status.results.push({ sopInstanceUid: sop, ok, ...(reason && !ok ? { reason } : {}) });
           if (ok) status.stored++; else status.failed++;
-          this.persist(status);
+          // counts at every instance; the per-instance results (a growing list) now and then and at the end
+          this.persist(status, status.results.length % RESULTS_EVERY === 0);
         }
       }
       status.state = status.failed > 0 && status.stored === 0 ? 'failed' : 'completed';
@@ -78,10 +82,15 @@ export class ImportJobs {
     }
     status.done = true;
     this.persist(status);
+    this.live.delete(status.jobId); // the table has it all now
     this.onDone?.(req, status);
   }
 
-  private persist(s: ImportStatus): void {
+  private persist(s: ImportStatus, withResults = true): void {
+    if (!withResults) {
+      this.db.prepare('UPDATE consumer_import_jobs SET state = ?, stored = ?, failed = ? WHERE id = ?').run(s.state, s.stored, s.failed, s.jobId);
+      return;
+    }
     this.db.prepare('UPDATE consumer_import_jobs SET state = ?, stored = ?, failed = ?, results_json = ?, error = ? WHERE id = ?')
       .run(s.state, s.stored, s.failed, JSON.stringify(s.results), s.error ?? null, s.jobId);
   }

@@ -1,5 +1,7 @@
 // The demo launcher page: one button per demo patient sending a real contextual call (the same form
 // a RIS would POST), and report links (IHE IID) as a referring clinician would follow them.
+import { escapeHtml } from '../http/html.js';
+
 export interface LauncherEntry {
   label: string;
   /** the contextual call fields (DRIM-M.md §5 names) */
@@ -8,17 +10,15 @@ export interface LauncherEntry {
   reportLinks?: { label: string; href: string }[];
 }
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
 export function launcherPage(entries: LauncherEntry[]): string {
   const items = entries.map((e) => `
     <section>
-      <h2>${esc(e.label)}</h2>
+      <h2>${escapeHtml(e.label)}</h2>
       <form method="post" action="/contextual-call">
-        ${Object.entries(e.form).map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`).join('\n        ')}
+        ${Object.entries(e.form).map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`).join('\n        ')}
         <button type="submit">Appel contextuel</button>
       </form>
-      ${(e.reportLinks ?? []).map((l) => `<p><a href="${esc(l.href)}">${esc(l.label)}</a></p>`).join('')}
+      ${(e.reportLinks ?? []).map((l) => `<p><a href="${escapeHtml(l.href)}">${escapeHtml(l.label)}</a></p>`).join('')}
     </section>`).join('');
   return `<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><title>DRIMbox — lanceur de démonstration</title>

@@ -4,9 +4,10 @@
 // Every request carries the clinician's PSC token and the KOS that grants the access.
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
+import { abortableSleep } from '../abortable-sleep.js';
 
 /** Transfer syntaxes in the order ANS lists them, then "as stored" so what we cache is what the PACS holds. */
-export const DRIMM_TRANSFER_SYNTAXES = [
+const DRIMM_TRANSFER_SYNTAXES = [
   '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.90',
   '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57',
   '1.2.840.10008.1.2.4.100', '1.2.840.10008.1.2.4.102', '1.2.840.10008.1.2.5', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2',
@@ -113,7 +114,7 @@ export class PeerClient {
     const dispatcher = this.agentFor(origin);
     let lastErr: unknown;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
-      if (attempt > 0) await sleep(150 * 3 ** (attempt - 1), call.signal);
+      if (attempt > 0) await abortableSleep(150 * 3 ** (attempt - 1), call.signal);
       call.signal?.throwIfAborted();
       let res: Dispatcher.ResponseData;
       try {
@@ -170,9 +171,3 @@ function describe(e: unknown): string {
   return code ?? (e as Error).message;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); }, { once: true });
-  });
-}

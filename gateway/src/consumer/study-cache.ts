@@ -258,11 +258,6 @@ export class StudyCache {
     return r ? { path: join(this.store.root, r.path), size: r.size, transferSyntaxUid: r.transfer_syntax } : undefined;
   }
 
-  /** SOP UIDs of a complete series in display order (series then instance number). */
-  orderedInstances(spec: SeriesSpec): string[] {
-    return [...this.seriesFiles(spec).keys()];
-  }
-
   /** Files of the KOS-referenced instances of a series, in display order, from one index query. */
   seriesFiles(spec: SeriesSpec): Map<string, { path: string; size: number; transferSyntaxUid: string }> {
     const expected = new Set(spec.expected);

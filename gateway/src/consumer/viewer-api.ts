@@ -174,7 +174,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const call = session(req);
     const base = `/api/sessions/${encodeURIComponent(call.id)}`;
     return {
-      patient: { ...call.patient, ipp: call.patient.ipp },
+      patient: call.patient,
       clinician: call.clinician,
       studies: call.studies.map((s) => ({
         studyUid: s.studyUid, date: s.date, ...(s.time ? { time: s.time } : {}), modalities: s.modalities, description: s.description,
@@ -267,12 +267,11 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   app.get(`${root}/studies/:study/series/:series/instances`, qido(instancesQido));
 
   // ---------- WADO-RS retrieve ----------
-  async function sendInstances(req: FastifyRequest, reply: FastifyReply, handles: SeriesHandle[], only?: string): Promise<FastifyReply> {
+  async function sendInstances(req: FastifyRequest, reply: FastifyReply, handles: SeriesHandle[]): Promise<FastifyReply> {
     const accepted = acceptedTransferSyntaxes(req.headers.accept);
     async function* parts() {
       for (const h of handles) {
         for await (const sop of h.instances()) {
-          if (only && sop !== only) continue;
           const f = await h.open(sop);
           if (!storedIsAcceptable(f.transferSyntaxUid, accepted)) {
             f.body.destroy();

@@ -8,8 +8,8 @@ import { HttpProblem } from '../http/problem.js';
 import { isValidUid } from '../dicom/uid.js';
 import type { PublicationRepository } from './publication/repository.js';
 import { parseKos } from '../dicom/kos.js';
+import { escapeHtml } from '../http/html.js';
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The link template, for a RIS to fill in. */
 export function reportLink(userPublicUrl: string, studyUid: string, accessionNumber?: string): string {
@@ -50,8 +50,8 @@ export function reportLinkRoute(app: FastifyInstance, repo: PublicationRepositor
 <meta name="viewport" content="width=device-width,initial-scale=1"></head>
 <body style="font-family:sans-serif;max-width:40rem;margin:2rem auto">
 <h1>Imaging study</h1>
-<p>Study Instance UID: <code>${esc(studyUid)}</code>${acc ? `<br>Accession number: <code>${esc(acc)}</code>` : ''}</p>
-<p id="state" data-state="${key}">${esc(state)}</p>
+<p>Study Instance UID: <code>${escapeHtml(studyUid)}</code>${acc ? `<br>Accession number: <code>${escapeHtml(acc)}</code>` : ''}</p>
+<p id="state" data-state="${key}">${escapeHtml(state)}</p>
 </body></html>`;
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   });

@@ -3,6 +3,7 @@
 import type { PublicationRecord, StudyReference } from '../../cda/types.js';
 import type { KosInstance } from '../../dicom/kos.js';
 import type { DicomJson, Pacs } from '../../pacs/pacs.js';
+import { abortableSleep } from '../../abortable-sleep.js';
 
 /** The study is not (yet) in the PACS, or has no instance left: retried for publication.studyWaitMinutes. */
 export class StudyNotReadyError extends Error {
@@ -169,11 +170,3 @@ export async function resolveStableStudies(
   return second;
 }
 
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

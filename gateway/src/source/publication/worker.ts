@@ -16,8 +16,9 @@ import { PROFESSION_MEDECIN } from '../../dmp/client.js';
 import { DmpError } from '../../dmp/errors.js';
 import { cdaUniqueId, insPatientId } from '../../dmp/hl7-datatypes.js';
 import type { Pacs } from '../../pacs/pacs.js';
-import { abortableSleep, resolveStableStudies, StudyMismatchError, StudyNotReadyError, StudyStillArrivingError } from './resolve.js';
+import { resolveStableStudies, StudyMismatchError, StudyNotReadyError, StudyStillArrivingError } from './resolve.js';
 import type { Job, KosRefs, PublicationRepository, PublishedKos } from './repository.js';
+import { abortableSleep } from '../../abortable-sleep.js';
 
 /** Points where a test harness may stop the process (kill -9 tests); production passes no hook. */
 export type PublicationStep = 'received' | 'resolving' | 'kos-built' | 'submitting' | 'sent';
