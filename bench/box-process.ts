@@ -32,8 +32,8 @@ const pacsUrl = new URL(config.pacs.url);
 // each client connection relayed byte for byte to the PACS: the path is the PACS's own (/dicom-web/…)
 const relay = (client: Socket) => {
   const up = connect(Number(pacsUrl.port), pacsUrl.hostname);
-  client.pipe(up).on('error', () => client.destroy());
-  up.pipe(client).on('error', () => up.destroy());
+  client.pipe(up);
+  up.pipe(client);
   client.on('error', () => up.destroy());
   up.on('error', () => client.destroy());
 };

@@ -5,6 +5,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
 
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
 export interface TimedGet { ms: number; firstByteMs: number; bytes: number }
 export interface GetMessage { id: number; url: string; headers: Record<string, string>; tls: boolean }
 

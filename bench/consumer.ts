@@ -16,16 +16,12 @@ import { startConsumerNetwork, callForm } from '../test/helpers/network.js';
 import { mtlsAgent } from '../test/helpers/box.js';
 import { testPki } from '../test/helpers/pki.js';
 import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
-import { timedGet, type TimedGet } from './consumer-client.js';
+import { median, timedGet, type TimedGet } from './consumer-client.js';
 import { serverTls } from '../gateway/src/http/tls.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const INLINE = process.env.BENCH_CLIENT === 'inline';
 const HITS_PER_RUN = 3;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 interface Client { get(url: string, headers: Record<string, string>, tls: boolean): Promise<TimedGet>; close(): Promise<void> }
 

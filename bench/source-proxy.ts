@@ -13,6 +13,7 @@ import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
 import { testPki } from '../test/helpers/pki.js';
 import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
 import { relabel } from '../sandbox/demo-data/relabel.js';
+import { median } from './consumer-client.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 // for profiling work: BENCH_STUDIES=mg4 (or large) limits the studies, BENCH_GB=0 skips the 1 GB RSS
@@ -29,10 +30,6 @@ const B_ENV = process.env.BENCH_B_ENV ?? (process.env.BENCH_B_DIR ? '' : undefin
 const B_DIR = process.env.BENCH_B_DIR;
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function timedGet(url: string, dispatcher?: Dispatcher): Promise<{ ms: number; bytes: number }> {
   const t0 = performance.now();

@@ -108,7 +108,7 @@ t.test('a torn cache file (crash before the batched fsync) is never served: dete
   let served: Buffer[] | undefined;
   if (bad.statusCode === 200) served = await parts(bad.body as unknown as Readable, String(bad.headers['content-type'])).catch(() => undefined);
   else await bad.body.dump();
-  t.notOk(served && served.length === 4 && served.every((b) => b.length > 1000), `the torn file is not served as an instance (status ${bad.statusCode})`);
+  t.notOk(served?.some((b) => !good.some((g) => g.equals(b))), `the torn file is not served as an instance (status ${bad.statusCode})`);
   t.not(net.consumer.cache.state(key), 'complete', 'the series is no longer complete');
 
   const again = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });

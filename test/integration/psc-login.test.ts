@@ -191,14 +191,14 @@ t.test('full login: PSC pages → callback → session holding the clinician and
 });
 
 t.test('an access token about to expire is renewed with the refresh token, once for concurrent requests', async (t) => {
-  const ctx = await setup(t, { accessTokenTtlSeconds: 45 });
+  const ctx = await setup(t, { accessTokenTtlSeconds: 32 });
   const jar = new CookieJar();
   const final = await browse(jar, await loginUntilCallback(ctx, jar));
   t.equal(final.res.status, 200, 'logged in');
   const id = jar.get('drimbox_session')!;
   const first = ctx.sessions.get(id)!;
   t.ok(first.refreshToken, 'PSC gave a refresh token');
-  // 45 s tokens are renewed 30 s before expiry: wait until this one is inside that window
+  // 32 s tokens are renewed 30 s before expiry: wait until this one is inside that window
   await new Promise((r) => setTimeout(r, Math.max(0, first.accessTokenExpiresAt! - 30_000 - Date.now()) + 200));
   const answers = await Promise.all(Array.from({ length: 5 }, () => fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'application/json' } })));
   t.same(answers.map((r) => r.status), [200, 200, 200, 200, 200], 'five requests arriving together all pass');

@@ -3,9 +3,7 @@
 // Every refusal has its status, a problem body and an audit row.
 import t from 'tap';
 import { createServer } from 'node:https';
-import { readFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { request, type Dispatcher } from 'undici';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
@@ -13,7 +11,6 @@ import { testPki, foreignClient } from '../helpers/pki.js';
 import { startTestRegistry, enrolApproved, REGISTRY_ADMIN as ADMIN } from '../helpers/registry.js';
 import { startPscSimulator } from '../../sandbox/psc/index.js';
 import { trustLayer } from '../../gateway/src/trust/layer.js';
-
 
 t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) => {
   const pki = await testPki();

@@ -3,7 +3,8 @@
 import { imageLoader, utilities } from '@cornerstonejs/core';
 import { t } from './i18n.js';
 import { firstStudy, loadSession, UserError, type Session, type StudyRef } from './api.js';
-import { listSeries, loadSeries, str, strs, seq, type Series } from './dicomweb.js';
+import { loadSeries, type Series } from './dicomweb.js';
+import { listSeries, str, strs, seq } from './dicom-json.js';
 import { initImaging, initRendering, PRESETS, setPrimaryTool, primaryTool, syncViewports, unsync, isSynced, type ToolKey, type Rendering } from './cs.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
 import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';

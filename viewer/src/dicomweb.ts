@@ -1,10 +1,8 @@
-// Reads a study through the session's DICOMweb root: QIDO-RS for the series list, WADO-RS series
-// /metadata for the instances, and registers that metadata for the `wadors:` image loader.
+// Reads a series' instances through the session's DICOMweb root (WADO-RS series /metadata) and
+// registers that metadata for the `wadors:` image loader. The series list is in dicom-json.ts.
 import { wadors } from '@cornerstonejs/dicom-image-loader';
 import { getJson } from './api.js';
 import { str, nums, seriesMetadataUrl, type DicomJson } from './dicom-json.js';
-
-export { str, nums, strs, seq, listSeries, type DicomJson } from './dicom-json.js';
 
 export interface Instance {
   sopUid: string;

@@ -1,7 +1,8 @@
 // The viewport grid: 1×1, 1×2 or 2×2 stack viewports with their text overlays and orientation markers.
 import { Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
 import { addToToolGroup } from './cs.js';
-import { str, strs, nums, type Series } from './dicomweb.js';
+import type { Series } from './dicomweb.js';
+import { str, strs, nums } from './dicom-json.js';
 import { edgeLabels, rowColLetters } from './orientation.js';
 import { t } from './i18n.js';
 
