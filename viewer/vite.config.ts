@@ -16,13 +16,15 @@ export default defineConfig({
   base: '/viewer/',
   publicDir: false,
   resolve: {
-    alias: {
-      events: require.resolve('events/'),
-      xmlbuilder2: fileURLToPath(new URL('./src/no-xml.ts', import.meta.url)),
+    alias: [
+      { find: 'events', replacement: require.resolve('events/') },
+      { find: 'xmlbuilder2', replacement: fileURLToPath(new URL('./src/no-xml.ts', import.meta.url)) },
       // @cornerstonejs/utils and /metadata each nest the same dcmjs 0.52.0 (the root one is the
       // gateway's 0.51 pin): one copy in the bundle instead of two
-      dcmjs: packageDir('dcmjs', require.resolve('dcmjs', { paths: [packageDir('@cornerstonejs/metadata', require.resolve('@cornerstonejs/metadata'))] })),
-    },
+      { find: 'dcmjs', replacement: packageDir('dcmjs', require.resolve('dcmjs', { paths: [packageDir('@cornerstonejs/metadata', require.resolve('@cornerstonejs/metadata'))] })) },
+      // the image loader's decode worker, which the package does not export: main.ts starts it early
+      { find: /^decode-image-frame-worker(?=\?)/, replacement: `${packageDir('@cornerstonejs/dicom-image-loader', require.resolve('@cornerstonejs/dicom-image-loader'))}/dist/esm/decodeImageFrameWorker.js` },
+    ],
   },
   worker: { format: 'es' },
   build: {

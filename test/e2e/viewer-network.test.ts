@@ -77,7 +77,7 @@ async function measureUntil(page: Page, t0: number, mg: boolean): Promise<Measur
     const mark = (name) => { const m = performance.getEntriesByName(name, 'mark')[0]; return m ? Math.round(m.startTime) : -1; };
     const end = (re, last) => { const m = res.filter((r) => re.test(r.name)).map((r) => r.responseEnd); return m.length ? Math.round(last ? Math.max(...m) : Math.min(...m)) : -1; };
     return {
-      entry: mark('viewer-entry'), app: mark('viewer-app'),
+      ...Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, Math.round(m.startTime)])),
       domContentLoaded: Math.round(nav.domContentLoadedEventEnd), session: end(/\\/api\\/sessions\\/[^/]+$/), seriesQido: end(/\\/series$/),
       lastMetadata: end(/\\/metadata$/, true), firstFrame: end(/\\/frames\\//), lastFrame: end(/\\/frames\\//, true),
     };

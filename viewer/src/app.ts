@@ -75,9 +75,12 @@ async function main(): Promise<void> {
   state.rendering = initRendering(imaging);
   document.body.dataset.render = state.rendering.cpu ? 'cpu' : 'webgl';
   state.grid = new Grid($('grid'), state.rendering.engine, (cell, uid) => void dropSeries(cell, uid), () => syncToolbar());
-  state.grid.setLayout('1x1');
+  // the first study's layout at once: each viewport made and dropped costs a rendering context resize
+  const firstSeries = first ? await ensureStudy(first).catch(() => []) : [];
+  state.grid.setLayout(hangsAsMammo(mgItems(firstSeries)) ? '2x2' : '1x1');
   new ResizeObserver(() => state.grid?.resize()).observe($('grid'));
   bindKeys();
+  performance.mark('viewer-grid');
   if (first) await openStudy(first);
   else showError(session.studies.length ? t.withdrawn : t.errors.gone);
   firstDisplayed();

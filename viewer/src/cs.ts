@@ -1,6 +1,7 @@
 // Cornerstone3D set-up: rendering path (WebGL2 or CPU fallback), image loader, tools, presets.
-import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, utilities, getRenderingEngine, type StackViewport } from '@cornerstonejs/core';
+import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, utilities, getRenderingEngine, getWebWorkerManager, type StackViewport } from '@cornerstonejs/core';
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
+import { decodeWorker } from './decode-worker.js';
 import {
   init as toolsInit, addTool, ToolGroupManager, StackScrollTool, WindowLevelTool, ZoomTool, PanTool,
   Enums as ToolEnums, synchronizers, SynchronizerManager,
@@ -27,9 +28,14 @@ export interface Rendering { engine: RenderingEngine; cpu: boolean }
  */
 export function initImaging(forceCpu = false): { cpu: boolean } {
   const cpu = forceCpu || !hasWebGL2();
-  coreInit({ rendering: { useCPURendering: cpu } } as never);
+  // one WebGL context for every viewport: each context compiles its shaders and sizes its own canvas,
+  // which costs more than the parallelism it buys for 2D stacks (measured on SwiftShader)
+  coreInit({ rendering: { useCPURendering: cpu, webGlContextCount: 1 } } as never);
   if (cpu) setUseCPURendering(true, false);
-  loaderInit({ maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) });
+  const maxWebWorkers = Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1));
+  // the decode worker the entry started (loaderInit keeps a registration made before it, with a warning)
+  getWebWorkerManager().registerWorker('dicomImageLoader', decodeWorker, { maxWorkerInstances: maxWebWorkers });
+  loaderInit({ maxWebWorkers });
   metaData.addProvider(saneWindowProvider, 10000);
   return { cpu };
 }

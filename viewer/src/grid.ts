@@ -92,15 +92,19 @@ export class Grid {
     });
     this.container.append(root);
     const viewportId = `vp-${index}-${++this.seq}`;
-    this.engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] as Types.Point3 } });
-    addToToolGroup(viewportId);
+    this.enable(viewportId, element);
     const cell: Cell = { index, viewportId, root, element, options: {}, overlays };
     const update = () => this.updateOverlay(cell);
     element.addEventListener(Enums.Events.STACK_NEW_IMAGE, update);
     element.addEventListener(Enums.Events.VOI_MODIFIED, update);
     element.addEventListener(Enums.Events.CAMERA_MODIFIED, update);
-    element.addEventListener(Enums.Events.IMAGE_RENDERED, () => { if (!cell.firstRenderAt && cell.series && cell.shown) cell.firstRenderAt = performance.now(); });
+    element.addEventListener(Enums.Events.IMAGE_RENDERED, () => { if (!cell.firstRenderAt && cell.series && cell.shown) { cell.firstRenderAt = performance.now(); performance.mark(`viewer-cell-${index}-shown`); } });
     return cell;
+  }
+
+  private enable(viewportId: string, element: HTMLDivElement): void {
+    this.engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] as Types.Point3 } });
+    addToToolGroup(viewportId);
   }
 
   activate(index: number): void {
@@ -122,15 +126,18 @@ export class Grid {
   clear(index: number): void {
     const c = this.cells[index];
     if (!c) return;
+    const used = !!c.series;
     c.series = undefined;
     c.options = {};
     c.firstRenderAt = undefined;
     c.shown = false;
     c.overlays.label.textContent = '';
-    this.engine.disableElement(c.viewportId);
-    c.viewportId = `vp-${index}-${++this.seq}`;
-    this.engine.enableElement({ viewportId: c.viewportId, type: Enums.ViewportType.STACK, element: c.element, defaultOptions: { background: [0, 0, 0] as Types.Point3 } });
-    addToToolGroup(c.viewportId);
+    if (used) {
+      // a viewport that showed a stack keeps its camera, flips and window: start again from a new one
+      this.engine.disableElement(c.viewportId);
+      c.viewportId = `vp-${index}-${++this.seq}`;
+      this.enable(c.viewportId, c.element);
+    }
     for (const k of ['tl', 'tr', 'bl', 'br', 'top', 'bottom', 'left', 'right'] as const) c.overlays[k].textContent = '';
     c.root.classList.remove('has-msg', 'loaded');
     c.overlays.msg.textContent = t.dropHere;
@@ -213,5 +220,9 @@ export class Grid {
     this.container.classList.toggle('no-overlays', !v);
   }
 
-  resize(): void { this.engine.resize(true, true); }
+  /** Fits the viewports to their cells. Only those showing an image are drawn again: drawing an empty one costs as much (a WebGL read-back). */
+  resize(): void {
+    this.engine.resize(false, true);
+    for (const c of this.cells) if (c.shown) this.viewport(c.index)?.render();
+  }
 }

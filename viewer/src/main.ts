@@ -3,11 +3,13 @@
 // WebGL context to create), so the answers arrive while that work is done instead of after it.
 import { firstStudy, prefetchJson, sessionUrl, type Session } from './api.js';
 import { seriesListUrl, seriesMetadataUrl, seriesRows, type DicomJson } from './dicom-json.js';
+import { startDecodeWorker } from './decode-worker.js';
 
 const t0 = performance.now();
 performance.mark('viewer-entry');
 const id = new URLSearchParams(location.search).get('session');
 if (id) {
+  startDecodeWorker();
   prefetchJson<Session>(sessionUrl(id)).then(async (session) => {
     const first = firstStudy(session);
     if (!first) return;
