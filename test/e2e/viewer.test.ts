@@ -320,6 +320,6 @@ for (const mode of ['webgl', 'cpu'] as const) {
     t.same(pageErrors, [], 'no uncaught page errors', { failedRequests, serverLog: server.requests.filter((l) => !/ [23]\d\d$/.test(l)) });
     // requests that failed without being provoked (410/403 are the withdrawn and forbidden cases, 503 the injected ones)
     const unexpected = failedRequests.filter((l) => !/: (403|404|410|503)$/.test(l));
-    if (unexpected.length) console.log(JSON.stringify({ event: 'viewer-failed-requests', mode, unexpected }));
+    if (unexpected.length) console.log(JSON.stringify({ event: 'viewer-failed-requests', mode, unexpected, serverSide: server.upstreamFailures }));
   });
 }

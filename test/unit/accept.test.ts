@@ -1,5 +1,5 @@
 import t from 'tap';
-import { acceptedTransferSyntaxes, acceptsDicomJson, EXPLICIT_VR_LE } from '../../gateway/src/dicom/accept.js';
+import { acceptedTransferSyntaxes, acceptsDicomJson, prefersSinglePartFrame, EXPLICIT_VR_LE } from '../../gateway/src/dicom/accept.js';
 
 t.test('ANS WADO-RS Accept list keeps its q-value order', async (t) => {
   // the header the ANS validator sends (test/fixtures/ans/wado-rs/…) lists syntaxes with q-values
@@ -36,4 +36,15 @@ t.test('metadata accepts DICOM JSON', async (t) => {
   t.ok(acceptsDicomJson('application/dicom+json'));
   t.ok(acceptsDicomJson(undefined));
   t.notOk(acceptsDicomJson('application/xml'));
+});
+
+t.test('one frame is answered single part only when the client prefers a single part type', async (t) => {
+  t.ok(prefersSinglePartFrame('application/octet-stream; transfer-syntax=*'), 'the viewer’s Accept');
+  t.ok(prefersSinglePartFrame('application/octet-stream; transfer-syntax=*, multipart/related; type="application/octet-stream"; q=0.9'), 'single part first, multipart as fallback');
+  t.ok(prefersSinglePartFrame('image/jls'), 'a compressed single part type');
+  t.notOk(prefersSinglePartFrame('multipart/related; type="application/octet-stream"; transfer-syntax=*'), 'multipart asked');
+  t.notOk(prefersSinglePartFrame('multipart/related; type="application/octet-stream"; q=1, application/octet-stream; q=0.5'), 'multipart preferred by q');
+  t.notOk(prefersSinglePartFrame(undefined), 'no Accept: multipart, what every DICOMweb client reads');
+  t.notOk(prefersSinglePartFrame('*/*'), 'a wildcard: multipart');
+  t.notOk(prefersSinglePartFrame('application/json, multipart/related; type="application/octet-stream"'), 'a type that cannot carry a frame does not count');
 });

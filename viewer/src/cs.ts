@@ -8,6 +8,8 @@ import {
 } from '@cornerstonejs/tools';
 
 export const ENGINE_ID = 'drimbox-engine';
+/** frames as stored, single part; multipart accepted too, from servers without single part answers */
+const FRAME_ACCEPT = 'application/octet-stream; transfer-syntax=*, multipart/related; type="application/octet-stream"; transfer-syntax=*; q=0.9';
 export const TOOL_GROUP_ID = 'drimbox-tools';
 
 /** True when the browser can give us a WebGL2 context (SwiftShader counts); otherwise CPU rendering. */
@@ -35,7 +37,8 @@ export function initImaging(forceCpu = false): { cpu: boolean } {
   const maxWebWorkers = Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1));
   // the decode worker the entry started (loaderInit keeps a registration made before it, with a warning)
   getWebWorkerManager().registerWorker('dicomImageLoader', decodeWorker, { maxWorkerInstances: maxWebWorkers });
-  loaderInit({ maxWebWorkers });
+  // each frame single part: Cornerstone scans a multipart body for its boundary on the main thread
+  loaderInit({ maxWebWorkers, beforeSend: () => ({ Accept: FRAME_ACCEPT }) });
   metaData.addProvider(saneWindowProvider, 10000);
   return { cpu };
 }

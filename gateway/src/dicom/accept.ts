@@ -141,3 +141,17 @@ export function acceptedFrameSyntaxes(header: string | undefined): string[] {
   found.sort((a, b) => b.q - a.q || a.order - b.order);
   return [...new Set(found.map((f) => f.ts))];
 }
+
+/**
+ * Whether a one-frame retrieve should be answered single part (PS3.18 §8.6: a payload of exactly one
+ * item may be single part): the client's most preferred range that can carry a frame is a single part
+ * media type (application/octet-stream, image/jls…). multipart/related, or a wildcard, keeps multipart.
+ */
+export function prefersSinglePartFrame(header: string | undefined): boolean {
+  const usable = parseAccept(header)
+    .map((r, order) => ({ r, order }))
+    .filter(({ r }) => r.q > 0 && (r.type === 'multipart/related' || r.type === '*/*' || r.type === 'multipart/*' || r.type === 'image/*' || r.type in FRAME_TYPES))
+    .sort((a, b) => b.r.q - a.r.q || a.order - b.order);
+  const best = usable[0]?.r.type;
+  return best !== undefined && best !== 'multipart/related' && best !== 'multipart/*' && best !== '*/*';
+}

@@ -1,7 +1,10 @@
 // A stand-in for the consumer box's viewer routes, for the viewer's end-to-end tests: serves the
 // built viewer at /viewer/, session documents, reports, a fake import job, logout, and a DICOMweb
 // proxy to a real Orthanc that answers 410 for withdrawn studies and 403 for forbidden ones.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { Readable } from 'node:stream';
+import { parseContentType, readMultipart } from '../../../gateway/src/dicom/multipart.js';
+import { prefersSinglePartFrame } from '../../../gateway/src/dicom/accept.js';
 import fastifyStatic from '@fastify/static';
 import { freePort } from '../../helpers/ports.js';
 
@@ -24,6 +27,8 @@ export interface ViewerServer {
   failFrames(sopUid: string, n: number): void;
   /** frame requests answered 503 by failFrames so far */
   framesFailed: number;
+  /** what went wrong on this side of the browser (Orthanc's non-2xx answers, handler errors), for failure reports */
+  upstreamFailures: string[];
   close(): Promise<void>;
 }
 
@@ -31,10 +36,11 @@ const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-sr
 
 export async function startViewerServer(opts: { distDir: string; orthancDicomWeb: string; sessions: TestSession[] }): Promise<ViewerServer> {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+  app.addHook('onError', async (req, _reply, e) => { out.upstreamFailures.push(`${req.url.slice(-80)}: ${String(e).slice(0, 200)}`); });
   const sessions = new Map(opts.sessions.map((s) => [s.id, s]));
   const failing = new Map<string, number>();
   const out: ViewerServer = {
-    url: '', app, logouts: 0, requests: [], imports: [], framesFailed: 0, close: () => app.close(),
+    url: '', app, logouts: 0, requests: [], imports: [], framesFailed: 0, upstreamFailures: [], close: () => app.close(),
     failFrames: (sop, n) => { failing.set(sop, n); },
   };
   const jobs = new Map<string, { polls: number; total: number }>();
@@ -95,14 +101,32 @@ export async function startViewerServer(opts: { distDir: string; orthancDicomWeb
     }
     const q = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
     let accept = String(req.headers.accept ?? '*/*');
+    // one frame single part when asked, as the consumer answers (Orthanc answers frames multipart only)
+    if (/\/frames\/\d+$/.test(rest) && prefersSinglePartFrame(accept)) return singlePartFrame(`${opts.orthancDicomWeb}/${rest}${q}`, reply);
     if (/\/frames\//.test(rest) && accept.includes('multipart/related') && !accept.includes('transfer-syntax')) accept += '; transfer-syntax=*';
     const r = await fetch(`${opts.orthancDicomWeb}/${rest}${q}`, { headers: { accept } });
-    const body = Buffer.from(await r.arrayBuffer());
+    const body = r.ok ? Buffer.from(await r.arrayBuffer()) : await orthancFailure(rest, r);
     reply.code(r.status);
     const ct = r.headers.get('content-type');
     if (ct) reply.header('content-type', ct);
     return reply.send(body);
   });
+
+  async function orthancFailure(url: string, r: Response): Promise<Buffer> {
+    const body = Buffer.from(await r.arrayBuffer());
+    out.upstreamFailures.push(`Orthanc ${r.status} for …${url.slice(-80)}: ${body.toString('utf8', 0, 200)}`);
+    return body;
+  }
+
+  async function singlePartFrame(url: string, reply: FastifyReply): Promise<FastifyReply> {
+    const r = await fetch(url, { headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
+    if (!r.ok || !r.body) return reply.code(r.status).send(await orthancFailure(url, r));
+    const ct = parseContentType(r.headers.get('content-type') ?? '');
+    for await (const part of readMultipart(Readable.fromWeb(r.body as never), ct.params.boundary)) {
+      return reply.type(part.headers['content-type'] ?? 'application/octet-stream').send(Buffer.concat(await part.body.toArray()));
+    }
+    return reply.code(404).send();
+  }
 
   const port = await freePort();
   await app.listen({ host: '127.0.0.1', port });
