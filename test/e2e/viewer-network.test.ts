@@ -17,13 +17,12 @@ import { sendMllp } from '../../sandbox/mllp-send.js';
 import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
+import { cells } from './helpers/viewer-page.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(repo, 'docs', 'screenshots');
 const CLINICIAN_RPPS = '10001234567';
 
-type CellInfo = { index: number; label: string; studyUid?: string; imageIndex?: number; count?: number; flipHorizontal: boolean; rendered: boolean; voi?: { lower: number; upper: number }; laterality?: string; error?: string };
-const cells = (page: Page) => page.evaluate(() => (window as unknown as { __viewer: { cells(): unknown[] } }).__viewer.cells()) as Promise<CellInfo[]>;
 
 let pkiDir: string;
 let buildMs = 0;

@@ -11,6 +11,7 @@ import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { makeMgStudy } from './helpers/mg-study.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
+import { cells } from './helpers/viewer-page.js';
 import { startViewerServer, type ViewerServer, type TestSession } from './helpers/viewer-server.js';
 import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 
@@ -112,8 +113,6 @@ t.teardown(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-type CellInfo = { index: number; label: string; studyUid?: string; seriesUid?: string; imageIndex?: number; count?: number; flipHorizontal: boolean; rendered: boolean; voi?: { lower: number; upper: number }; zoom?: number; laterality?: string; error?: string };
-const cells = (page: Page) => page.evaluate(() => (window as unknown as { __viewer: { cells(): unknown[] } }).__viewer.cells()) as Promise<CellInfo[]>;
 const viewerValue = <T>(page: Page, key: string) => page.evaluate((k) => (window as unknown as { __viewer: Record<string, unknown> }).__viewer[k], key) as Promise<T>;
 
 for (const mode of ['webgl', 'cpu'] as const) {
