@@ -3,7 +3,7 @@
 import { imageLoader, utilities } from '@cornerstonejs/core';
 import { t } from './i18n.js';
 import { firstStudy, loadSession, UserError, type Session, type StudyRef } from './api.js';
-import { loadSeries, type Series } from './dicomweb.js';
+import { loadSeries, middleIndex, type Series } from './dicomweb.js';
 import { listSeries, str, strs, seq } from './dicom-json.js';
 import { initImaging, initRendering, PRESETS, setPrimaryTool, primaryTool, syncViewports, unsync, isSynced, type ToolKey, type Rendering } from './cs.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
@@ -93,7 +93,7 @@ async function preloadFirstImages(ref: StudyRef): Promise<void> {
   const mg = mgItems(series);
   const ids = hangsAsMammo(mg)
     ? mg.map((m) => m.imageId)
-    : series.slice(0, 1).map((s) => s.imageIds[Math.floor((s.imageIds.length - 1) / 2)]);
+    : series.slice(0, 1).map((s) => s.imageIds[middleIndex(s)]);
   for (const id of ids) void imageLoader.loadAndCacheImage(id, { priority: -5, requestType: 'interaction' } as never).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 0)); // let the requests leave before the long synchronous set-up
 }
@@ -167,7 +167,7 @@ function renderThumbnails(ref: StudyRef, series: Series[]): void {
     card.ondragstart = (e) => { e.dataTransfer?.setData('application/x-series-uid', s.seriesUid); e.dataTransfer?.setData('text/plain', s.seriesUid); };
     card.onclick = (e) => { e.stopPropagation(); void dropSeries(state.grid!.active, s.seriesUid); };
     host.append(card);
-    const mid = s.imageIds[Math.floor((s.imageIds.length - 1) / 2)];
+    const mid = s.imageIds[middleIndex(s)];
     // the images on screen first: thumbnails and the rest of the series only once they are shown
     void firstDisplay.then(() => utilities.loadImageToCanvas({ canvas, imageId: mid, thumbnail: true, useCPURendering: state.rendering!.cpu } as never))
       .then(() => card.classList.add('ready'))

@@ -23,6 +23,9 @@ export interface Series {
   orientation?: number[];
 }
 
+/** The image a series opens on, and its thumbnail: the middle one. */
+export const middleIndex = (s: Series): number => Math.floor((s.imageIds.length - 1) / 2);
+
 /** Position along the slice normal, for sorting a stack from its geometry. */
 function along(meta: DicomJson): number | undefined {
   const ipp = nums(meta, '00200032');

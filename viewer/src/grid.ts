@@ -1,7 +1,7 @@
 // The viewport grid: 1×1, 1×2 or 2×2 stack viewports with their text overlays and orientation markers.
 import { Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
 import { addToToolGroup } from './cs.js';
-import type { Series } from './dicomweb.js';
+import { middleIndex, type Series } from './dicomweb.js';
 import { str, strs, nums } from './dicom-json.js';
 import { edgeLabels, rowColLetters } from './orientation.js';
 import { t } from './i18n.js';
@@ -154,7 +154,7 @@ export class Grid {
     cell.overlays.label.textContent = options.label ?? '';
     if (!series.imageIds.length) { this.setMessage(cell, t.errors.noImages); return; }
     const vp = this.viewport(index)!;
-    const start = options.index ?? Math.floor((series.imageIds.length - 1) / 2);
+    const start = options.index ?? middleIndex(series);
     const index0 = Math.max(0, Math.min(series.imageIds.length - 1, start));
     // a failed image request (a network blip, a busy server) is tried again before the cell says so
     for (let attempt = 1; ; attempt++) {
