@@ -15,7 +15,8 @@ export interface GetMessage { id: number; url: string; headers: Record<string, s
 
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
-export async function timedGet(url: string, headers: Record<string, string>, dispatcher?: Dispatcher): Promise<TimedGet> {
+/** GETs a multipart study (any transfer syntax) and reads it to the end; also used by source-proxy.ts. */
+export async function timedGet(url: string, headers: Record<string, string> = {}, dispatcher?: Dispatcher): Promise<TimedGet> {
   const t0 = performance.now();
   const r = await request(url, { headers: { accept: ACCEPT, ...headers }, dispatcher });
   if (r.statusCode !== 200) throw new Error(`${url}: HTTP ${r.statusCode} ${await r.body.text()}`);

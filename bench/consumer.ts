@@ -84,7 +84,7 @@ export async function run() {
   const agent = await mtlsAgent();
   const client = INLINE ? await inlineClient(agent) : await workerClient();
   try {
-    const mg = await makeMgStudy({ size: 'full', seed: 7, patientId: 'IPP-0042' });
+    const mg = makeMgStudy({ size: 'full', seed: 7, patientId: 'IPP-0042' });
     const pub = await net.publish(mg.files.map((f) => f.part10), { accession: 'BENCH-MG' });
     const { cookie } = await net.login();
     const openSession = async () => {

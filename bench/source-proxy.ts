@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent } from 'undici';
 import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
 import { testPki } from '../test/helpers/pki.js';
 import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
 import { relabel } from '../sandbox/demo-data/relabel.js';
-import { median } from './consumer-client.js';
+import { median, timedGet } from './consumer-client.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 // for profiling work: BENCH_STUDIES=mg4 (or large) limits the studies, BENCH_GB=0 skips the 1 GB RSS
@@ -28,21 +28,10 @@ const BOX_FLAGS = (process.env.BENCH_BOX_FLAGS ?? '').split(' ').filter(Boolean)
 // BENCH_B_DIR runs that second box from another checkout (e.g. the previous commit, `git archive`d)
 const B_ENV = process.env.BENCH_B_ENV ?? (process.env.BENCH_B_DIR ? '' : undefined);
 const B_DIR = process.env.BENCH_B_DIR;
-const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
-
-
-async function timedGet(url: string, dispatcher?: Dispatcher): Promise<{ ms: number; bytes: number }> {
-  const t0 = performance.now();
-  const r = await request(url, { headers: { accept: ACCEPT }, dispatcher });
-  if (r.statusCode !== 200) throw new Error(`${url}: HTTP ${r.statusCode} ${await r.body.text()}`);
-  let bytes = 0;
-  for await (const c of r.body) bytes += (c as Buffer).length;
-  return { ms: performance.now() - t0, bytes };
-}
 
 /** A study of `copies` × 4 full-field MG views (~17 MB each), all under one Study Instance UID. */
 async function uploadMgStudy(orthanc: Orthanc, copies: number, seed: string): Promise<string> {
-  const base = await makeMgStudy({ size: 'full', seed: 1, patientId: `BENCH-${seed}` });
+  const base = makeMgStudy({ size: 'full', seed: 1, patientId: `BENCH-${seed}` });
   for (let c = 0; c < copies; c++) {
     const files = c === 0 ? base.files.map((f) => f.part10) : await Promise.all(base.files.map(async (f) =>
       (await relabel(f.part10, {
@@ -116,7 +105,7 @@ export async function run() {
       const before = rssKb(child.pid!);
       let peak = before;
       const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
-      const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, mtls);
+      const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, {}, mtls);
       clearInterval(sampler);
       results.gb_study_mb = Math.round(g.bytes / 1e6);
       results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
@@ -129,33 +118,29 @@ export async function run() {
       const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [], pipeMtls: number[] = [], pipePlain: number[] = [];
       const cpuMtls: number[] = [], cpuPlain: number[] = [];
       const bMtls: number[] = [], bPlain: number[] = [], bCpuMtls: number[] = [], bCpuPlain: number[] = [];
-      const boxCpu = async (get: () => Promise<unknown>, into: number[]) => {
-        const c0 = cpuMs(child.pid!);
+      const boxCpu = async (pid: number, get: () => Promise<unknown>, into: number[]) => {
+        const c0 = cpuMs(pid);
         await get();
-        into.push(cpuMs(child.pid!) - c0);
+        into.push(cpuMs(pid) - c0);
       };
       let bytes = 0;
       // warm-up, then interleaved runs
       await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
-      await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls);
-      await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, mtls);
-      if (boxB) await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, mtls);
+      await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, {}, mtls);
+      await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, {}, mtls);
+      if (boxB) await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, {}, mtls);
       for (let i = 0; i < RUNS; i++) {
         const d = await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
         bytes = d.bytes;
         direct.push(d.ms);
-        await boxCpu(async () => viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, mtls)).ms), cpuMtls);
-        await boxCpu(async () => viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms), cpuPlain);
-        pipeMtls.push((await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, mtls)).ms);
+        await boxCpu(child.pid!, async () => viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, {}, mtls)).ms), cpuMtls);
+        await boxCpu(child.pid!, async () => viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms), cpuPlain);
+        pipeMtls.push((await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, {}, mtls)).ms);
         pipePlain.push((await timedGet(`${ceilingPlainUrl}/dicom-web/studies/${uid}`)).ms);
         if (boxB) {
           const b = boxB.proc.pid!;
-          let c0 = cpuMs(b);
-          bMtls.push((await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, mtls)).ms);
-          bCpuMtls.push(cpuMs(b) - c0);
-          c0 = cpuMs(b);
-          bPlain.push((await timedGet(`${boxB.plainUrl}/dicom-web/studies/${uid}`)).ms);
-          bCpuPlain.push(cpuMs(b) - c0);
+          await boxCpu(b, async () => bMtls.push((await timedGet(`${boxB.peerUrl}/dicom-web/studies/${uid}`, {}, mtls)).ms), bCpuMtls);
+          await boxCpu(b, async () => bPlain.push((await timedGet(`${boxB.plainUrl}/dicom-web/studies/${uid}`)).ms), bCpuPlain);
         }
       }
       const prefix = label === 'mg4' ? '' : `${label}_`;

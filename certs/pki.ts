@@ -194,6 +194,8 @@ export interface DevPki {
   boxes: Record<string, IdentityFiles & { organization: string }>;
   /** A client identity for demos and tests (e.g. curl against a peer listener). */
   demoClient: IdentityFiles;
+  /** The sandbox DMP simulator's HTTPS server certificate. */
+  dmpSimulator: IdentityFiles;
 }
 
 export interface DevPkiOptions {
@@ -220,7 +222,8 @@ export function devBoxOrganization(box: string): string {
  * Create (if missing) the whole dev PKI under `dir`. Idempotent: existing files are kept, so running
  * it again — or with more boxes — only adds what is missing. File layout:
  * `ca.crt/ca.key`, `signing-ca.crt/.key`, `allowlist-signer.{crt,key,chain.pem}`,
- * `registry.{crt,key,chain.pem}`, `boxes/<box>.{crt,key,chain.pem}`, `demo-client.{crt,key,chain.pem}`.
+ * `registry.{crt,key,chain.pem}`, `boxes/<box>.{crt,key,chain.pem}`, `demo-client.{crt,key,chain.pem}`,
+ * `dmp-simulator.{crt,key,chain.pem}`.
  */
 export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<DevPki> {
   mkdirSync(join(dir, 'boxes'), { recursive: true, mode: 0o700 });
@@ -262,6 +265,8 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
     { commonName: 'registry.localhost', organization: 'DRIMbox dev', usage: 'server', sans: ['registry.localhost'] }, []);
   const demoClient = await identity(join(dir, 'demo-client'), root,
     { commonName: 'demo-client', organization: 'DRIMbox dev', usage: 'client' }, []);
+  const dmpSimulator = await identity(join(dir, 'dmp-simulator'), root,
+    { commonName: 'dmp-simulator', organization: 'DRIMbox sandbox', usage: 'server' }, []);
   const boxes: DevPki['boxes'] = {};
   for (const box of opts.boxes) {
     const organization = opts.organizations?.[box] ?? devBoxOrganization(box);
@@ -277,5 +282,6 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
     registry,
     boxes,
     demoClient,
+    dmpSimulator,
   };
 }

@@ -4,12 +4,12 @@
 // through MLLP at start; also a consumer, so the report links to its viewer open images) and box-b
 // (consumer: launcher page, viewer, cache). The boxes trust each
 // other only through the signed list. Writes sandbox/.run/manifest.json.
-import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { ensureDevPki, issueCertificate, type DevPki } from '../certs/pki.js';
+import { ensureDevPki, type DevPki } from '../certs/pki.js';
 import { validateConfig } from '../gateway/src/config/load.js';
 import type { DrimboxConfig } from '../gateway/src/config/schema.js';
 import { startBox, type Box } from '../gateway/src/box.js';
@@ -104,10 +104,9 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
     });
     closers.push(() => psc.close());
 
-    const dmpId = await serverIdentity(pki, runDir, 'dmp-simulator');
     const dmp = await startDmpSimulator({
       dataDir: join(runDir, 'dmp'),
-      tls: { cert: read(dmpId.cert), key: read(dmpId.key), ca: read(pki.ca.cert) },
+      tls: { cert: read(pki.dmpSimulator.cert), key: read(pki.dmpSimulator.key), ca: read(pki.ca.cert) },
       vihfTrustAnchors: [read(pki.ca.cert)],
     });
     closers.push(() => dmp.close());
@@ -191,9 +190,14 @@ async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
   return startBox(config, { logger: createLogger(o.logLevel, o.name), plugins: pluginsFor(config, o.roleOptions) });
 }
 
+/** An undici Agent trusting the dev CA and presenting the demo client's certificate (mutual TLS). */
+export function demoClientAgent(files: { ca: string; cert: string; key: string }): Agent {
+  return new Agent({ connect: { ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key) } });
+}
+
 /** The demo client (the identity of the printed curl command) is a listed peer like a box. */
 async function enrolDemoClient(pki: DevPki, registry: StartedRegistry): Promise<void> {
-  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key) } });
+  const agent = demoClientAgent({ ca: pki.ca.cert, cert: pki.demoClient.cert, key: pki.demoClient.key });
   try {
     const r = await request(`${registry.url}/enrolments`, {
       method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' },
@@ -204,19 +208,6 @@ async function enrolDemoClient(pki: DevPki, registry: StartedRegistry): Promise<
   } finally {
     await agent.close();
   }
-}
-
-/** A server certificate for a sandbox service, issued once by the dev CA. */
-async function serverIdentity(pki: DevPki, dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  if (!existsSync(cert) || !existsSync(key)) {
-    const ca = { certPem: readFileSync(pki.ca.cert, 'utf8'), keyPem: readFileSync(pki.ca.key, 'utf8'), subject: pki.ca.subjectDn };
-    const id = await issueCertificate(ca, { commonName: name, organization: 'DRIMbox sandbox', usage: 'server' });
-    writeFileSync(cert, id.certPem);
-    writeFileSync(key, id.keyPem, { mode: 0o600 });
-  }
-  return { cert, key };
 }
 
 async function seedFolderPacs(box: Box, studies: DemoStudy[]): Promise<void> {

@@ -3,9 +3,8 @@ import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
-import { Agent, request } from 'undici';
-import { startDemoNetwork } from './network.js';
+import { request } from 'undici';
+import { demoClientAgent, startDemoNetwork } from './network.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..');
 if (!existsSync(join(root, 'viewer', 'dist', 'index.html'))) {
@@ -67,7 +66,7 @@ process.on('SIGTERM', stop);
 
 /** The DMP simulator's view of what it holds (sandbox only), read with the demo client's certificate. */
 async function dmpDocuments(): Promise<unknown[]> {
-  const agent = new Agent({ connect: { ca: readFileSync(m.demoClient.ca), cert: readFileSync(m.demoClient.cert), key: readFileSync(m.demoClient.key) } });
+  const agent = demoClientAgent(m.demoClient);
   try {
     const r = await request(m.dmp.documentsUrl, { dispatcher: agent });
     const body = await r.body.json() as unknown;

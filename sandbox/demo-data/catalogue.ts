@@ -76,8 +76,8 @@ async function mrStudy(p: DemoPatient): Promise<DemoStudy> {
   return { key: 'mr', patient: p, studyInstanceUid, accessionNumber: base.accessionNumber, date: base.studyDate, description: base.studyDescription, modality: 'MR', files };
 }
 
-async function mgStudy(p: DemoPatient, date: string, accession: string, seed: number, key: string): Promise<DemoStudy> {
-  const s = await makeMgStudy({
+function mgStudy(p: DemoPatient, date: string, accession: string, seed: number, key: string): DemoStudy {
+  const s = makeMgStudy({
     patientId: p.ipp, patientName: `${p.birthName}^${p.givenNames.join(' ')}`, birthDate: p.birthDate, sex: 'F',
     date, accession, size: 'small', seed, lesion: seed === 1 ? 'L' : 'none', institution: INSTITUTION,
     extra: { IssuerOfPatientID: p.ippIssuer },
@@ -91,7 +91,7 @@ async function mgStudy(p: DemoPatient, date: string, accession: string, seed: nu
 export async function demoStudies(): Promise<DemoStudy[]> {
   return [
     await mrStudy(DEMO_PATIENTS.dominique),
-    await mgStudy(DEMO_PATIENTS.anne, '20241105', 'A-MG-0002', 1, 'mg-current'),
-    await mgStudy(DEMO_PATIENTS.anne, '20221020', 'A-MG-0001', 2, 'mg-prior'),
+    mgStudy(DEMO_PATIENTS.anne, '20241105', 'A-MG-0002', 1, 'mg-current'),
+    mgStudy(DEMO_PATIENTS.anne, '20221020', 'A-MG-0001', 2, 'mg-prior'),
   ];
 }

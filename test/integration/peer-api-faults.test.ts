@@ -10,7 +10,7 @@ import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
 t.test('PACS dying mid-stream aborts the answer; PACS down gives 502; the box keeps serving', async (t) => {
   const orthanc = await startOrthanc({ gdcm: false });
   t.teardown(() => orthanc.stop());
-  const study = await makeMgStudy({ size: [2400, 1900], seed: 9 });
+  const study = makeMgStudy({ size: [2400, 1900], seed: 9 });
   await orthanc.upload(study.files.map((f) => f.part10));
   const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl } });
   t.teardown(() => box.close());

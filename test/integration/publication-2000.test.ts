@@ -52,8 +52,8 @@ t.test(`${N}-instance study: ACK → DMP acknowledgement, KOS build time`, async
     const s = performance.now();
     try { return await getDocuments(...a); } finally { lookups.push(performance.now() - s); }
   };
-  const study = await seededUid('big|study');
-  const series = await Promise.all([1, 2, 3, 4].map((n) => seededUid(`big|series|${n}`)));
+  const study = seededUid('big|study');
+  const series = [1, 2, 3, 4].map((n) => seededUid(`big|series|${n}`));
   const pixels = Buffer.alloc(8 * 8);
   await box.pacs.store((async function* () {
     for (let i = 0; i < N; i++) {

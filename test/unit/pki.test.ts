@@ -36,7 +36,7 @@ t.test('ensureDevPki is idempotent, keys are private, chains verify', async (t) 
   t.equal(readFileSync(b.ca.cert, 'utf8'), caPem, 'CA kept');
   t.equal(readFileSync(b.boxes['box-a'].cert, 'utf8'), readFileSync(a.boxes['box-a'].cert, 'utf8'), 'box cert kept');
   t.ok(b.boxes['box-c'], 'new box added');
-  for (const f of [b.ca.key, b.signingCa.key, b.signer.key, b.registry.key, b.boxes['box-a'].key, b.demoClient.key]) {
+  for (const f of [b.ca.key, b.signingCa.key, b.signer.key, b.registry.key, b.boxes['box-a'].key, b.demoClient.key, b.dmpSimulator.key]) {
     t.equal(statSync(f).mode & 0o777, 0o600, `${f} is 0600`);
   }
   const root = new X509Certificate(caPem);

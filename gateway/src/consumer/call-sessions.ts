@@ -2,8 +2,9 @@
 // clinician, the studies with their source boxes and KOS — and the reports. Each is private: the id
 // in the viewer URL is a random 256-bit value stored only as its hash, and every read checks that
 // the logged-in clinician is the one who made the call.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Db } from '../store/db.js';
+import { hashId } from '../trust/sessions.js';
 import type { CallPatient } from './contextual-call.js';
 import type { ReportDoc, SessionStudy } from './dmp-search.js';
 
@@ -17,7 +18,8 @@ export interface CallSession {
   expiresAt: number;
 }
 
-export const callKey = (id: string): string => createHash('sha256').update(id).digest('hex');
+/** A call id's stored key: hashed like a clinician session id (import jobs are keyed by it too). */
+export const callKey = hashId;
 
 export class CallSessionStore {
   constructor(private readonly db: Db, private readonly ttlMs = 12 * 3600_000, private readonly now: () => number = Date.now) {}

@@ -1,7 +1,7 @@
 // Reading Part 10 files without decoding pixels: the file meta header (from a stream prefix), the few
 // attributes an index needs, DICOM JSON for metadata, and one frame's pixel data (native or
 // encapsulated). Pure: works on Buffers and Readables handed in, never opens files.
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import dcmjs from 'dcmjs';
@@ -73,44 +73,47 @@ export function readMeta(buf: Buffer): Part10Meta | undefined {
 }
 
 /**
- * Reads just enough of a Part 10 stream to parse its meta header, and hands back a stream that still
- * yields every byte (prefix included). Backpressure and destruction pass through to `body`.
+ * Reads a stream's first chunks until its Part 10 meta header parses, then puts them back: the
+ * returned `body` is the very stream handed in, paused, with every byte (prefix included) still to
+ * come. No stream layer is added, so backpressure and destruction stay the caller's own (the hot
+ * retrieve path hands a multipart reader's part body on). On failure `body` is destroyed.
  */
-export async function peekMeta(body: Readable, maxBytes = 1 << 20): Promise<{ meta: Part10Meta; body: Readable }> {
-  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const head: Buffer[] = [];
-  let size = 0;
-  let meta: Part10Meta | undefined;
-  try {
-    while (!meta) {
-      const r = await it.next();
-      if (r.done) {
-        meta = readMeta(Buffer.concat(head));
-        if (!meta) throw new Part10Error('stream ended inside the Part 10 meta header');
-        break;
+export function peekMeta(body: Readable, maxBytes = 1 << 20): Promise<{ meta: Part10Meta; body: Readable }> {
+  return new Promise((resolve, reject) => {
+    const head: Buffer[] = [];
+    let size = 0;
+    const done = (err: Error | undefined, meta?: Part10Meta) => {
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (err) {
+        body.destroy();
+        reject(err);
+      } else resolve({ meta: meta!, body });
+    };
+    const onData = (c: Buffer) => {
+      head.push(c);
+      size += c.length;
+      const all = head.length === 1 ? head[0] : Buffer.concat(head);
+      let meta: Part10Meta | undefined;
+      try {
+        meta = readMeta(all);
+      } catch (e) {
+        done(e as Error);
+        return;
       }
-      head.push(r.value);
-      size += r.value.length;
-      meta = readMeta(head.length === 1 ? head[0] : Buffer.concat(head));
-      if (!meta && size > maxBytes) throw new Part10Error('Part 10 meta header too large');
-    }
-  } catch (e) {
-    await it.return?.();
-    throw e;
-  }
-  async function* rest(): AsyncGenerator<Buffer> {
-    try {
-      for (const h of head) yield h;
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return;
-        yield r.value;
+      if (meta) {
+        body.pause();
+        body.unshift(all);
+        done(undefined, meta);
+      } else if (size > maxBytes) {
+        done(new Part10Error('Part 10 meta header too large'));
       }
-    } finally {
-      await it.return?.();
-    }
-  }
-  return { meta, body: Readable.from(rest(), { objectMode: false }) };
+    };
+    const onEnd = () => done(new Part10Error('stream ended inside the Part 10 meta header'));
+    const onError = (e: Error) => done(e);
+    const onClose = () => done(new Part10Error('stream closed inside the Part 10 meta header'));
+    body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    body.resume();
+  });
 }
 
 function metaElement(group: number, element: number, vr: string, value: Buffer): Buffer {

@@ -10,7 +10,7 @@ import {
   type QueryOptions, type RetrieveOptions, type StoreResult,
 } from './pacs.js';
 import { readMultipart, writeMultipart, parseContentType, newBoundary, multipartContentType, MultipartError } from '../dicom/multipart.js';
-import { peekMeta, readMeta, Part10Error, type Part10Meta } from '../dicom/part10.js';
+import { peekMeta, Part10Error } from '../dicom/part10.js';
 import { ANY_TRANSFER_SYNTAX, frameMediaType, storedIsAcceptable } from '../dicom/transfer-syntax.js';
 
 export interface DicomwebPacsConfig {
@@ -81,46 +81,6 @@ function guarded(src: Readable, signal?: AbortSignal): Readable {
     }
   }
   return Readable.from(gen(), { objectMode: false });
-}
-
-/**
- * Reads a part body's first chunks until its Part 10 meta header parses, then puts them back (the
- * body is left paused, every byte still to come). Unlike peekMeta it adds no stream layer: the hot
- * retrieve path hands the multipart reader's own body on.
- */
-function peekPart10(body: Readable, maxBytes = 1 << 20): Promise<Part10Meta> {
-  return new Promise((resolve, reject) => {
-    const head: Buffer[] = [];
-    let size = 0;
-    const done = (err: Error | undefined, meta?: Part10Meta) => {
-      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-      if (err) reject(err); else resolve(meta!);
-    };
-    const onData = (c: Buffer) => {
-      head.push(c);
-      size += c.length;
-      const all = head.length === 1 ? head[0] : Buffer.concat(head);
-      let meta: Part10Meta | undefined;
-      try {
-        meta = readMeta(all);
-      } catch (e) {
-        done(e as Error);
-        return;
-      }
-      if (meta) {
-        body.pause();
-        body.unshift(all);
-        done(undefined, meta);
-      } else if (size > maxBytes) {
-        done(new Part10Error('Part 10 meta header too large'));
-      }
-    };
-    const onEnd = () => done(new Part10Error('stream ended inside the Part 10 meta header'));
-    const onError = (e: Error) => done(e);
-    const onClose = () => done(new Part10Error('stream closed inside the Part 10 meta header'));
-    body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-    body.resume();
-  });
 }
 
 export class DicomwebPacs implements Pacs {
@@ -221,7 +181,7 @@ export class DicomwebPacs implements Pacs {
       for await (const part of readMultipart(opened.body, opened.boundary, { bodyError })) {
         any = true;
         const body = part.body;
-        const meta = await peekPart10(body);
+        const { meta } = await peekMeta(body);
         if (storedIsAcceptable(meta.transferSyntaxUid, accepted)) {
           const len = Number(part.headers['content-length']);
           yield { transferSyntaxUid: meta.transferSyntaxUid, sopInstanceUid: meta.sopInstanceUid, length: Number.isFinite(len) && len > 0 ? len : undefined, body };

@@ -48,7 +48,8 @@ interface SessionRow {
   expires_at: number;
 }
 
-const hashId = (id: string) => createHash('sha256').update(id).digest('hex');
+/** How a secret id (session cookie, viewer call id) is stored: its SHA-256, hex. */
+export const hashId = (id: string): string => createHash('sha256').update(id).digest('hex');
 const newId = () => randomBytes(32).toString('base64url');
 
 export class SessionStore {
