@@ -18,27 +18,44 @@ export interface TestBoxOptions {
   boxOptions?: BoxOptions;
 }
 
-export async function startTestBox(o: TestBoxOptions): Promise<Box> {
+/** What makes a test box's configuration (`startTestBox` without the run-time options). */
+export type TestBoxConfigOptions = Omit<TestBoxOptions, 'boxOptions'>;
+
+/**
+ * A test box's configuration as a config file holds it (before validation): the dev PKI identity of
+ * `name`, a fresh data directory, `extra`'s top-level sections over the defaults. The listener ports
+ * are placeholders (1): a config file cannot say 0, so a test sets the real ones (see `testBoxConfig`).
+ */
+export async function rawTestBoxConfig(o: TestBoxConfigOptions): Promise<Record<string, unknown>> {
   const pki = await testPki();
   const name = o.name ?? 'box-a';
   const id = pki.boxes[name];
-  const raw = {
+  return {
     box: { name, organization: id.organization, retrieveLocationUid: '1.2.250.1.999.1.1' },
-    dataDir: mkdtempSync(join(tmpdir(), `drimbox-${name}-`)),
-    user: { port: 0 as unknown as number, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
-    peer: { port: 0, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert }, allowedPeers: o.allowedPeers ?? [pki.demoClient.subjectDn] },
-    hl7: { port: 0 },
+    dataDir: typeof o.extra?.dataDir === 'string' ? o.extra.dataDir : mkdtempSync(join(tmpdir(), `drimbox-${name}-`)),
+    user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
+    peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert }, allowedPeers: o.allowedPeers ?? [pki.demoClient.subjectDn] },
+    hl7: { port: 1 },
     admin: { token: randomBytes(24).toString('hex') },
     log: { level: process.env.DRIMBOX_TEST_LOG ?? 'warn' },
     pacs: o.pacs,
     ...o.extra,
   };
-  // port 0 = pick a free port; the schema requires 1-65535 for real configs, so patch after validation
-  const cfg = validateConfig({ ...raw, user: { ...raw.user, port: 1 }, peer: { ...raw.peer, port: 1 }, hl7: { port: 1 } } as never) as DrimboxConfig;
+}
+
+/** A test box's validated configuration, every listener on port 0 (a free port, picked at start). */
+export async function testBoxConfig(o: TestBoxConfigOptions): Promise<DrimboxConfig> {
+  // the schema requires 1-65535 for real configs, so port 0 is patched in after validation
+  const cfg = validateConfig(await rawTestBoxConfig(o) as never) as DrimboxConfig;
   cfg.user.port = 0;
   cfg.peer.port = 0;
   cfg.hl7.port = 0;
-  return startBox(cfg, { logger: createLogger(cfg.log.level, name), ...o.boxOptions });
+  return cfg;
+}
+
+export async function startTestBox(o: TestBoxOptions): Promise<Box> {
+  const cfg = await testBoxConfig(o);
+  return startBox(cfg, { logger: createLogger(cfg.log.level, cfg.box.name), ...o.boxOptions });
 }
 
 /** An undici Agent presenting the given client certificate and trusting the dev CA. */

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request, type Dispatcher } from 'undici';
 import { startOrthanc, type Orthanc } from './orthanc.js';
 import { startTestBox } from './box.js';
 import { testPki } from './pki.js';
@@ -258,9 +259,32 @@ export function callForm(over: Record<string, string | undefined> = {}): Record<
   return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as Record<string, string>;
 }
 
+/**
+ * POSTs a contextual call (the form the launcher or the DPI submits) to box B's user listener. The
+ * answer is returned unread: the caller consumes or dumps its body.
+ */
+export function contextualCall(net: ConsumerNetwork, dispatcher: Dispatcher, form: Record<string, string>, o: { cookie?: string; accept?: string } = {}): ReturnType<typeof request> {
+  return request(`${net.boxB.userUrl}/contextual-call`, {
+    method: 'POST', dispatcher,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: o.accept ?? 'application/json', ...(o.cookie ? { cookie: o.cookie } : {}) },
+    body: new URLSearchParams(form).toString(),
+  });
+}
+
+/** Opens a viewer session with a contextual call as the logged-in clinician `cookie`: its id (throws unless 303 to the viewer). */
+export async function openSession(net: ConsumerNetwork, dispatcher: Dispatcher, cookie: string, form: Record<string, string> = callForm()): Promise<string> {
+  const r = await contextualCall(net, dispatcher, form, { cookie });
+  const text = await r.body.text();
+  if (r.statusCode !== 303) throw new Error(`contextual call: ${r.statusCode} ${text}`);
+  const location = String(r.headers.location);
+  const id = new URL(location, 'https://x').searchParams.get('session');
+  if (!id) throw new Error(`contextual call: redirected to ${location}, not to a viewer session`);
+  return id;
+}
+
 /** Copies of Part 10 files as a new study (new study/series/instance UIDs) of the test patient. */
 export async function relabelStudy(files: Buffer[], seed: string): Promise<Buffer[]> {
-  const studyInstanceUid = await seededUid(`${seed}|study`);
+  const studyInstanceUid = seededUid(`${seed}|study`);
   const out: Buffer[] = [];
   for (const f of files) {
     out.push((await relabel(f, {

@@ -9,6 +9,11 @@ import { dmpTestPki } from './dmp-pki.js';
 import { testPki } from './pki.js';
 import { readAck } from '../../gateway/src/hl7/ack.js';
 import { parseHl7 } from '../../gateway/src/hl7/message.js';
+import type { Box } from '../../gateway/src/box.js';
+import type { JobKind } from '../../gateway/src/source/publication/repository.js';
+import { waitFor } from './wait.js';
+
+export { waitFor };
 
 export interface DmpBench {
   sim: DmpSimulator;
@@ -65,13 +70,26 @@ export async function sendHl7(port: number, text: string): Promise<{ raw: string
   }
 }
 
-/** Polls until fn returns a truthy value (or throws after timeoutMs). */
-export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** A `publication_job` row as the box's database holds it (snake_case columns). */
+export type JobRow = Record<string, any>;
+/** A job by its HL7 message control id, or the newest job of a kind on a report set. */
+export type JobKey = string | { kind: JobKind; setId: string };
+
+/** The newest publication job for that key, read from the box's database. */
+export function publicationJob(box: Box, key: JobKey): JobRow | undefined {
+  return (typeof key === 'string'
+    ? box.db.prepare('SELECT * FROM publication_job WHERE control_id = ? ORDER BY id DESC').get(key)
+    : box.db.prepare('SELECT * FROM publication_job WHERE kind = ? AND set_id = ? ORDER BY id DESC').get(key.kind, key.setId)) as JobRow | undefined;
+}
+
+/** Waits until that job is settled (done or failed) and returns its row; a timeout says where it was left. */
+export function settledJob(box: Box, key: JobKey, timeoutMs = 30_000): Promise<JobRow> {
+  const name = typeof key === 'string' ? `job ${key}` : `the ${key.kind} job of set ${key.setId}`;
+  return waitFor(() => {
+    const j = publicationJob(box, key);
+    return j && (j.state === 'done' || j.state === 'failed') ? j : undefined;
+  }, timeoutMs, () => {
+    const j = publicationJob(box, key);
+    return `${name} to settle (${j ? `left in state ${j.state}${j.last_error ? `: ${j.last_error}` : ''}` : 'no such job'})`;
+  });
 }

@@ -5,27 +5,17 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { readFileSync } from 'node:fs';
 import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
+import { rawTestBoxConfig } from '../helpers/box.js';
 
 t.test('drimbox serve', async (t) => {
   const pki = await testPki();
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
-  const id = pki.boxes['box-a'];
-  const config = {
-    box: { name: 'box-a', organization: id.organization, retrieveLocationUid: '1.2.250.1.999.1.1' },
-    dataDir: join(dir, 'data'),
-    roles: ['source'],
-    user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
-    peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert } },
-    hl7: { port: 1 },
-    admin: { token: randomBytes(24).toString('hex') },
-    log: { level: 'warn' },
-    pacs: { kind: 'folder', path: join(dir, 'pacs') },
-  };
+  // placeholder ports in the file: the environment overrides below set the real ones
+  const config = await rawTestBoxConfig({ pacs: { kind: 'folder', path: join(dir, 'pacs') }, extra: { dataDir: join(dir, 'data'), roles: ['source'] } });
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config));
 

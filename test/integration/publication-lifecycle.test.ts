@@ -13,7 +13,7 @@ import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
-import { startDmpBench, sendHl7, waitFor, type DmpBench } from '../helpers/publication-env.js';
+import { startDmpBench, sendHl7, publicationJob, settledJob, type DmpBench } from '../helpers/publication-env.js';
 import { relabel } from '../../sandbox/demo-data/relabel.js';
 import { nirWithKey } from '../../sandbox/demo-data/catalogue.js';
 import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo-data/reports.js';
@@ -37,12 +37,12 @@ let orthanc: Orthanc;
 let bench: DmpBench;
 let box: Box;
 let peer: Dispatcher;
+/** the admin API's client (no client certificate), one for the whole file */
+let adminAgent: Dispatcher;
 let iocmPort: number;
 const steps: { step: string; job: number; at: number }[] = [];
 const settledJobs: { job: Job; at: number }[] = [];
 
-const jobRow = (controlId: string) => box.db.prepare('SELECT * FROM publication_job WHERE control_id = ? ORDER BY id DESC').get(controlId) as Record<string, any> | undefined;
-const settled = (controlId: string, ms = 30_000) => waitFor(() => { const j = jobRow(controlId); return j && (j.state === 'done' || j.state === 'failed') ? j : undefined; }, ms, `job ${controlId}`);
 const currentKosOf = (setId: string) => box.db.prepare(`SELECT * FROM published_kos WHERE set_id = ? AND status = 'current'`).get(setId) as Record<string, any> | undefined;
 const xdsPatient = (ins: string) => `${ins}^^^&1.2.250.1.213.1.4.10&ISO^NH`;
 
@@ -71,7 +71,7 @@ function reportFor(o: { ins: string; ipp: string; studyUid: string; accession: s
 const oru = (r: ReportInput, controlId: string) => oruMessage(buildReportCda(r), r, { controlId });
 
 async function admin(path: string, method: 'GET' | 'POST' = 'GET') {
-  const r = await request(`${box.userUrl}${path}`, { method, headers: { authorization: `Bearer ${box.config.admin.token}` }, dispatcher: await mtlsAgent() });
+  const r = await request(`${box.userUrl}${path}`, { method, headers: { authorization: `Bearer ${box.config.admin.token}` }, dispatcher: adminAgent });
   const text = await r.body.text();
   return { status: r.statusCode, json: text.startsWith('{') ? JSON.parse(text) : undefined };
 }
@@ -118,8 +118,11 @@ t.before(async () => {
     },
   });
   peer = await mtlsAgent((await testPki()).demoClient);
+  adminAgent = await mtlsAgent();
 });
 t.teardown(async () => {
+  await adminAgent?.close();
+  await peer?.close();
   await box?.close();
   await bench?.sim.close();
   await orthanc?.stop();
@@ -138,11 +141,11 @@ t.test('a study still arriving in the PACS is waited for: the KOS references eve
   for (const f of all.slice(3)) {
     await new Promise((res) => setTimeout(res, 250));
     await orthanc.upload([f.part10]);
-    const j = jobRow('ARR-1')!;
+    const j = publicationJob(box, 'ARR-1')!;
     if (/still changing in the PACS/.test(j.last_error ?? '')) sawWaiting = true;
     t.not(j.state, 'done', 'not published while images are still arriving');
   }
-  const j = await settled('ARR-1');
+  const j = await settledJob(box, 'ARR-1');
   t.equal(j.state, 'done', `published once the study was stable (${j.last_error ?? ''})`);
   t.ok(sawWaiting, 'the job said it was waiting for the study to stop changing');
   const kos = currentKosOf(j.set_id)!;
@@ -166,7 +169,7 @@ t.test('different reports are processed side by side; versions of one report sta
   const port = box.addresses.mllp.port;
   const t0 = performance.now();
   for (const [r, id] of [[ra1, 'CON-A1'], [ra2, 'CON-A2'], [rb, 'CON-B1']] as const) t.equal((await sendHl7(port, oru(r, id))).code, 'AA');
-  const [a1, a2, b1] = [await settled('CON-A1'), await settled('CON-A2'), await settled('CON-B1')];
+  const [a1, a2, b1] = [await settledJob(box, 'CON-A1'), await settledJob(box, 'CON-A2'), await settledJob(box, 'CON-B1')];
   t.same([a1.state, a2.state, b1.state], ['done', 'done', 'done'], `all published (${[a1, a2, b1].map((j) => j.last_error ?? '').join(' ')})`);
   const startOf = (id: number) => steps.find((s) => s.job === id && s.step === 'resolving')!.at;
   const endOf = (id: number) => settledJobs.find((s) => s.job.id === id)!.at;
@@ -188,7 +191,7 @@ t.test('OMI^O23 (ANS samples): an order update changes nothing; a cancellation w
   await orthanc.upload(files.map((f) => f.part10));
   const r = reportFor({ ins, ipp: 'IPP101', studyUid, accession: 'ACN124', setId: '1.2.250.1.999.1.1.520' });
   t.equal((await sendHl7(box.addresses.mllp.port, oru(r, 'OMI-PUB'))).code, 'AA');
-  const pub = await settled('OMI-PUB');
+  const pub = await settledJob(box, 'OMI-PUB');
   t.equal(pub.state, 'done', `published (${pub.last_error ?? ''})`);
   const kos = currentKosOf(pub.set_id)!;
   t.equal(await peerStatus(`/dicom-web/studies/${studyUid}`, kos.sop_instance_uid), 200, 'the KOS grants access');
@@ -207,10 +210,7 @@ t.test('OMI^O23 (ANS samples): an order update changes nothing; a cancellation w
 
   const ack = await sendHl7(box.addresses.mllp.port, cancel);
   t.equal(ack.code, 'AA', 'the ANS exam cancellation is accepted');
-  const w = await waitFor(() => {
-    const j = box.db.prepare(`SELECT * FROM publication_job WHERE kind = 'withdraw' AND set_id = ? ORDER BY id DESC`).get(pub.set_id) as Record<string, any> | undefined;
-    return j && ['done', 'failed'].includes(j.state) ? j : undefined;
-  }, 30_000, 'the withdrawal');
+  const w = await settledJob(box, { kind: 'withdraw', setId: pub.set_id });
   t.equal(w.state, 'done', `withdrawn (${w.last_error ?? ''})`);
   t.match(w.note, /OMI\^O23/);
   t.equal(currentKosOf(pub.set_id), undefined, 'no current KOS for the cancelled exam');
@@ -264,7 +264,7 @@ t.test('admin retry: DMP down → failed after the retry window → DMP back →
   await bench.sim.close();
   const r = reportFor({ ins, ipp: 'IPP-DMP', studyUid, accession: 'ACC-DMP', setId: '1.2.250.1.999.1.1.541' });
   t.equal((await sendHl7(box.addresses.mllp.port, oru(r, 'DMP-DOWN'))).code, 'AA', 'acknowledged: stored, the DMP is not needed for that');
-  const failed = await settled('DMP-DOWN', 30_000);
+  const failed = await settledJob(box, 'DMP-DOWN', 30_000);
   t.equal(failed.state, 'failed', 'failed once the retry window closed');
   t.equal(failed.failed_at_state, 'submitted', 'at the DMP step, the KOS kept');
   t.ok(failed.attempts >= 3, `after ${failed.attempts} attempts`);
@@ -276,7 +276,7 @@ t.test('admin retry: DMP down → failed after the retry window → DMP back →
   const retry = await admin(`/admin/publications/${failed.id}/retry`, 'POST');
   t.equal(retry.status, 202, 'retry accepted');
   t.equal(retry.json.state, 'submitted', 'resumes at the DMP step');
-  const done = await settled('DMP-DOWN', 30_000);
+  const done = await settledJob(box, 'DMP-DOWN', 30_000);
   t.equal(done.state, 'done', `published (${done.last_error ?? ''})`);
   const kos = await box.services.dmp!.findDocuments({ patientId: xdsPatient(ins), typeCodes: [{ code: 'IMG-KOS', scheme: '1.2.250.1.213.1.1.4.12' }] }, clinician);
   t.equal(kos.length, 1, 'exactly one KOS in the DMP');

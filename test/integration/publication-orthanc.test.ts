@@ -9,7 +9,7 @@ import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
-import { startDmpBench, sendHl7, waitFor, type DmpBench } from '../helpers/publication-env.js';
+import { startDmpBench, sendHl7, waitFor, settledJob, type DmpBench } from '../helpers/publication-env.js';
 import { relabel } from '../../sandbox/demo-data/relabel.js';
 import { dmpService } from '../../gateway/src/dmp/service.js';
 import { createSourceRole } from '../../gateway/src/source/role.js';
@@ -31,7 +31,6 @@ let box: Box;
 let peer: Dispatcher;
 const files: { study: string; series: string; sop: string; orthancId?: string }[] = [];
 
-const job = (controlId: string) => box.db.prepare('SELECT * FROM publication_job WHERE control_id = ? ORDER BY id DESC').get(controlId) as Record<string, any> | undefined;
 const currentKos = () => box.db.prepare(`SELECT sop_instance_uid AS uid, instance_count AS n FROM published_kos WHERE status = 'current'`).all() as { uid: string; n: number }[];
 async function peerGet(path: string, kos: string) {
   const r = await request(`${box.peerUrl}${path}`, { dispatcher: peer, headers: { 'KOS-SOPInstanceUID': kos, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
@@ -84,7 +83,7 @@ let kos1: string;
 t.test('the ANS ORU^R01 with the ANS CDA sample (3 studies) is published from Orthanc', async (t) => {
   const ack = await sendHl7(box.addresses.mllp.port, ansOru('ANS-1'));
   t.equal(ack.code, 'AA');
-  const j = await waitFor(() => { const x = job('ANS-1'); return x && ['done', 'failed'].includes(x.state) ? x : undefined; }, 30_000, 'ANS job');
+  const j = await settledJob(box, 'ANS-1');
   t.equal(j.state, 'done', `published (${j.last_error ?? ''})`);
   const cur = currentKos();
   t.equal(cur.length, 1);

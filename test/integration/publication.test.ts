@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
-import { startDmpBench, sendHl7, waitFor, type DmpBench } from '../helpers/publication-env.js';
+import { startDmpBench, sendHl7, waitFor, publicationJob, settledJob, type DmpBench } from '../helpers/publication-env.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
 import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo-data/reports.js';
 import { dmpService } from '../../gateway/src/dmp/service.js';
@@ -27,8 +27,10 @@ const INS_XDS = `${PATIENT.ins}^^^&1.2.250.1.213.1.4.10&ISO^NH`;
 let bench: DmpBench;
 let box: Box;
 let peer: Dispatcher;
+/** the admin API's client (no client certificate), one for the whole file */
+let adminAgent: Dispatcher;
 let mllpPort: number;
-let study: Awaited<ReturnType<typeof makeMgStudy>>;
+let study: ReturnType<typeof makeMgStudy>;
 let adminAuth: Record<string, string>;
 
 function report(over: Partial<ReportInput> = {}): ReportInput {
@@ -42,7 +44,7 @@ function report(over: Partial<ReportInput> = {}): ReportInput {
 const oru = (r: ReportInput, controlId: string, o: { withdraw?: boolean; destDmp?: boolean } = {}) => oruMessage(buildReportCda(r), r, { controlId, ...o });
 
 async function admin(path: string, method: 'GET' | 'POST' = 'GET', headers = adminAuth) {
-  const r = await request(`${box.userUrl}${path}`, { method, headers, dispatcher: await mtlsAgent() });
+  const r = await request(`${box.userUrl}${path}`, { method, headers, dispatcher: adminAgent });
   const buf = Buffer.from(await r.body.arrayBuffer());
   const type = String(r.headers['content-type'] ?? '');
   return { status: r.statusCode, type, buf, json: type.includes('json') ? JSON.parse(buf.toString('utf8')) : undefined };
@@ -55,12 +57,10 @@ async function peerGet(path: string, kosUid?: string) {
 }
 
 const jobCount = () => box.db.prepare('SELECT COUNT(*) FROM publication_job').pluck().get() as number;
-const job = (controlId: string) => box.db.prepare('SELECT * FROM publication_job WHERE control_id = ? ORDER BY id DESC').get(controlId) as Record<string, any> | undefined;
-const settled = (controlId: string) => waitFor(() => { const j = job(controlId); return j && (j.state === 'done' || j.state === 'failed') ? j : undefined; }, 30_000, `job ${controlId}`);
 
 t.before(async () => {
   bench = await startDmpBench();
-  study = await makeMgStudy({ patientId: PATIENT.ipp, accession: 'ACC-PUB-1', seed: 11 });
+  study = makeMgStudy({ patientId: PATIENT.ipp, accession: 'ACC-PUB-1', seed: 11 });
   box = await startTestBox({
     pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'pub-pacs-')) },
     // source role only: with the consumer role too, report links go to the viewer (not loaded here)
@@ -72,8 +72,11 @@ t.before(async () => {
   mllpPort = box.addresses.mllp.port;
   adminAuth = { authorization: `Bearer ${box.config.admin.token}` };
   peer = await mtlsAgent((await testPki()).demoClient);
+  adminAgent = await mtlsAgent();
 });
 t.teardown(async () => {
+  await adminAgent?.close();
+  await peer?.close();
   await box?.close();
   await bench?.sim.close();
 });
@@ -83,7 +86,7 @@ let kosV1: string;
 t.test('ORU^R01 → AA → KOS in the DMP that dciodvfy accepts, with the report', async (t) => {
   const ack = await sendHl7(mllpPort, oru(report(), 'PUB-1'));
   t.equal(ack.code, 'AA', 'acknowledged once stored');
-  const j = await settled('PUB-1');
+  const j = await settledJob(box, 'PUB-1');
   t.equal(j.state, 'done', `job done (${j.last_error ?? ''})`);
 
   const dmp = box.services.dmp!;
@@ -145,7 +148,7 @@ t.test('admin view needs the admin token; lists, details, serves the KOS', async
   t.equal(list.status, 200);
   t.ok(list.json.items.length >= 1 && list.json.items.every((i: any) => i.state === 'done'), 'filtered by state');
   t.equal((await admin('/admin/publications?state=bogus')).status, 400, 'unknown state → 400');
-  const id = job('PUB-1')!.id;
+  const id = publicationJob(box, 'PUB-1')!.id;
   const one = await admin(`/admin/publications/${id}`);
   t.equal(one.json.kos.sopInstanceUid, kosV1);
   t.equal(one.json.kos.status, 'current');
@@ -207,36 +210,36 @@ function rawExchange(payload: Buffer): Promise<string> {
 t.test('PACS PatientID / AccessionNumber disagreeing with the report → failed job with a reason, retry action', async (t) => {
   const wrong = report({ setId: '1.2.250.1.999.1.1.77.2', patient: { ...PATIENT, ipp: 'SOMEONE-ELSE' } });
   t.equal((await sendHl7(mllpPort, oru(wrong, 'MISMATCH-1'))).code, 'AA');
-  const j = await settled('MISMATCH-1');
+  const j = await settledJob(box, 'MISMATCH-1');
   t.equal(j.state, 'failed');
   t.match(j.last_error, /PatientID does not match/);
   const accWrong = report({ setId: '1.2.250.1.999.1.1.77.3', studies: [{ ...report().studies[0], accessionNumber: 'OTHER-ACC' }] });
   t.equal((await sendHl7(mllpPort, oru(accWrong, 'MISMATCH-2'))).code, 'AA');
-  const j2 = await settled('MISMATCH-2');
+  const j2 = await settledJob(box, 'MISMATCH-2');
   t.match(j2.last_error, /AccessionNumber/);
   const shown = await admin(`/admin/publications?state=failed`);
   t.ok(shown.json.items.some((i: any) => i.id === j.id && /PatientID/.test(i.error)), 'visible in the admin view');
   const retry = await admin(`/admin/publications/${j.id}/retry`, 'POST');
   t.equal(retry.status, 202, 'retry accepted');
-  const again = await waitFor(() => { const x = job('MISMATCH-1'); return x && x.state === 'failed' && x.attempts >= 1 && x.updated_at > j.updated_at ? x : undefined; }, 10_000, 'retried job');
+  const again = await waitFor(() => { const x = publicationJob(box, 'MISMATCH-1'); return x && x.state === 'failed' && x.attempts >= 1 && x.updated_at > j.updated_at ? x : undefined; }, 10_000, 'retried job');
   t.match(again.last_error, /PatientID/, 'fails again for the same reason');
 });
 
 t.test('a study not yet in the PACS is waited for', async (t) => {
-  const late = await makeMgStudy({ patientId: PATIENT.ipp, accession: 'ACC-LATE', seed: 12, date: '20240201' });
+  const late = makeMgStudy({ patientId: PATIENT.ipp, accession: 'ACC-LATE', seed: 12, date: '20240201' });
   const r = report({ setId: '1.2.250.1.999.1.1.77.4', studies: [{ studyInstanceUid: late.studyInstanceUid, accessionNumber: 'ACC-LATE', modality: 'MG', date: '20240201', description: 'MAMMO' }] });
   t.equal((await sendHl7(mllpPort, oru(r, 'LATE-1'))).code, 'AA');
-  await waitFor(() => job('LATE-1')?.last_error, 10_000, 'a first attempt');
-  t.match(job('LATE-1')!.last_error, /not in the PACS/);
+  await waitFor(() => publicationJob(box, 'LATE-1')?.last_error, 10_000, 'a first attempt');
+  t.match(publicationJob(box, 'LATE-1')!.last_error, /not in the PACS/);
   await box.pacs.store((async function* () { for (const f of late.files) yield f.part10; })());
-  const j = await settled('LATE-1');
+  const j = await settledJob(box, 'LATE-1');
   t.equal(j.state, 'done', 'published once the images arrived');
 });
 
 t.test('DESTDMP=N: acknowledged, nothing published', async (t) => {
   const r = report({ setId: '1.2.250.1.999.1.1.77.5' });
   t.equal((await sendHl7(mllpPort, oru(r, 'NODMP-1', { destDmp: false }))).code, 'AA');
-  const j = job('NODMP-1')!;
+  const j = publicationJob(box, 'NODMP-1')!;
   t.equal(j.state, 'done');
   t.match(j.note, /DESTDMP=N/);
 });
@@ -245,7 +248,7 @@ t.test('correction (v2, RPLC) replaces the KOS; withdrawal deletes it', async (t
   const v1Id = `${report().setId}.1`;
   const v2 = report({ version: 2, replaces: v1Id, text: 'Compte rendu corrigé.' });
   t.equal((await sendHl7(mllpPort, oru(v2, 'PUB-2'))).code, 'AA');
-  const j = await settled('PUB-2');
+  const j = await settledJob(box, 'PUB-2');
   t.equal(j.state, 'done', `v2 published (${j.last_error ?? ''})`);
   const dmp = box.services.dmp!;
   const kosEntries = await dmp.findDocuments({ patientId: INS_XDS, typeCodes: [{ code: 'IMG-KOS', scheme: '1.2.250.1.213.1.1.4.12' }], status: ['Approved', 'Deprecated'] }, clinician);
@@ -260,7 +263,7 @@ t.test('correction (v2, RPLC) replaces the KOS; withdrawal deletes it', async (t
   t.equal((await sendHl7(mllpPort, oru({ ...older, setId: older.setId }, 'PUB-1-LATE'))).code, 'AA', 'v1 again (same key) → AA, no-op');
 
   t.equal((await sendHl7(mllpPort, oru(v2, 'WD-1', { withdraw: true }))).code, 'AA');
-  const w = await settled('WD-1');
+  const w = await settledJob(box, 'WD-1');
   t.equal(w.state, 'done', `withdrawn (${w.last_error ?? ''})`);
   const after = await dmp.getDocuments({ uniqueIds: [v2Kos!.uniqueId] }, clinician, INS_XDS);
   t.match(after[0].status, /Deleted/, 'ITI-57: the KOS is Deleted in the DMP');

@@ -153,13 +153,14 @@ export class StudyCache {
     const key = keyOf(spec);
     const now = this.now();
     const r = this.row(spec);
+    let complete = false;
     if (r && r.state === 'complete' && this.expired(r)) {
       this.db.prepare('DELETE FROM consumer_cache_series WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(spec.source, spec.kosUid, spec.seriesUid);
     } else if (r) {
       this.db.prepare('UPDATE consumer_cache_series SET last_access = ? WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(now, spec.source, spec.kosUid, spec.seriesUid);
+      complete = r.state === 'complete';
     }
-    const live = this.row(spec);
-    if (live?.state === 'complete' && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined);
+    if (complete && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined);
     let job = this.jobs.get(key);
     if (!job) {
       job = new FetchJob();

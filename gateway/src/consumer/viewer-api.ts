@@ -249,12 +249,13 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   const instancesQido = async (req: FastifyRequest) => {
     const p = req.params as P;
     const { study } = await prepare(req, p.study!);
-    const cached = await cache.store.findInstances(study.studyUid, p.series, {}).catch(() => [] as DicomJson[]);
+    const cachedRows = await cache.store.findInstances(study.studyUid, p.series, {}).catch(() => [] as DicomJson[]);
+    const cached = new Map(cachedRows.map((r) => [str(r, '00080018'), r]));
     const out: DicomJson[] = [];
     for (const se of study.series) {
       if (p.series && se.seriesUid !== p.series) continue;
       for (const i of se.instances) {
-        const c = cached.find((r) => str(r, '00080018') === i.sopInstanceUid);
+        const c = cached.get(i.sopInstanceUid);
         out.push(c ?? {
           '00080016': { vr: 'UI', Value: [i.sopClassUid] }, '00080018': { vr: 'UI', Value: [i.sopInstanceUid] },
           '0020000D': { vr: 'UI', Value: [study.studyUid] }, '0020000E': { vr: 'UI', Value: [se.seriesUid] },
