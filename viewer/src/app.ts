@@ -74,6 +74,9 @@ async function main(): Promise<void> {
   if (first && !imaging.cpu) await preloadFirstImages(first);
   state.rendering = initRendering(imaging);
   document.body.dataset.render = state.rendering.cpu ? 'cpu' : 'webgl';
+  // the report panel takes its place now, so the viewports are made at their final size (a resize
+  // of every viewport otherwise follows as soon as the report shows)
+  if (first?.report) { $('report').hidden = false; document.body.classList.add('with-report'); }
   state.grid = new Grid($('grid'), state.rendering.engine, (cell, uid) => void dropSeries(cell, uid), () => syncToolbar());
   // the first study's layout at once: each viewport made and dropped costs a rendering context resize
   const firstSeries = first ? await ensureStudy(first).catch(() => []) : [];
