@@ -222,6 +222,18 @@ for (const mode of ['webgl', 'cpu'] as const) {
       await page.waitForFunction(() => { const c = (window as any).__viewer.cells(); return c[0].imageIndex === 2 && c[1].imageIndex === 2; }, null, { timeout: 5000 })
         .then(() => t.pass('scrolling the current study scrolls the prior to the same position'))
         .catch(async () => t.fail(`slice sync: ${JSON.stringify((await cells(page)).map((c) => c.imageIndex))}`));
+      // both ways: scrolling the prior (keys once it is active, then the wheel over it) moves the current
+      const priorBox = (await page.locator('.cell[data-index="1"]').boundingBox())!;
+      await page.mouse.click(priorBox.x + 5, priorBox.y + 5);
+      await page.keyboard.press('ArrowUp');
+      await page.waitForFunction(() => { const c = (window as any).__viewer.cells(); return c[0].imageIndex === 1 && c[1].imageIndex === 1; }, null, { timeout: 5000 })
+        .then(() => t.pass('scrolling the prior with the keys scrolls the current to the same position'))
+        .catch(async () => t.fail(`slice sync from the prior: ${JSON.stringify((await cells(page)).map((c) => c.imageIndex))}`));
+      await page.mouse.move(priorBox.x + priorBox.width / 2, priorBox.y + priorBox.height / 2);
+      for (let i = 0; i < 3; i++) { await page.mouse.wheel(0, 120); await page.waitForTimeout(150); }
+      await page.waitForFunction(() => { const c = (window as any).__viewer.cells(); return c[1].imageIndex !== 1 && c[0].imageIndex === c[1].imageIndex; }, null, { timeout: 5000 })
+        .then(async () => t.pass(`the wheel over the prior moves both (image ${(await cells(page))[1].imageIndex! + 1})`))
+        .catch(async () => t.fail(`wheel sync from the prior: ${JSON.stringify((await cells(page)).map((c) => c.imageIndex))}`));
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
       await page.mouse.down({ button: 'right' });
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 - 150, { steps: 8 });

@@ -131,6 +131,7 @@ function syncToolbar(): void {
 }
 
 function setLayout(l: Layout): void {
+  unsync(); // the linked viewports are made again
   state.grid!.setLayout(l);
   syncToolbar();
 }
@@ -205,6 +206,7 @@ async function dropSeries(cell: number, uid: string): Promise<void> {
   const s = findSeries(uid);
   if (!s) return;
   state.hanging = undefined;
+  unsync(); // another series in a linked viewport: the comparison's pairing no longer holds
   await state.grid!.show(cell, s, mgOptions(s));
   syncToolbar();
 }
@@ -346,7 +348,7 @@ async function compareWith(prior: StudyRef): Promise<void> {
   await grid.show(0, left, { label: t.current });
   await grid.show(1, match, { label: `${t.prior} ${prior.date.slice(6, 8)}/${prior.date.slice(4, 6)}/${prior.date.slice(0, 4)}` });
   const coplanar = match.modality === left.modality && (match.frameOfReferenceUid === left.frameOfReferenceUid || same(match.orientation, left.orientation));
-  syncViewports([grid.cells[0].viewportId, grid.cells[1].viewportId], coplanar);
+  syncViewports([grid.cells[0].viewportId, grid.cells[1].viewportId], coplanar, () => grid.cells[grid.active]?.viewportId);
   grid.activate(0);
   syncToolbar();
 }

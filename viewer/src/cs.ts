@@ -1,7 +1,8 @@
 // Cornerstone3D set-up: rendering path (WebGL2 or CPU fallback), image loader, tools, presets.
-import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, utilities, getRenderingEngine, getWebWorkerManager, type StackViewport } from '@cornerstonejs/core';
+import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, getWebWorkerManager } from '@cornerstonejs/core';
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import { decodeWorker } from './decode-worker.js';
+import { SliceSync } from './slice-sync.js';
 import {
   init as toolsInit, addTool, ToolGroupManager, StackScrollTool, WindowLevelTool, ZoomTool, PanTool,
   Enums as ToolEnums, synchronizers, SynchronizerManager,
@@ -103,44 +104,19 @@ export const PRESETS: Record<string, { ww: number; wc: number } | null> = {
   mammo: { ww: 2600, wc: 2200 },
 };
 
-// Comparison synchronizers: slice position (works across frames of reference by registering the
-// two stacks when they are coplanar) and zoom/pan.
-const SLICE_SYNC = 'drimbox-slice-sync';
+// Comparison: zoom/pan linked both ways by Cornerstone's synchronizer; slices by SliceSync (two-way,
+// led by the viewport the user works in), when the stacks are coplanar.
 const ZOOM_SYNC = 'drimbox-zoom-sync';
-export function syncViewports(ids: string[], slices: boolean): void {
+let slices: SliceSync | undefined;
+export function syncViewports(ids: string[], coplanar: boolean, active: () => string | undefined): void {
   unsync();
   const zoom = synchronizers.createZoomPanSynchronizer(ZOOM_SYNC);
   for (const id of ids) zoom.add({ renderingEngineId: ENGINE_ID, viewportId: id });
-  if (slices) {
-    // Register the stacks as they are shown now (both at their middle image), so a prior with
-    // another frame of reference follows the current one slice for slice from here on.
-    const engine = getRenderingEngine(ENGINE_ID)!;
-    const vps = ids.map((id) => engine.getViewport(id) as StackViewport);
-    for (const a of vps) for (const b of vps) if (a !== b) registerStacks(a, b);
-    // One way, current → others: a two-way link echoes asynchronous slice jumps back and loses
-    // key presses; the prior can still be scrolled alone to adjust the pairing.
-    const slice = synchronizers.createImageSliceSynchronizer(SLICE_SYNC);
-    slice.addSource({ renderingEngineId: ENGINE_ID, viewportId: ids[0] });
-    for (const id of ids.slice(1)) slice.addTarget({ renderingEngineId: ENGINE_ID, viewportId: id });
-  }
+  if (coplanar) slices = new SliceSync(ENGINE_ID, ids, active);
 }
 export function unsync(): void {
-  for (const id of [SLICE_SYNC, ZOOM_SYNC]) if (SynchronizerManager.getSynchronizer(id)) SynchronizerManager.destroySynchronizer(id);
+  if (SynchronizerManager.getSynchronizer(ZOOM_SYNC)) SynchronizerManager.destroySynchronizer(ZOOM_SYNC);
+  slices?.destroy();
+  slices = undefined;
 }
-/**
- * Translation-only registration of two coplanar stacks from the images they show now. (Cornerstone
- * 5.14's calculateViewportsSpatialRegistration looks the metadata up by slice index instead of
- * image id, so it never registers stack viewports; this does the same computation correctly.)
- */
-function registerStacks(a: StackViewport, b: StackViewport): void {
-  const pa = metaData.get('imagePlaneModule', a.getCurrentImageId()) as { imagePositionPatient?: number[]; imageOrientationPatient?: number[]; frameOfReferenceUID?: string } | undefined;
-  const pb = metaData.get('imagePlaneModule', b.getCurrentImageId()) as typeof pa;
-  if (pa?.frameOfReferenceUID && pa.frameOfReferenceUID === pb?.frameOfReferenceUID) return; // same space: identity
-  if (!pa?.imagePositionPatient || !pb?.imagePositionPatient || !pa.imageOrientationPatient || !pb.imageOrientationPatient) return;
-  if (!pa.imageOrientationPatient.every((v, i) => Math.abs(v - pb.imageOrientationPatient![i]) < 0.05)) return;
-  const m = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
-  for (let i = 0; i < 3; i++) m[12 + i] = pa.imagePositionPatient[i] - pb.imagePositionPatient[i];
-  utilities.spatialRegistrationMetadataProvider.add([a.id, b.id], m as never);
-}
-
 export const isSynced = () => !!SynchronizerManager.getSynchronizer(ZOOM_SYNC);
