@@ -17,7 +17,7 @@ import { sendMllp } from '../../sandbox/mllp-send.js';
 import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
-import { cells } from './helpers/viewer-page.js';
+import { cells, toolsReady } from './helpers/viewer-page.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(repo, 'docs', 'screenshots');
@@ -290,6 +290,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
       t.match(await page.locator('#banner').innerText(), 'PAT-TROIS', 'banner shows the MR patient');
       const before = c0.imageIndex!;
       const box = (await page.locator('.cell[data-index="0"]').boundingBox())!;
+      await toolsReady(page);
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
       for (let i = 0; i < 4; i++) await page.mouse.wheel(0, 120);
       await page.waitForFunction((b) => (window as any).__viewer.cells()[0].imageIndex !== b, before, { timeout: 5000 });

@@ -11,7 +11,7 @@ import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { makeMgStudy } from './helpers/mg-study.js';
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
-import { cells } from './helpers/viewer-page.js';
+import { cells, toolsReady } from './helpers/viewer-page.js';
 import { startViewerServer, type ViewerServer, type TestSession } from './helpers/viewer-server.js';
 import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpers/pixels.js';
 
@@ -174,6 +174,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
       t.equal((await cells(page))[0].imageIndex, 0, 'Home goes to the first image');
       // mouse wheel
       const box = (await page.locator('.cell[data-index="0"]').boundingBox())!;
+      await toolsReady(page);
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
       await page.mouse.wheel(0, 120);
       await page.waitForFunction(() => (window as any).__viewer.cells()[0].imageIndex > 0, null, { timeout: 5000 });

@@ -5,7 +5,8 @@ import { t } from './i18n.js';
 import { firstStudy, loadSession, UserError, type Session, type StudyRef } from './api.js';
 import { loadSeries, middleIndex, type Series } from './dicomweb.js';
 import { listSeries, str, strs, seq } from './dicom-json.js';
-import { initImaging, initRendering, PRESETS, setPrimaryTool, primaryTool, syncViewports, unsync, isSynced, type ToolKey, type Rendering } from './cs.js';
+import { initImaging, initRendering, PRESETS, type Rendering } from './cs.js';
+import type { ToolKey } from './tools.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
 import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
 import { el, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
@@ -15,6 +16,21 @@ let T0 = 0;
 let firstDisplayed: () => void = () => undefined;
 const firstDisplay = new Promise<void>((resolve) => { firstDisplayed = resolve; setTimeout(resolve, 4000); });
 const $ = (id: string) => document.getElementById(id)!;
+
+type Tools = typeof import('./tools.js');
+/** the mouse tools and comparison links, loaded once the first images are shown (or have failed) */
+let tools: Tools | undefined;
+const toolsLoaded: Promise<Tools> = firstDisplay.then(() => import('./tools.js')).then((m) => {
+  m.initTools();
+  tools = m;
+  document.body.dataset.tools = 'ready';
+  performance.mark('viewer-tools');
+  syncToolbar();
+  return m;
+});
+// the images stay on screen; the mouse tools are what is missing, and the user is told
+toolsLoaded.catch(() => showError(t.errors.tools));
+const withTools = (fn: (m: Tools) => void) => void toolsLoaded.then(fn, () => undefined);
 
 interface StudyState { ref: StudyRef; series: Series[]; error?: string; loading?: Promise<Series[]> }
 interface MgItem { info: MgImageInfo; series: Series; imageId: string }
@@ -107,7 +123,7 @@ function buildToolbar(): void {
   const btn = (id: string, label: string, fn: () => void, title = label) => { const b = el('button', { id, title }, label); b.onclick = fn; return b; };
   bar.replaceChildren(
     group(t.layout, ...LAYOUTS.map((l) => btn(`layout-${l}`, l.replace('x', '×'), () => setLayout(l)))),
-    group(t.tools, ...(Object.keys(t.tool) as ToolKey[]).map((k) => btn(`tool-${k}`, t.tool[k], () => { setPrimaryTool(k); syncToolbar(); }))),
+    group(t.tools, ...(Object.keys(t.tool) as ToolKey[]).map((k) => btn(`tool-${k}`, t.tool[k], () => withTools((m) => { m.setPrimaryTool(k); syncToolbar(); })))),
     group(t.presets, ...Object.keys(PRESETS).map((k) => btn(`preset-${k}`, t.presetNames[k], () => applyPreset(k)))),
     group(t.tools, btn('invert', t.invert, invert), btn('fit', t.fit, fit), btn('reset', t.reset, reset)),
     group(t.hanging, btn('hanging-toggle', t.currentOverPrior, toggleHanging)),
@@ -119,7 +135,7 @@ function buildToolbar(): void {
 }
 
 function syncToolbar(): void {
-  for (const k of Object.keys(t.tool)) document.getElementById(`tool-${k}`)?.classList.toggle('on', primaryTool() === k);
+  for (const k of Object.keys(t.tool)) document.getElementById(`tool-${k}`)?.classList.toggle('on', (tools?.primaryTool() ?? 'wl') === k);
   for (const l of LAYOUTS) document.getElementById(`layout-${l}`)?.classList.toggle('on', state.grid?.layout === l);
   const hang = document.getElementById('hanging-toggle') as HTMLButtonElement | null;
   if (hang) {
@@ -127,11 +143,11 @@ function syncToolbar(): void {
     hang.disabled = !findMgPrior();
     hang.textContent = state.hanging && state.hanging !== 'four' ? t.sideBySide : t.currentOverPrior;
   }
-  $('sync-state').textContent = isSynced() ? t.syncOn : '';
+  $('sync-state').textContent = tools?.isSynced() ? t.syncOn : '';
 }
 
 function setLayout(l: Layout): void {
-  unsync(); // the linked viewports are made again
+  tools?.unsync(); // the linked viewports are made again
   state.grid!.setLayout(l);
   syncToolbar();
 }
@@ -206,7 +222,7 @@ async function dropSeries(cell: number, uid: string): Promise<void> {
   const s = findSeries(uid);
   if (!s) return;
   state.hanging = undefined;
-  unsync(); // another series in a linked viewport: the comparison's pairing no longer holds
+  tools?.unsync(); // another series in a linked viewport: the comparison's pairing no longer holds
   await state.grid!.show(cell, s, mgOptions(s));
   syncToolbar();
 }
@@ -248,7 +264,7 @@ function findMgPrior(): StudyRef | undefined {
 async function openStudy(ref: StudyRef): Promise<void> {
   state.shown = ref;
   state.prior = undefined;
-  unsync();
+  tools?.unsync();
   for (const [uid, li] of state.items) li.classList.toggle('shown', uid === ref.studyUid);
   void renderReport($('report'), ref).then(syncReportButton);
   $('import-status').hidden = true;
@@ -342,13 +358,14 @@ async function compareWith(prior: StudyRef): Promise<void> {
   if (!match) return;
   state.prior = prior;
   state.hanging = undefined;
-  unsync();
+  tools?.unsync();
   grid.setLayout('1x2');
   grid.clear(0); grid.clear(1);
   await grid.show(0, left, { label: t.current });
   await grid.show(1, match, { label: `${t.prior} ${prior.date.slice(6, 8)}/${prior.date.slice(4, 6)}/${prior.date.slice(0, 4)}` });
   const coplanar = match.modality === left.modality && (match.frameOfReferenceUid === left.frameOfReferenceUid || same(match.orientation, left.orientation));
-  syncViewports([grid.cells[0].viewportId, grid.cells[1].viewportId], coplanar, () => grid.cells[grid.active]?.viewportId);
+  const ids = [grid.cells[0].viewportId, grid.cells[1].viewportId];
+  withTools((m) => { m.syncViewports(ids, coplanar, () => grid.cells[grid.active]?.viewportId); syncToolbar(); });
   grid.activate(0);
   syncToolbar();
 }
@@ -411,7 +428,7 @@ function bindKeys(): void {
   document.addEventListener('keydown', (e) => {
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.ctrlKey || e.metaKey || e.altKey) return;
     const presetKeys: Record<string, string> = { '1': 'default', '2': 'soft', '3': 'lung', '4': 'bone', '5': 'mammo' };
-    const tools: Record<string, ToolKey> = { w: 'wl', z: 'zoom', p: 'pan', s: 'scroll' };
+    const toolKeys: Record<string, ToolKey> = { w: 'wl', z: 'zoom', p: 'pan', s: 'scroll' };
     const k = e.key;
     let handled = true;
     if (k === 'ArrowUp' || k === 'ArrowLeft') scrollBy(-1);
@@ -421,7 +438,7 @@ function bindKeys(): void {
     else if (k === 'Home') scrollBy(0, 'first');
     else if (k === 'End') scrollBy(0, 'last');
     else if (presetKeys[k]) applyPreset(presetKeys[k]);
-    else if (tools[k.toLowerCase()]) { setPrimaryTool(tools[k.toLowerCase()]); syncToolbar(); }
+    else if (toolKeys[k.toLowerCase()]) { const key = toolKeys[k.toLowerCase()]; withTools((m) => { m.setPrimaryTool(key); syncToolbar(); }); }
     else if (k === 'i' || k === 'I') invert();
     else if (k === 'r' || k === 'R') reset();
     else if (k === 'f' || k === 'F') fit();

@@ -1,6 +1,5 @@
 // The viewport grid: 1×1, 1×2 or 2×2 stack viewports with their text overlays and orientation markers.
 import { Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
-import { addToToolGroup } from './cs.js';
 import { middleIndex, type Series } from './dicomweb.js';
 import { str, strs, nums } from './dicom-json.js';
 import { edgeLabels, rowColLetters } from './orientation.js';
@@ -104,7 +103,6 @@ export class Grid {
 
   private enable(viewportId: string, element: HTMLDivElement): void {
     this.engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element, defaultOptions: { background: [0, 0, 0] as Types.Point3 } });
-    addToToolGroup(viewportId);
   }
 
   activate(index: number): void {

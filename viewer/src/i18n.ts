@@ -65,6 +65,7 @@ export const t = {
     sessionExpired: 'Votre session a expiré. Reconnectez-vous.',
     image: 'Une image n’a pas pu être affichée.',
     noImages: 'Cet examen ne contient aucune image affichable.',
+    tools: 'Les outils de la souris (fenêtrage, zoom, défilement) n’ont pas pu être chargés : rechargez la page.',
   },
   helpTitle: 'Raccourcis clavier',
   close: 'Fermer',

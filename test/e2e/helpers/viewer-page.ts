@@ -17,3 +17,6 @@ export interface CellInfo {
 }
 
 export const cells = (page: Page) => page.evaluate(() => (window as unknown as { __viewer: { cells(): unknown[] } }).__viewer.cells()) as Promise<CellInfo[]>;
+
+/** The mouse tools (window/level, zoom, pan, wheel scrolling) load after the first images: wait for them. */
+export const toolsReady = (page: Page) => page.waitForSelector('body[data-tools="ready"]', { state: 'attached', timeout: 10_000 });
