@@ -365,7 +365,11 @@ async function compareWith(prior: StudyRef): Promise<void> {
   await grid.show(1, match, { label: `${t.prior} ${prior.date.slice(6, 8)}/${prior.date.slice(4, 6)}/${prior.date.slice(0, 4)}` });
   const coplanar = match.modality === left.modality && (match.frameOfReferenceUid === left.frameOfReferenceUid || same(match.orientation, left.orientation));
   const ids = [grid.cells[0].viewportId, grid.cells[1].viewportId];
-  withTools((m) => { m.syncViewports(ids, coplanar, () => grid.cells[grid.active]?.viewportId); syncToolbar(); });
+  withTools((m) => {
+    if (state.prior !== prior || ids.some((id, i) => grid.cells[i]?.viewportId !== id)) return; // left meanwhile
+    m.syncViewports(ids, coplanar, () => grid.cells[grid.active]?.viewportId);
+    syncToolbar();
+  });
   grid.activate(0);
   syncToolbar();
 }
