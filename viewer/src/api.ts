@@ -1,38 +1,9 @@
 // The gateway contract: the session document and the error words a user sees for each HTTP failure.
 import { t } from './i18n.js';
 
-export interface Patient {
-  birthName: string;
-  givenNames: string[];
-  usedName?: string;
-  birthDate: string;
-  sex: 'M' | 'F' | 'U';
-  birthPlace?: string;
-  ins: { value: string; oid: string };
-  ipp?: string;
-}
-export interface StudyRef {
-  studyUid: string;
-  date: string;
-  time?: string;
-  modalities: string[];
-  description: string;
-  sourceCentre: string;
-  accessionNumber?: string;
-  kosUid: string;
-  current: boolean;
-  status: 'available' | 'withdrawn' | 'unreachable';
-  report?: { url: string; mediaType: 'application/pdf' | 'text/plain' | 'text/html' };
-}
-export interface Session {
-  patient: Patient;
-  clinician: { name: string; rpps: string };
-  studies: StudyRef[];
-  dicomWebRoot: string;
-  importUrl: string;
-  logoutUrl: string;
-}
-export interface ImportJob { done: boolean; total: number; stored: number; failed: number; state: string }
+// The session document's types come from the gateway (types only: erased from the bundle).
+export type { SessionPatient as Patient, SessionStudyRef as StudyRef, SessionDocument as Session, ImportProgress as ImportJob } from '../../gateway/src/consumer/session-document.js';
+import type { SessionDocument as Session, SessionStudyRef as StudyRef, ImportProgress as ImportJob } from '../../gateway/src/consumer/session-document.js';
 
 /** An error whose message is already plain French for the user. */
 export class UserError extends Error {

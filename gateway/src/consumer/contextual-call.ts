@@ -2,6 +2,7 @@
 // traits) and optional filters. Pure parsing: names are case-sensitive; a missing, empty or unknown
 // field is refused with its name, so the integrator sees at once what to fix.
 import type { FindDocumentsQuery } from '../dmp/xds-query.js';
+import type { SessionPatient } from './session-document.js';
 
 export const INS_OIDS = new Set(['1.2.250.1.213.1.4.8', '1.2.250.1.213.1.4.9', '1.2.250.1.213.1.4.10']);
 /** value set of anatomic regions in the DMP event codes (DRIM-M.md §3) */
@@ -15,16 +16,8 @@ const REQUIRED = [
 const OPTIONAL = ['StudyInstanceUID', 'Modality', 'AccessionNumber', 'AccessionNumberIssuer', 'StudyDate', 'AnatomicRegion', 'Situation'] as const;
 const KNOWN = new Set<string>([...REQUIRED, ...OPTIONAL]);
 
-/** The patient as the viewer shows it (the INS identity traits, kept for display). */
-export interface CallPatient {
-  birthName: string;
-  givenNames: string[];
-  usedName?: string;
-  birthDate: string; // YYYYMMDD
-  sex: 'M' | 'F' | 'U';
-  birthPlace?: string;
-  ins: { value: string; oid: string };
-  ipp?: string;
+/** The patient of a call: what the viewer shows, and the IPP's issuer for the DMP query. */
+export interface CallPatient extends SessionPatient {
   ippIssuer?: string;
 }
 

@@ -1,6 +1,7 @@
 // "Import into my PACS": copies a study (or one series) of a viewer session from the cache into the
 // box's own PACS (C-STORE, STOW-RS or a folder, through the Pacs adapter), one instance at a time so
 // the viewer can show progress and every instance gets its own result.
+import type { ImportProgress } from './session-document.js';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -11,13 +12,8 @@ import type { StudyCache, SeriesSpec } from './study-cache.js';
 /** per-instance results are written to the table every this many instances (and at the end) */
 const RESULTS_EVERY = 50;
 
-export interface ImportStatus {
+export interface ImportStatus extends ImportProgress {
   jobId: string;
-  done: boolean;
-  state: 'running' | 'completed' | 'failed';
-  total: number;
-  stored: number;
-  failed: number;
   results: { sopInstanceUid: string; ok: boolean; reason?: string }[];
   error?: string;
 }

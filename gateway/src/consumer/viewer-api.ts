@@ -14,6 +14,7 @@ import type { AuditLog } from '../store/audit.js';
 import { requireClinician } from '../trust/psc-login.js';
 import { callKey, type CallSession, type CallSessionStore } from './call-sessions.js';
 import type { SessionStudy } from './dmp-search.js';
+import type { SessionDocument } from './session-document.js';
 import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, type PeerClient } from './peer-client.js';
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
 import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
@@ -170,7 +171,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   }
 
   // ---------- session document, reports ----------
-  app.get('/api/sessions/:id', async (req) => {
+  app.get('/api/sessions/:id', async (req): Promise<SessionDocument> => {
     const call = session(req);
     const base = `/api/sessions/${encodeURIComponent(call.id)}`;
     return {
@@ -180,7 +181,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
         studyUid: s.studyUid, date: s.date, ...(s.time ? { time: s.time } : {}), modalities: s.modalities, description: s.description,
         sourceCentre: s.sourceCentre, ...(s.accessionNumber ? { accessionNumber: s.accessionNumber } : {}), kosUid: s.kosUid,
         current: s.current, status: s.status,
-        ...(s.reportId ? { report: { url: `${base}/reports/${encodeURIComponent(s.reportId)}`, mediaType: s.reportMediaType } } : {}),
+        ...(s.reportId && s.reportMediaType ? { report: { url: `${base}/reports/${encodeURIComponent(s.reportId)}`, mediaType: s.reportMediaType } } : {}),
       })),
       dicomWebRoot: `${base}/dicom-web`,
       importUrl: `${base}/import`,
