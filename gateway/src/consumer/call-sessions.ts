@@ -21,7 +21,13 @@ export interface CallSession {
 /** A call id's stored key: hashed like a clinician session id (import jobs are keyed by it too). */
 export const callKey = hashId;
 
+/** sessions kept parsed: a viewer sends hundreds of requests per session, each needing its studies */
+const PARSED_SESSIONS = 32;
+
 export class CallSessionStore {
+  /** by id hash, least recently used first */
+  private readonly parsed = new Map<string, Omit<CallSession, 'id'>>();
+
   constructor(private readonly db: Db, private readonly ttlMs = 12 * 3600_000, private readonly now: () => number = Date.now) {}
 
   create(c: Omit<CallSession, 'id' | 'createdAt' | 'expiresAt'>, reports: ReportDoc[]): CallSession {
@@ -40,14 +46,28 @@ export class CallSessionStore {
   /** The session for an id, when it exists, has not expired and belongs to `rpps`. */
   get(id: string | undefined, rpps: string): CallSession | undefined {
     if (!id || id.length > 128) return undefined;
-    const row = this.db.prepare('SELECT * FROM consumer_calls WHERE id_hash = ?').get(callKey(id)) as
-      | { rpps: string; patient_json: string; clinician_json: string; studies_json: string; created_at: number; expires_at: number }
-      | undefined;
-    if (!row || row.expires_at <= this.now() || row.rpps !== rpps) return undefined;
-    return {
-      id, rpps: row.rpps, patient: JSON.parse(row.patient_json), clinician: JSON.parse(row.clinician_json),
-      studies: JSON.parse(row.studies_json), createdAt: row.created_at, expiresAt: row.expires_at,
-    };
+    const c = this.load(callKey(id));
+    if (!c || c.expiresAt <= this.now() || c.rpps !== rpps) return undefined;
+    return { id, ...c };
+  }
+
+  private load(h: string): Omit<CallSession, 'id'> | undefined {
+    let c = this.parsed.get(h);
+    if (c) {
+      this.parsed.delete(h); // most recently used: last
+    } else {
+      const row = this.db.prepare('SELECT * FROM consumer_calls WHERE id_hash = ?').get(h) as
+        | { rpps: string; patient_json: string; clinician_json: string; studies_json: string; created_at: number; expires_at: number }
+        | undefined;
+      if (!row) return undefined;
+      c = {
+        rpps: row.rpps, patient: JSON.parse(row.patient_json), clinician: JSON.parse(row.clinician_json),
+        studies: JSON.parse(row.studies_json), createdAt: row.created_at, expiresAt: row.expires_at,
+      };
+    }
+    this.parsed.set(h, c);
+    if (this.parsed.size > PARSED_SESSIONS) this.parsed.delete(this.parsed.keys().next().value!);
+    return c;
   }
 
   /** Records what was learnt about a study since the call (withdrawn at the source, unreachable). */
@@ -59,6 +79,8 @@ export class CallSessionStore {
       const studies = JSON.parse(row.studies_json) as SessionStudy[];
       for (const s of studies) if (s.studyUid === studyUid) Object.assign(s, change);
       this.db.prepare('UPDATE consumer_calls SET studies_json = ? WHERE id_hash = ?').run(JSON.stringify(studies), h);
+      const c = this.parsed.get(h);
+      if (c) c.studies = studies;
     })();
   }
 
@@ -91,6 +113,7 @@ export class CallSessionStore {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM consumer_call_reports WHERE call_hash IN (SELECT id_hash FROM consumer_calls WHERE expires_at <= ?)').run(now);
       this.db.prepare('DELETE FROM consumer_calls WHERE expires_at <= ?').run(now);
+      for (const [h, c] of this.parsed) if (c.expiresAt <= now) this.parsed.delete(h);
       this.db.prepare('DELETE FROM consumer_pending_calls WHERE expires_at <= ?').run(now);
     })();
   }
