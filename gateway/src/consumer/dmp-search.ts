@@ -1,6 +1,7 @@
 // From a patient's INS to the studies the viewer shows: ITI-18 FindDocuments (with the call's
 // filters), ITI-43 of every KOS and report found, each KOS parsed (with the module that builds them)
 // into studies → series → instances with their source box; each study paired with its report.
+import type { SessionStudyRef } from './session-document.js';
 import { createHash } from 'node:crypto';
 import type { DmpClient, ClinicianIdentity } from '../dmp/client.js';
 import { DmpError } from '../dmp/errors.js';
@@ -17,17 +18,8 @@ export interface SessionSeries {
   instances: { sopClassUid: string; sopInstanceUid: string }[];
 }
 
-export interface SessionStudy {
-  studyUid: string;
-  date: string;
-  time?: string;
-  modalities: string[];
-  description: string;
-  sourceCentre: string;
-  accessionNumber?: string;
-  kosUid: string;
-  current: boolean;
-  status: 'available' | 'withdrawn' | 'unreachable';
+/** A study as the consumer keeps it in a viewer session: what the viewer is shown, and where to fetch it. */
+export interface SessionStudy extends Omit<SessionStudyRef, 'report'> {
   /** report document id (its XDS uniqueId), served under the session */
   reportId?: string;
   reportMediaType?: 'application/pdf' | 'text/plain' | 'text/html';
