@@ -1,8 +1,11 @@
-// PACS adapter speaking DICOMweb (QIDO-RS, WADO-RS, STOW-RS) with undici. Retrieval streams the
-// PACS's multipart answer part by part; nothing is buffered beyond one chunk.
+// PACS adapter speaking DICOMweb (QIDO-RS, WADO-RS, STOW-RS) with undici, and WADO-RS retrieval with
+// Node's http client (see multipartGet). Retrieval streams the PACS's multipart answer part by part;
+// nothing is buffered beyond one chunk.
 // Orthanc 1.10 quirks handled here: WADO-RS asks `transfer-syntax=*` (else Orthanc transcodes
 // everything to Explicit VR LE), and QIDO values are sent nearly raw (Orthanc does not percent-decode).
 import { Agent, request, type Dispatcher } from 'undici';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
 import {
   NotAcceptableError, NotFoundError, PacsUnavailableError,
@@ -22,7 +25,6 @@ export interface DicomwebPacsConfig {
   timeoutMs?: number;
 }
 
-type Body = Dispatcher.ResponseData['body'];
 
 /**
  * Orthanc 1.10 does not percent-decode QIDO values, so nothing may be percent-encoded: the characters
@@ -86,12 +88,36 @@ function guarded(src: Readable, signal?: AbortSignal): Readable {
 export class DicomwebPacs implements Pacs {
   readonly kind = 'dicomweb' as const;
   private readonly agent: Agent;
+  private readonly streamAgent: http.Agent;
   private readonly base: string;
+  private readonly timeoutMs: number;
 
   constructor(private readonly config: DicomwebPacsConfig) {
-    const t = config.timeoutMs ?? 30_000;
+    const t = this.timeoutMs = config.timeoutMs ?? 30_000;
     this.agent = new Agent({ connect: { timeout: t }, headersTimeout: t, bodyTimeout: t, keepAliveTimeout: 4_000 });
     this.base = config.url.replace(/\/+$/, '');
+    this.streamAgent = this.base.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  }
+
+  /**
+   * A GET whose answer is streamed on, over Node's http client. Orthanc ends a WADO-RS answer by
+   * closing the connection (no length, not chunked); undici fails such a request when the connection
+   * closes while backpressure has paused its parser, and the answer's last bytes are lost (seen as
+   * "closed" a few hundred KB before the end of a study, about one retrieve in ten here).
+   */
+  private multipartGet(path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingMessage> {
+    const url = new URL(this.base + path);
+    const client = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = client.request(url, {
+        method: 'GET', agent: this.streamAgent, signal, timeout: this.timeoutMs,
+        headers: { ...this.config.headers, ...headers },
+      }, resolve);
+      // connect, first byte and every idle gap of the body
+      req.on('timeout', () => req.destroy(new Error(`no answer for ${this.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
   }
 
   private async call(method: 'GET' | 'POST', path: string, headers: Record<string, string>, signal?: AbortSignal, body?: Readable): Promise<Dispatcher.ResponseData> {
@@ -149,24 +175,29 @@ export class DicomwebPacs implements Pacs {
   }
 
   /** Opens a WADO-RS multipart retrieve; the caller owns the body. */
-  private async openMultipart(path: string, accept: string, signal?: AbortSignal, tryingSyntax = false): Promise<{ body: Body; boundary: string } | 'not-acceptable'> {
-    let res: Dispatcher.ResponseData;
+  private async openMultipart(path: string, accept: string, signal?: AbortSignal, tryingSyntax = false): Promise<{ body: Readable; boundary: string } | 'not-acceptable'> {
+    let res: IncomingMessage;
     try {
-      res = await this.call('GET', path, { accept }, signal);
+      res = await this.multipartGet(path, { accept }, signal);
     } catch (e) {
-      // Orthanc answers 500 to a transfer syntax it cannot produce
-      if (tryingSyntax && e instanceof PacsUnavailableError && /answered 5/.test(e.message)) return 'not-acceptable';
-      throw e;
+      throw asPacsError(e, 'unreachable', signal);
     }
-    if (res.statusCode === 404) { await res.body.dump(); throw new NotFoundError(`not found: ${path}`); }
-    if (res.statusCode === 406 || res.statusCode === 400 || res.statusCode === 415) { await res.body.dump(); return 'not-acceptable'; }
-    if (res.statusCode >= 300) { await res.body.dump(); throw new PacsUnavailableError(`PACS answered ${res.statusCode} to GET ${path}`); }
+    const status = res.statusCode ?? 0;
+    if (status >= 500) {
+      const text = await textOf(res);
+      // Orthanc answers 500 to a transfer syntax it cannot produce
+      if (tryingSyntax) return 'not-acceptable';
+      throw new PacsUnavailableError(`PACS answered ${status} to GET ${path.split('?')[0]}${text ? `: ${text.slice(0, 200)}` : ''}`);
+    }
+    if (status === 404) { res.resume(); throw new NotFoundError(`not found: ${path}`); }
+    if (status === 406 || status === 400 || status === 415) { res.resume(); return 'not-acceptable'; }
+    if (status >= 300) { res.resume(); throw new PacsUnavailableError(`PACS answered ${status} to GET ${path}`); }
     const ct = parseContentType(String(res.headers['content-type'] ?? ''));
     if (!ct.mediaType.startsWith('multipart/') || !ct.params.boundary) {
-      await res.body.dump();
+      res.resume();
       throw new PacsUnavailableError(`PACS answered ${ct.mediaType || 'no content type'} instead of multipart`);
     }
-    return { body: res.body, boundary: ct.params.boundary };
+    return { body: res, boundary: ct.params.boundary };
   }
 
   async *retrieve(ref: DicomRef, opts: RetrieveOptions): AsyncGenerator<InstancePart> {
@@ -286,7 +317,16 @@ export class DicomwebPacs implements Pacs {
   }
 
   async close(): Promise<void> {
+    this.streamAgent.destroy();
     await this.agent.close();
+  }
+}
+
+async function textOf(res: Readable): Promise<string> {
+  try {
+    return Buffer.concat(await res.toArray()).toString('utf8');
+  } catch {
+    return '';
   }
 }
 
