@@ -1,22 +1,12 @@
 // Cornerstone3D set-up: rendering path (WebGL2 or CPU fallback), image loader, window presets.
 // (The tools are in tools.ts, loaded after the first images.)
-import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, getWebWorkerManager } from '@cornerstonejs/core';
+import { init as coreInit, RenderingEngine, setUseCPURendering, metaData, getWebWorkerManager, getRenderingCapabilities } from '@cornerstonejs/core';
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import { decodeWorker } from './decode-worker.js';
 
 export const ENGINE_ID = 'drimbox-engine';
 /** frames as stored, single part; multipart accepted too, from servers without single part answers */
 const FRAME_ACCEPT = 'application/octet-stream; transfer-syntax=*, multipart/related; type="application/octet-stream"; transfer-syntax=*; q=0.9';
-
-/** True when the browser can give us a WebGL2 context (SwiftShader counts); otherwise CPU rendering. */
-export function hasWebGL2(): boolean {
-  try {
-    const c = document.createElement('canvas');
-    return !!c.getContext('webgl2');
-  } catch {
-    return false;
-  }
-}
 
 export interface Rendering { engine: RenderingEngine; cpu: boolean }
 
@@ -25,7 +15,8 @@ export interface Rendering { engine: RenderingEngine; cpu: boolean }
  * the expensive half (initRendering: the rendering engine and its WebGL context) runs.
  */
 export function initImaging(forceCpu = false): { cpu: boolean } {
-  const cpu = forceCpu || !hasWebGL2();
+  // Cornerstone probes the browser once (its init reads the same cached answer): SwiftShader counts as WebGL2
+  const cpu = forceCpu || !getRenderingCapabilities().webgl2;
   // one WebGL context for every viewport: each context compiles its shaders and sizes its own canvas,
   // which costs more than the parallelism it buys for 2D stacks (measured on SwiftShader)
   coreInit({ rendering: { useCPURendering: cpu, webGlContextCount: 1 } } as never);

@@ -11,6 +11,8 @@ interface Stack {
   element: HTMLDivElement;
   /** each image's position along the stack normal (mm), in image order */
   positions: number[];
+  /** every image has a position: the stack can follow */
+  placed: boolean;
   /** where the stack stood when the link was made: the registration of two frames of reference */
   origin: number;
   frameOfReference?: string;
@@ -21,7 +23,8 @@ const plane = (imageId: string) => metaData.get('imagePlaneModule', imageId) as 
 export class SliceSync {
   private readonly stacks: Stack[];
   private leader: string;
-  private readonly offs: (() => void)[] = [];
+  /** removes every listener the link added */
+  private readonly links = new AbortController();
 
   /**
    * Links viewports `ids` of `engineId`, showing coplanar stacks, as they stand now. `active` names the
@@ -33,31 +36,27 @@ export class SliceSync {
     const normal = normalOf(plane(vps[0].getCurrentImageId())?.imageOrientationPatient);
     this.stacks = vps.map((vp) => {
       const positions = vp.getImageIds().map((imageId) => along(normal, plane(imageId)?.imagePositionPatient));
-      return { id: vp.id, element: vp.element as HTMLDivElement, positions, origin: positions[vp.getCurrentImageIdIndex()], frameOfReference: plane(vp.getCurrentImageId())?.frameOfReferenceUID };
+      return {
+        id: vp.id, element: vp.element as HTMLDivElement, positions, placed: positions.length > 0 && positions.every(Number.isFinite),
+        origin: positions[vp.getCurrentImageIdIndex()], frameOfReference: plane(vp.getCurrentImageId())?.frameOfReferenceUID,
+      };
     });
     this.leader = ids[0];
+    const { signal } = this.links;
     for (const s of this.stacks) {
       const lead = () => { this.leader = s.id; };
-      const follow = (e: Event) => this.follow(s, (e as CustomEvent<Types.EventTypes.StackNewImageEventDetail>).detail.imageIdIndex);
-      s.element.addEventListener('wheel', lead, { capture: true, passive: true });
-      s.element.addEventListener('pointerdown', lead, { capture: true });
-      s.element.addEventListener(Enums.Events.STACK_NEW_IMAGE, follow);
-      this.offs.push(() => {
-        s.element.removeEventListener('wheel', lead, { capture: true });
-        s.element.removeEventListener('pointerdown', lead, { capture: true });
-        s.element.removeEventListener(Enums.Events.STACK_NEW_IMAGE, follow);
-      });
+      s.element.addEventListener('wheel', lead, { capture: true, passive: true, signal });
+      s.element.addEventListener('pointerdown', lead, { capture: true, signal });
+      s.element.addEventListener(Enums.Events.STACK_NEW_IMAGE, (e) => this.follow(s, (e as CustomEvent<Types.EventTypes.StackNewImageEventDetail>).detail.imageIdIndex), { signal });
     }
-    const key = () => { const a = this.active(); if (a && this.stacks.some((s) => s.id === a)) this.leader = a; };
-    document.addEventListener('keydown', key, { capture: true });
-    this.offs.push(() => document.removeEventListener('keydown', key, { capture: true }));
+    document.addEventListener('keydown', () => { const a = this.active(); if (a && this.stacks.some((s) => s.id === a)) this.leader = a; }, { capture: true, signal });
   }
 
   private follow(from: Stack, index: number): void {
     if (from.id !== this.leader || !Number.isFinite(from.positions[index])) return;
     const engine = getRenderingEngine(this.engineId);
     for (const to of this.stacks) {
-      if (to === from || !to.positions.length || !to.positions.every(Number.isFinite)) continue;
+      if (to === from || !to.placed) continue;
       // same frame of reference: the same place; otherwise the same move from where both stood
       const target = from.frameOfReference && from.frameOfReference === to.frameOfReference
         ? from.positions[index]
@@ -69,7 +68,7 @@ export class SliceSync {
   }
 
   destroy(): void {
-    for (const off of this.offs.splice(0)) off();
+    this.links.abort();
   }
 }
 

@@ -3,12 +3,12 @@
 // (QIDO-RS, WADO-RS, metadata, frames) over the session's studies, served from the study cache and
 // filling it on a miss. Every access is audited (RPPS, INS, study, bytes, result).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { DicomJson, Pacs } from '../pacs/pacs.js';
 import { NotAcceptableError, NotFoundError } from '../pacs/pacs.js';
 import { acceptedFrameSyntaxes, acceptedTransferSyntaxes, acceptsDicomJson, prefersSinglePartFrame } from '../dicom/accept.js';
 import { storedIsAcceptable } from '../dicom/transfer-syntax.js';
-import { sendMultipart } from '../http/multipart-reply.js';
+import { sendMultipart, sendSinglePart } from '../http/multipart-reply.js';
 import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import { requireClinician } from '../trust/psc-login.js';
@@ -389,7 +389,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     try {
       parts = cache.store.retrieveFrames({ study: spec.studyUid, series: spec.seriesUid, instance: p.instance! }, frames, { transferSyntaxes: accepted });
       // one frame asked for single part: no multipart body for the browser to scan for its boundary
-      if (frames.length === 1 && prefersSinglePartFrame(req.headers.accept)) return await sendSingleFrame(req, reply, parts);
+      if (frames.length === 1 && prefersSinglePartFrame(req.headers.accept)) return await sendSinglePart(reply, parts, { typeOf: frameType, onBytes: (n) => { if (req.consumerAudit) req.consumerAudit.bytes = n; } });
       return await streamParts(req, reply, mapFrames(parts), undefined);
     } catch (e) {
       if (e instanceof RangeError) throw new HttpProblem(400, 'Frame out of range', e.message);
@@ -398,22 +398,11 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   });
 }
 
-/** One frame as a single part answer (PS3.18 §8.6), its bytes counted for the audit. */
-async function sendSingleFrame(req: FastifyRequest, reply: FastifyReply, parts: AsyncIterable<{ contentType: string; transferSyntaxUid: string; body: Readable }>): Promise<FastifyReply> {
-  const it = parts[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) throw new NotFoundError('no such frame');
-  const f = first.value;
-  let bytes = 0;
-  const counted = new Transform({ transform(chunk: Buffer, _enc, done) { bytes += chunk.length; if (req.consumerAudit) req.consumerAudit.bytes = bytes; done(null, chunk); } });
-  reply.raw.once('close', () => void it.return?.(undefined));
-  // an error in the frame's stream destroys `counted`, which aborts the answer
-  // patient data: never kept by a browser or an intermediary
-  return reply.header('cache-control', 'private, no-store').type(`${f.contentType}; transfer-syntax=${f.transferSyntaxUid}`).send(pipeline(f.body, counted, () => undefined));
-}
+/** a frame's media type, with the transfer syntax it is in */
+const frameType = (f: { contentType: string; transferSyntaxUid: string }) => `${f.contentType}; transfer-syntax=${f.transferSyntaxUid}`;
 
 async function* mapFrames(parts: AsyncIterable<{ contentType: string; transferSyntaxUid: string; body: Readable }>) {
-  for await (const f of parts) yield { headers: { 'content-type': `${f.contentType}; transfer-syntax=${f.transferSyntaxUid}` }, body: f.body };
+  for await (const f of parts) yield { headers: { 'content-type': frameType(f) }, body: f.body };
 }
 
 /** A handle restricted to one instance (already landed). */

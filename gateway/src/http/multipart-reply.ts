@@ -2,7 +2,7 @@
 // API). It waits for the first part, so that a failure before any byte still gets a proper status;
 // afterwards an error aborts the connection: a truncated answer never looks complete.
 import type { FastifyReply } from 'fastify';
-import type { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { NotFoundError } from '../pacs/pacs.js';
 import { newBoundary, writeMultipart } from '../dicom/multipart.js';
 
@@ -38,4 +38,23 @@ export async function sendMultipart<P extends { body: Readable }>(
   const ct = opts.type ? `multipart/related; type="${opts.type}"; boundary=${boundary}` : `multipart/related; boundary=${boundary}`;
   // patient data: never kept by a browser or an intermediary
   return reply.header('content-type', ct).header('cache-control', 'private, no-store').send(body);
+}
+
+/**
+ * The first of `parts` as a single part answer (PS3.18 §8.6: a payload of exactly one item), its
+ * bytes counted for the audit. An error in its stream aborts the answer.
+ */
+export async function sendSinglePart<P extends { body: Readable }>(
+  reply: FastifyReply,
+  parts: AsyncIterable<P>,
+  opts: { typeOf: (part: P) => string; onBytes?: (total: number) => void },
+): Promise<FastifyReply> {
+  const it = parts[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) throw new NotFoundError('nothing to send');
+  let total = 0;
+  const counted = new Transform({ transform(chunk: Buffer, _enc, done) { opts.onBytes?.(total += chunk.length); done(null, chunk); } });
+  reply.raw.once('close', () => void it.return?.(undefined));
+  return reply.header('content-type', opts.typeOf(first.value)).header('cache-control', 'private, no-store')
+    .send(pipeline(first.value.body, counted, () => undefined));
 }
