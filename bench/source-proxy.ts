@@ -65,7 +65,7 @@ export async function run() {
     dataDir: dir,
     user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
     peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert }, allowedPeers: [pki.demoClient.subjectDn] },
-    hl7: { port: 1 },
+    hl7: { port: 1, allowedSenders: ['127.0.0.1'] },
     admin: { token: randomBytes(24).toString('hex') },
     log: { level: 'warn' },
     pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl },

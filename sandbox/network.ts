@@ -26,6 +26,8 @@ import { freePort } from './ports.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const FINESS = '750000001';
+/** the calling AE title box-a accepts IOCM rejection notes from (send them with storescu -aet DEMO_PACS) */
+export const DEMO_PACS_AET = 'DEMO_PACS';
 
 export interface DemoNetworkOptions {
   /** where state lives (default sandbox/.run; wiped at each start: ports change between runs) */
@@ -40,7 +42,10 @@ export interface BoxManifest {
   roles: string[];
   userUrl: string;
   peerUrl: string;
-  mllp: { host: string; port: number };
+  /** MLLP listener (source role) */
+  mllp?: { host: string; port: number };
+  /** IOCM C-STORE SCP receiving rejection notes (source role, when configured) */
+  iocm?: { host: string; port: number; aeTitle: string; callingAets: string[] };
   cert: string;
   key: string;
   ca: string;
@@ -80,7 +85,7 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
   const close = async () => { for (const c of closers.reverse()) await c().catch(() => undefined); };
 
   try {
-    const ports = { a: { user: await freePort(), peer: await freePort() }, b: { user: await freePort(), peer: await freePort() } };
+    const ports = { a: { user: await freePort(), peer: await freePort(), iocm: await freePort() }, b: { user: await freePort(), peer: await freePort() } };
     const userUrl = (p: number) => `https://127.0.0.1:${p}`;
 
     const registryAdmin = randomBytes(24).toString('base64url');
@@ -155,7 +160,7 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
 interface DemoBoxOptions {
   name: 'box-a' | 'box-b';
   roles: ('source' | 'consumer')[];
-  ports: { user: number; peer: number };
+  ports: { user: number; peer: number; iocm?: number };
   secret: string;
   pki: DevPki;
   runDir: string;
@@ -174,7 +179,11 @@ async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
     roles: o.roles,
     user: { port: o.ports.user, publicUrl: `https://127.0.0.1:${o.ports.user}`, tls: { cert: id.chain, key: id.key } },
     peer: { port: o.ports.peer, publicUrl: `https://127.0.0.1:${o.ports.peer}`, tls: { cert: id.chain, key: id.key, ca: o.pki.ca.cert } },
-    hl7: { port: 1 },
+    // the source role: the demo RIS and PACS run on this machine, so only 127.0.0.1 may send
+    ...(o.roles.includes('source') ? {
+      hl7: { port: 1, allowedSenders: ['127.0.0.1'] },
+      source: { iocmPort: o.ports.iocm, iocmCallingAets: [DEMO_PACS_AET], iocmAllowedAddresses: ['127.0.0.1'] },
+    } : {}),
     admin: { token: randomBytes(24).toString('base64url') },
     log: { level: o.logLevel },
     pacs: { kind: 'folder', path: join(o.runDir, o.name, 'pacs') },
@@ -186,7 +195,7 @@ async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
     allowList: { url: o.registry.allowListUrl, trustAnchors: [o.pki.ca.cert], enrolUrl: o.registry.url, supportContact: 'support@demo.invalid' },
   };
   const config: DrimboxConfig = validateConfig(raw as never);
-  config.hl7.port = 0; // any free port; reported in box.addresses.mllp
+  if (config.hl7) config.hl7.port = 0; // any free port; reported in box.addresses.mllp
   return startBox(config, { logger: createLogger(o.logLevel, o.name), plugins: pluginsFor(config, o.roleOptions) });
 }
 
@@ -270,7 +279,8 @@ function describe(box: Box, pki: DevPki): BoxManifest {
     roles: box.config.roles,
     userUrl: box.userUrl,
     peerUrl: box.peerUrl,
-    mllp: box.addresses.mllp ?? { host: box.config.hl7.host, port: box.config.hl7.port },
+    mllp: box.addresses.mllp,
+    iocm: box.addresses.iocm ? { ...box.addresses.iocm, aeTitle: box.config.source.iocmAet, callingAets: box.config.source.iocmCallingAets } : undefined,
     cert: id.chain,
     key: id.key,
     ca: pki.ca.cert,

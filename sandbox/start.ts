@@ -33,8 +33,8 @@ DRIMbox demo network is running (Ctrl-C to stop). Certificates: dev CA ${m.demoC
   Open the consumer's launcher: ${b.launcherUrl}
     → a contextual call, PSC login (pick a test clinician), the viewer with images pulled from box-a.
 
-  box-a (source)    user ${a.userUrl}   peer ${a.peerUrl}   MLLP 127.0.0.1:${a.mllp.port}
-                    admin: curl --cacert ${q(m.demoClient.ca)} -H 'Authorization: Bearer ${a.adminToken}' ${a.userUrl}/admin/publications
+  box-a (source)    user ${a.userUrl}   peer ${a.peerUrl}   MLLP ${a.mllp?.host}:${a.mllp?.port}
+${a.iocm ? `                    IOCM rejection notes: storescu -aet ${a.iocm.callingAets[0]} -aec ${a.iocm.aeTitle} ${a.iocm.host} ${a.iocm.port} NOTE.dcm\n` : ''}                    admin: curl --cacert ${q(m.demoClient.ca)} -H 'Authorization: Bearer ${a.adminToken}' ${a.userUrl}/admin/publications
   box-b (consumer)  user ${b.userUrl}   peer ${b.peerUrl}   contextual call POST ${b.contextualCallUrl}
   registry          ${m.registry.url}/admin  (signed allow-list ${m.registry.allowListUrl})
   PSC simulator     ${m.psc.issuer}

@@ -39,7 +39,7 @@ export interface RoleContext {
   /** run at close, in reverse order of registration */
   onClose(fn: () => Promise<void> | void): void;
   /** addresses of extra listeners a role opens (e.g. mllp), reported in Box.addresses */
-  addresses: Record<string, { host: string; port: number }>;
+  addresses: Record<string, { host: string; port: number; aeTitle?: string }>;
   /** services the trust layer and roles share */
   services: Services;
 }
@@ -69,7 +69,7 @@ export interface Box {
   /** actual URLs (ports resolved when 0 was configured) */
   peerUrl: string;
   userUrl: string;
-  addresses: Record<string, { host: string; port: number }>;
+  addresses: Record<string, { host: string; port: number; aeTitle?: string }>;
   close(): Promise<void>;
 }
 

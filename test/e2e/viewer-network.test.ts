@@ -102,7 +102,7 @@ async function withdrawReport(net: DemoNetwork, study: { studyInstanceUid: strin
     studies: [{ studyInstanceUid: study.studyInstanceUid, accessionNumber: accession, modality: 'MG', date, description: study.description }],
   };
   const a = net.manifest.boxes[0];
-  const ack = await sendMllp(a.mllp.host, a.mllp.port, oruMessage(buildReportCda(input), input, { controlId: 'E2E-WITHDRAW-1', withdraw: true }));
+  const ack = await sendMllp(a.mllp!.host, a.mllp!.port, oruMessage(buildReportCda(input), input, { controlId: 'E2E-WITHDRAW-1', withdraw: true }));
   if (!/\rMSA\|AA\|/.test(ack)) throw new Error(`withdrawal refused by box-a: ${ack.replace(/\r/g, ' | ')}`);
   const agent = new Agent({ connect: { ca: readFileSync(a.ca) } });
   try {

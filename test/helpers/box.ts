@@ -35,7 +35,7 @@ export async function rawTestBoxConfig(o: TestBoxConfigOptions): Promise<Record<
     dataDir: typeof o.extra?.dataDir === 'string' ? o.extra.dataDir : mkdtempSync(join(tmpdir(), `drimbox-${name}-`)),
     user: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key } },
     peer: { port: 1, publicUrl: 'https://127.0.0.1:1', tls: { cert: id.chain, key: id.key, ca: pki.ca.cert }, allowedPeers: o.allowedPeers ?? [pki.demoClient.subjectDn] },
-    hl7: { port: 1 },
+    hl7: { port: 1, allowedSenders: ['127.0.0.1'] },
     admin: { token: randomBytes(24).toString('hex') },
     log: { level: process.env.DRIMBOX_TEST_LOG ?? 'warn' },
     pacs: o.pacs,
@@ -49,7 +49,7 @@ export async function testBoxConfig(o: TestBoxConfigOptions): Promise<DrimboxCon
   const cfg = validateConfig(await rawTestBoxConfig(o) as never) as DrimboxConfig;
   cfg.user.port = 0;
   cfg.peer.port = 0;
-  cfg.hl7.port = 0;
+  if (cfg.hl7) cfg.hl7.port = 0;
   return cfg;
 }
 

@@ -48,3 +48,55 @@ t.test('drimbox serve', async (t) => {
   t.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops it cleanly');
   await agent.close();
 });
+
+/** `drimbox serve` with that config file: exit status and output once it answered /healthz (or exited). */
+async function serve(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<{ status: number | null; out: string; healthy: boolean }> {
+  const pki = await testPki();
+  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config));
+  const userPort = await freePort();
+  const child = spawn(process.execPath, ['bin/drimbox.js', 'serve', '--config', file], {
+    env: { ...process.env, DRIMBOX_USER__PORT: String(userPort), DRIMBOX_PEER__PORT: String(await freePort()), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const agent = new Agent({ connect: { ca: readFileSync(pki.ca.cert) } });
+  try {
+    const deadline = Date.now() + 60_000;
+    while (child.exitCode === null && Date.now() < deadline) {
+      try {
+        const r = await request(`https://127.0.0.1:${userPort}/healthz`, { dispatcher: agent });
+        await r.body.dump();
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+        return { status: child.exitCode, out, healthy: true };
+      } catch { await new Promise((r) => setTimeout(r, 200)); }
+    }
+    return { status: child.exitCode, out, healthy: false };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await agent.close();
+  }
+}
+
+t.test('a consumer-only box starts without an hl7 section; the source role refuses open listeners', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+  const consumer = await rawTestBoxConfig({ pacs: { kind: 'folder', path: join(dir, 'pacs') }, extra: { dataDir: join(dir, 'c'), roles: ['consumer'] } });
+  delete consumer.hl7;
+  const c = await serve(consumer);
+  t.ok(c.healthy, `the consumer-only box answers /healthz (${c.out.slice(0, 300)})`);
+  t.notMatch(c.out, /hl7/, 'and says nothing about hl7');
+
+  const source = await rawTestBoxConfig({ pacs: { kind: 'folder', path: join(dir, 'pacs') }, extra: { dataDir: join(dir, 's'), roles: ['source'] } });
+  const noSenders = await serve({ ...source, hl7: { port: 1 } });
+  t.equal(noSenders.status, 2, 'the source role without hl7.allowedSenders does not start');
+  t.match(noSenders.out, /hl7\.allowedSenders: list the RIS addresses allowed to send/);
+
+  const iocmNoPort = await serve({ ...source, source: { iocmCallingAets: ['PACS'] } }, { DRIMBOX_HL7__PORT: String(await freePort()) });
+  t.equal(iocmNoPort.status, 2, 'IOCM with calling AE titles but no port does not start');
+  t.match(iocmNoPort.out, /source\.iocmPort: required when source\.iocmCallingAets is set/);
+  t.match(iocmNoPort.out, /source\.iocmAllowedAddresses: list the PACS addresses/);
+});

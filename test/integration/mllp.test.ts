@@ -18,7 +18,7 @@ const oru = (id: string) => readFileSync(new URL('../fixtures/hl7/CR-ORU.hl7', i
 async function server(t: { teardown: (fn: () => unknown) => void }, maxBytes?: number) {
   const accepted: PublicationMessage[] = [];
   const srv = await startMllpServer({
-    host: '127.0.0.1', port: await freePort(), maxBytes,
+    host: '127.0.0.1', port: await freePort(), maxBytes, allowedSenders: ['127.0.0.1'],
     handler: (raw) => handleHl7(raw, async (m) => { accepted.push(m); }),
   });
   t.teardown(() => srv.close());

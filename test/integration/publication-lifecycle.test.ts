@@ -105,7 +105,7 @@ t.before(async () => {
       roles: ['source'],
       dmp: bench.dmpConfig,
       publication: { studyWaitMinutes: 2, retryMaxMinutes: 5, stableSeconds: 1, concurrency: 2 },
-      source: { iocmPort, iocmCallingAets: ['ORTHANC'] },
+      source: { iocmPort, iocmCallingAets: ['ORTHANC'], iocmAllowedAddresses: ['127.0.0.1'] },
     },
     boxOptions: {
       plugins: [dmpService, createSourceRole({

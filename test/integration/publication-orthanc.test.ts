@@ -67,7 +67,7 @@ t.before(async () => {
   bench = await startDmpBench();
   box = await startTestBox({
     pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl },
-    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 }, source: { iocmPort } },
+    extra: { dmp: bench.dmpConfig, publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 }, source: { iocmPort, iocmCallingAets: [orthanc.aet], iocmAllowedAddresses: ['127.0.0.1'] } },
     boxOptions: { plugins: [dmpService, createSourceRole({ retryBaseMs: 100, maxRetryDelayMs: 500, pollMs: 200 })] },
   });
   peer = await mtlsAgent((await testPki()).demoClient);

@@ -122,6 +122,20 @@ t.test('a resent message is acknowledged and publishes nothing twice', async (t)
   t.equal(found.length, 1, 'still one KOS in the DMP');
 });
 
+t.test('same setId and version with different content → AE naming the conflict; the DMP keeps the report', async (t) => {
+  const before = jobCount();
+  const ack = await sendHl7(mllpPort, oru(report({ text: 'Compte rendu corrigé sans nouvelle version.' }), 'PUB-1-CHANGED'));
+  t.equal(ack.code, 'AE', 'refused, not acknowledged and dropped');
+  t.match(ack.error ?? '', /^ERR\|\|OBX\|205\^Duplicate key identifier/, 'HL7 error 205');
+  t.match(ack.text ?? '', /Version 1 of report 1\.2\.250\.1\.999\.1\.1\.77\.1 was already received with different content/);
+  t.equal(jobCount(), before, 'no job');
+  const reports = await box.services.dmp!.findDocuments({ patientId: INS_XDS, typeCodes: [{ code: '18748-4', scheme: '2.16.840.1.113883.6.1' }] }, clinician);
+  t.equal(reports.length, 1, 'one report in the DMP');
+  const [doc] = await box.services.dmp!.retrieveDocuments([{ repositoryUniqueId: reports[0].repositoryUniqueId!, documentUniqueId: reports[0].uniqueId }], { as: clinician, patientId: INS_XDS });
+  t.equal(doc.content.toString('utf8'), buildReportCda(report()), 'the DMP holds the first text, unchanged');
+  t.equal((await sendHl7(mllpPort, oru(report(), 'PUB-1-SAME'))).code, 'AA', 'the identical report again is still AA');
+});
+
 t.test('KOS-scoped peer access over mutual TLS', async (t) => {
   const s = study.studyInstanceUid;
   const ok = await peerGet(`/dicom-web/studies/${s}`, kosV1);

@@ -12,7 +12,7 @@ const good = {
   user: { port: 8443, publicUrl: 'https://viewer.example', tls: { cert: 'a.crt', key: 'a.key' } },
   peer: { port: 9443, publicUrl: 'https://box.example:9443', tls: { cert: 'a.crt', key: 'a.key', ca: 'ca.crt' } },
   pacs: { kind: 'dicomweb', url: 'http://127.0.0.1:8042/dicom-web' },
-  hl7: { port: 2575 },
+  hl7: { port: 2575, allowedSenders: ['10.0.0.5'] },
   admin: { token: 'x'.repeat(32) },
 };
 const file = (o: unknown) => {

@@ -2,6 +2,7 @@
 // checks every key. Errors name the key (e.g. "peer.port: must be a port number (1-65535)").
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, dirname, isAbsolute } from 'node:path';
+import { isIP } from 'node:net';
 import type { DrimboxConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -57,6 +58,9 @@ const common: Spec = {
     host,
     port: { t: 'port' },
     maxMessageBytes: { t: 'int', def: 16 * 1024 * 1024, min: 1024, max: 512 * 1024 * 1024 },
+    allowedSenders: { t: 'string[]', def: [] },
+    maxConnections: { t: 'int', def: 8, min: 1, max: 256 },
+    idleTimeoutSeconds: { t: 'int', def: 30, min: 1, max: 3600 },
   },
   admin: { token: { t: 'string', pattern: /^.{24,}$/, hint: 'at least 24 characters' } },
   log: { level: { t: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] } },
@@ -107,11 +111,12 @@ const common: Spec = {
     iocmPort: { t: 'int', def: 0, min: 0, max: 65535 },
     iocmAet: { t: 'string', def: 'DRIMBOX_IOCM', pattern: /^[ -~]{1,16}$/, hint: '1-16 ASCII characters' },
     iocmCallingAets: { t: 'string[]', def: [] },
+    iocmAllowedAddresses: { t: 'string[]', def: [] },
   },
 };
 
 /** Sections a box may leave out entirely (the feature is then off, or has its defaults). */
-const OPTIONAL_SECTIONS = new Set(['dmp', 'psc', 'allowList']);
+const OPTIONAL_SECTIONS = new Set(['dmp', 'psc', 'allowList', 'hl7']);
 
 const pacsSpecs: Record<string, Spec> = {
   dicomweb: {
@@ -160,8 +165,28 @@ export function validateConfig(raw: Obj, base = process.cwd()): DrimboxConfig {
     if (!spec) problems.push(`pacs.kind: must be one of dicomweb, dimse, folder (got ${JSON.stringify(kind)})`);
     else out.pacs = { kind, ...(check(spec, pacs as Obj, 'pacs.', problems, base, ['kind']) as Obj) };
   }
+  checkSourceListeners(out, problems);
   if (problems.length) throw new ConfigError(problems);
   return out as unknown as DrimboxConfig;
+}
+
+/**
+ * The source role's listeners, deny by default: MLLP needs a port and the RIS addresses allowed to
+ * send; IOCM runs only when calling AE titles are listed, and then needs a fixed port and the PACS
+ * addresses too (a PACS is configured with that port; an empty list never means "anyone").
+ */
+function checkSourceListeners(out: Obj, problems: string[]): void {
+  const roles = Array.isArray(out.roles) ? out.roles : [];
+  if (!roles.includes('source')) return;
+  const hl7 = out.hl7 as Obj | undefined;
+  if (!hl7) problems.push('hl7: missing (the source role receives the RIS reports over MLLP: hl7.port and hl7.allowedSenders)');
+  else if ((hl7.allowedSenders as Json[]).length === 0) problems.push('hl7.allowedSenders: list the RIS addresses allowed to send (empty: nobody could)');
+  for (const a of (hl7?.allowedSenders ?? []) as string[]) if (!isIP(a)) problems.push(`hl7.allowedSenders: "${a}" is not an IP address`);
+  const src = out.source as Obj;
+  if ((src.iocmCallingAets as Json[]).length === 0) return;
+  if (src.iocmPort === 0) problems.push('source.iocmPort: required when source.iocmCallingAets is set (the PACS sends rejection notes to this port)');
+  if ((src.iocmAllowedAddresses as Json[]).length === 0) problems.push('source.iocmAllowedAddresses: list the PACS addresses allowed to send rejection notes (required when source.iocmCallingAets is set)');
+  for (const a of src.iocmAllowedAddresses as string[]) if (!isIP(a)) problems.push(`source.iocmAllowedAddresses: "${a}" is not an IP address`);
 }
 
 function isLeaf(s: Leaf | Spec): s is Leaf {

@@ -41,7 +41,8 @@ export interface DrimboxConfig {
   /** peer listener: DICOMweb for other boxes, mutual TLS */
   peer: { host: string; port: number; publicUrl: string; tls: TlsFiles; allowedPeers: string[] };
   pacs: PacsConfig;
-  hl7: { host: string; port: number; maxMessageBytes: number };
+  /** MLLP listener for the RIS: required with the source role, absent otherwise */
+  hl7?: Hl7Config;
   admin: { token: string };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   /** the DMP (XDS.b) this box publishes to and searches; required for publication */
@@ -89,6 +90,19 @@ export interface DrimboxConfig {
   /** concurrency: jobs of different reports run side by side (one report's jobs stay in order);
    *  stableSeconds: a study's instance count must not change over this interval before its KOS is built */
   publication: { studyWaitMinutes: number; retryMaxMinutes: number; stableSeconds: number; concurrency: number };
-  /** source role: the IOCM C-STORE SCP that receives rejection notes from the PACS */
-  source: { iocmHost: string; iocmPort: number; iocmAet: string; iocmCallingAets: string[] };
+  /** source role: the IOCM C-STORE SCP that receives rejection notes from the PACS. It runs only when
+   *  iocmCallingAets is set, and then also needs iocmPort and iocmAllowedAddresses (deny by default) */
+  source: { iocmHost: string; iocmPort: number; iocmAet: string; iocmCallingAets: string[]; iocmAllowedAddresses: string[] };
+}
+
+export interface Hl7Config {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  /** RIS addresses allowed to connect (never empty: deny by default); others are closed at once */
+  allowedSenders: string[];
+  /** connections open at once; more are closed at once */
+  maxConnections: number;
+  /** a connection silent this long is closed */
+  idleTimeoutSeconds: number;
 }

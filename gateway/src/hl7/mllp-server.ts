@@ -1,6 +1,8 @@
 // MLLP listener (node:net): frames <VT> message <FS><CR>, several messages per connection answered in
 // order. Garbage, a missing start byte or an oversize message gets a NACK where possible; nothing a
-// peer sends can crash the process.
+// peer sends can crash the process. Deny by default: only listed sender addresses may connect, the
+// number of connections is capped, a connection holds at most one message (maxBytes) plus a few KiB
+// of unframed bytes, and a silent connection is closed.
 import { createServer, type Socket } from 'node:net';
 import { frameNack } from './handle.js';
 
@@ -9,23 +11,38 @@ export { handleHl7 } from './handle.js';
 const VT = 0x0b;
 const FS = 0x1c;
 const CR = 0x0d;
+/** of bytes outside a frame, only this much is kept: enough of an MSH to address the NACK */
+const STRAY_KEEP = 4096;
+/** unframed bytes tolerated on a connection before it is closed (an MLLP peer sends none) */
+const STRAY_MAX = 64 * 1024;
 
 export interface MllpServerOptions {
   host?: string;
   port: number;
+  /** sender IP addresses allowed to connect; anyone else is disconnected at once (never empty in a box) */
+  allowedSenders: string[];
   /** largest message accepted, in bytes (default 32 MiB: reports embed PDFs) */
   maxBytes?: number;
-  /** idle connection timeout (default 10 min) */
+  /** connections open at once (default 8); more are closed at once */
+  maxConnections?: number;
+  /** idle connection timeout (default 30 s) */
   idleTimeoutMs?: number;
   /** answers one message (text between the frame bytes) with the ACK text */
   handler: (raw: string) => Promise<string>;
   /** unexpected errors (socket errors, handler crashes); no message content is passed */
   onError?: (err: unknown) => void;
+  /** a connection closed by the listener (not allowed, too many, idle, unframed flood); addresses only */
+  onRefused?: (event: { reason: 'sender-not-allowed' | 'too-many-connections' | 'idle' | 'unframed-bytes'; remote: string }) => void;
 }
 
 export interface MllpServer {
   port: number;
   close(): Promise<void>;
+}
+
+/** `::ffff:127.0.0.1` (IPv4 on a dual-stack socket) is 127.0.0.1. */
+export function senderAddress(addr: string | undefined): string {
+  return (addr ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 export function frame(text: string): Buffer {
@@ -46,19 +63,33 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
   const maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
   const sockets = new Set<Socket>();
   const onError = opts.onError ?? (() => {});
+  const onRefused = opts.onRefused ?? (() => {});
+  const allowed = new Set(opts.allowedSenders.map(senderAddress));
+  const maxConnections = opts.maxConnections ?? 8;
 
   const server = createServer((sock) => {
-    sockets.add(sock);
-    sock.setTimeout(opts.idleTimeoutMs ?? 600_000, () => sock.destroy());
-    sock.on('close', () => sockets.delete(sock));
     sock.on('error', (e) => onError(e));
+    const remote = senderAddress(sock.remoteAddress);
+    if (!allowed.has(remote) || sockets.size >= maxConnections) {
+      onRefused({ reason: allowed.has(remote) ? 'too-many-connections' : 'sender-not-allowed', remote });
+      sock.destroy();
+      return;
+    }
+    sockets.add(sock);
+    sock.setTimeout(opts.idleTimeoutMs ?? 30_000, () => {
+      onRefused({ reason: 'idle', remote });
+      sock.destroy();
+    });
+    sock.on('close', () => sockets.delete(sock));
 
     let chunks: Buffer[] = [];
     let size = 0;
     let inFrame = false;
     let discarding = false; // oversize frame: drop bytes until its end
-    let stray: Buffer[] = []; // bytes outside a frame
+    let stray: Buffer[] = []; // the head of the bytes outside a frame (STRAY_KEEP at most)
+    let strayKept = 0;
     let strayLen = 0;
+    let closing = false;
     let pendingFs = false; // last byte seen was FS inside a frame
     let queue: Promise<void> = Promise.resolve();
 
@@ -75,9 +106,18 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
         }
       });
     };
+    const addStray = (b: Buffer) => {
+      if (strayKept < STRAY_KEEP) {
+        const keep = b.subarray(0, STRAY_KEEP - strayKept);
+        stray.push(keep);
+        strayKept += keep.length;
+      }
+      strayLen += b.length;
+    };
     const flushStray = (endedByFs: boolean) => {
       const buf = Buffer.concat(stray);
       stray = [];
+      strayKept = 0;
       strayLen = 0;
       const text = buf.toString('latin1').replace(/[\s\x1c]/g, '');
       if (text === '') return;
@@ -87,7 +127,20 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
         : 'Unexpected bytes outside an MLLP frame were ignored.'));
     };
 
+    /** a flood of bytes that are no MLLP: one NACK, then the connection is closed */
+    const closeUnframed = () => {
+      closing = true;
+      sock.pause();
+      onRefused({ reason: 'unframed-bytes', remote });
+      const head = decode(Buffer.concat(stray)).split(/\r|\n/)[0];
+      stray = [];
+      queue = queue.then(() => new Promise<void>((res) => {
+        sock.end(frame(frameNack(head, `More than ${STRAY_MAX} bytes arrived outside an MLLP frame: the connection is closed. Nothing was accepted.`)), res);
+      })).finally(() => sock.destroy());
+    };
+
     sock.on('data', (data: Buffer) => {
+      if (closing) return;
       let i = 0;
       while (i < data.length) {
         if (!inFrame) {
@@ -95,22 +148,18 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
           const fsAt = data.indexOf(FS, i);
           if (fsAt >= 0 && (vt < 0 || fsAt < vt)) {
             // an end marker with no start: a message sent without the start byte
-            if (strayLen + (fsAt - i) <= maxBytes) stray.push(data.subarray(i, fsAt));
-            strayLen += fsAt - i;
+            addStray(data.subarray(i, fsAt));
             flushStray(true);
             i = fsAt + 1;
             if (data[i] === CR) i++;
             continue;
           }
           if (vt < 0) {
-            if (strayLen < maxBytes) stray.push(data.subarray(i));
-            strayLen += data.length - i;
+            addStray(data.subarray(i));
+            if (strayLen > STRAY_MAX) closeUnframed();
             break;
           }
-          if (vt > i) {
-            stray.push(data.subarray(i, vt));
-            strayLen += vt - i;
-          }
+          if (vt > i) addStray(data.subarray(i, vt));
           if (strayLen > 0) flushStray(false);
           inFrame = true;
           discarding = false;

@@ -1,7 +1,7 @@
 // A typed refusal of an HL7 message: becomes the MSA-1 code and the ERR segment of the NACK.
 // errorCode follows HL7 table 0357 (message error condition codes).
 
-export type Hl7ErrorCode = 100 | 101 | 102 | 103 | 200 | 207;
+export type Hl7ErrorCode = 100 | 101 | 102 | 103 | 200 | 205 | 207;
 
 export const ERROR_TEXT: Record<Hl7ErrorCode, string> = {
   100: 'Segment sequence error',
@@ -9,6 +9,7 @@ export const ERROR_TEXT: Record<Hl7ErrorCode, string> = {
   102: 'Data type error',
   103: 'Table value not found',
   200: 'Unsupported message type',
+  205: 'Duplicate key identifier',
   207: 'Application internal error',
 };
 

@@ -1,12 +1,15 @@
 // IOCM: a C-STORE SCP (dcmjs-dimse) that accepts rejection-note KOS from the PACS (titles 113001,
 // 113037, 113038, 113039). The rejected instances are remembered (the PACS may keep serving them) and
 // every published KOS that references one is queued for re-publication without them (or withdrawal).
-// Only KOS are accepted; anything else is refused at association or store time.
+// Only KOS are accepted; anything else is refused at association or store time. Deny by default: a
+// connection from an address not listed is closed at once, an unlisted calling AE title is rejected
+// at association (the role starts no SCP at all when no calling AE title is configured).
 import { createServer, type Server, type Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { buildMeta } from '../dicom/part10.js';
 import { KOS_SOP_CLASS, parseKos } from '../dicom/kos.js';
+import { senderAddress } from '../hl7/mllp-server.js';
 
 const { Scp, Dataset } = dimse as any;
 const { CStoreResponse, CEchoResponse } = (dimse as any).responses;
@@ -28,8 +31,10 @@ export interface IocmScpOptions {
   host: string;
   port: number;
   aet: string;
-  /** calling AETs allowed to send (empty: any) */
+  /** calling AETs allowed to send (never empty: an empty list refuses every association) */
   callingAets: string[];
+  /** source IP addresses allowed to connect; other connections are closed at once */
+  allowedAddresses: string[];
   logger: Logger;
   /** stores the rejection durably; the C-STORE succeeds only when it resolved */
   onRejection: (note: RejectionNote) => Promise<void> | void;
@@ -58,7 +63,7 @@ export async function startIocmScp(o: IocmScpOptions): Promise<IocmScp> {
     associationRequested(association: any) {
       const calling = String(association.getCallingAeTitle() ?? '').trim();
       const called = String(association.getCalledAeTitle() ?? '').trim();
-      if (called !== o.aet || (o.callingAets.length > 0 && !o.callingAets.includes(calling))) {
+      if (called !== o.aet || !o.callingAets.includes(calling)) {
         o.logger.warn({ event: 'iocm-association-refused', calling, called }, 'IOCM association refused');
         this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser,
           called !== o.aet ? RejectReason.CalledAeNotRecognized : RejectReason.CallingAeNotRecognized);
@@ -125,7 +130,14 @@ export async function startIocmScp(o: IocmScpOptions): Promise<IocmScp> {
     }
   }
 
+  const allowed = new Set(o.allowedAddresses.map(senderAddress));
   const server: Server = createServer((socket) => {
+    const remote = senderAddress(socket.remoteAddress);
+    if (!allowed.has(remote)) {
+      o.logger.warn({ event: 'iocm-connection-refused', remote }, 'IOCM connection from an address not in source.iocmAllowedAddresses: closed');
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -56,34 +56,47 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
     // with the consumer role too, report links open the viewer (the consumer resolves them)
     if (!config.roles.includes('consumer')) reportLinkRoute(ctx.user, repo);
 
+    // the configuration guarantees the hl7 section (with allowed senders) for the source role
+    const hl7 = config.hl7!;
     const mllp = await startMllpServer({
-      host: config.hl7.host,
-      port: config.hl7.port,
-      maxBytes: config.hl7.maxMessageBytes,
+      host: hl7.host,
+      port: hl7.port,
+      allowedSenders: hl7.allowedSenders,
+      maxBytes: hl7.maxMessageBytes,
+      maxConnections: hl7.maxConnections,
+      idleTimeoutMs: hl7.idleTimeoutSeconds * 1000,
       handler: (raw) => handleHl7(raw, async (msg) => {
         const r = acceptPublicationMessage(repo, msg);
         log.info({ event: 'hl7-accepted', type: msg.messageType, kind: msg.kind, job: r.jobId, created: r.created }, r.note ?? 'RIS message accepted');
         if (r.created) worker.kick();
       }, { application: 'DRIMBOX', facility: config.box.name, onError: (e) => log.error({ err: e }, 'HL7 message could not be recorded') }),
       onError: (e) => log.warn({ err: e }, 'MLLP connection error'),
+      onRefused: (e) => log.warn({ event: 'mllp-connection-closed', ...e }, 'MLLP connection refused or closed by the box'),
     });
     ctx.onClose(() => mllp.close());
-    ctx.addresses.mllp = { host: config.hl7.host, port: mllp.port };
+    ctx.addresses.mllp = { host: hl7.host, port: mllp.port };
 
-    const iocm = await startIocmScp({
-      host: config.source.iocmHost,
-      port: config.source.iocmPort,
-      aet: config.source.iocmAet,
-      callingAets: config.source.iocmCallingAets,
-      logger: log,
-      onRejection: (note) => {
-        const jobs = recordRejection(repo, note);
-        log.info({ event: 'iocm-rejection', instances: note.instances.length, jobs }, 'IOCM rejection note recorded');
-        if (jobs.length) worker.kick();
-      },
-    });
-    ctx.onClose(() => iocm.close());
-    ctx.addresses.iocm = { host: config.source.iocmHost, port: iocm.port };
+    // IOCM only when the PACS's calling AE titles are configured (deny by default)
+    const src = config.source;
+    if (src.iocmCallingAets.length > 0) {
+      const iocm = await startIocmScp({
+        host: src.iocmHost,
+        port: src.iocmPort,
+        aet: src.iocmAet,
+        callingAets: src.iocmCallingAets,
+        allowedAddresses: src.iocmAllowedAddresses,
+        logger: log,
+        onRejection: (note) => {
+          const jobs = recordRejection(repo, note);
+          log.info({ event: 'iocm-rejection', instances: note.instances.length, jobs }, 'IOCM rejection note recorded');
+          if (jobs.length) worker.kick();
+        },
+      });
+      ctx.onClose(() => iocm.close());
+      ctx.addresses.iocm = { host: src.iocmHost, port: iocm.port, aeTitle: src.iocmAet };
+    } else {
+      log.info('IOCM is off (source.iocmCallingAets is empty): rejection notes from the PACS are not accepted');
+    }
 
     ctx.metrics.gauge('drimbox_publication_jobs_pending', 'publication jobs not yet done or failed', () =>
       ctx.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE state NOT IN ('done','failed')`).pluck().get() as number);

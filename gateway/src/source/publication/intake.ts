@@ -3,12 +3,19 @@
 import type { PublicationMessage } from '../../hl7/publication-message.js';
 import { Hl7Rejection } from '../../hl7/rejection.js';
 import { isValidUid } from '../../dicom/uid.js';
+import type { PublicationRecord } from '../../cda/types.js';
 import { setKey, type PublicationRepository } from './repository.js';
 
 export interface IntakeResult {
   jobId?: number;
   created: boolean;
   note?: string;
+}
+
+/** The same report: the same CDA bytes and the same HL7 flags (DESTDMP, masking). */
+function sameReport(a: PublicationRecord, b: PublicationRecord): boolean {
+  const flags = (r: PublicationRecord) => JSON.stringify(Object.entries(r.flags).sort(([x], [y]) => x.localeCompare(y)));
+  return a.cda.equals(b.cda) && flags(a) === flags(b);
 }
 
 export function acceptPublicationMessage(repo: PublicationRepository, msg: PublicationMessage): IntakeResult {
@@ -36,6 +43,14 @@ export function acceptPublicationMessage(repo: PublicationRepository, msg: Publi
       // DESTDMP=N: the RIS does not want this report in the DMP; recorded, nothing published
       ...(notForDmp ? { state: 'done' as const, note: 'DESTDMP=N: not for the DMP, nothing published' } : {}),
     });
+    // same setId and version: an identical resend is a no-op; other content is a conflict, never dropped silently
+    if (!created && job.payload.record && !sameReport(job.payload.record, r)) {
+      throw new Hl7Rejection({
+        errorCode: 205, location: 'OBX',
+        message: `Version ${r.versionNumber} of report ${setId.slice(0, 64)} was already received with different content; ` +
+          'a corrected report needs a new version number (and RPLC). This message was NOT accepted.',
+      });
+    }
     return { jobId: job.id, created };
   }
 
