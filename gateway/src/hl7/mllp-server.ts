@@ -37,6 +37,8 @@ export interface MllpServerOptions {
 
 export interface MllpServer {
   port: number;
+  /** connections open now */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,8 @@ function decode(buf: Buffer): string {
 export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
   const maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
   const sockets = new Set<Socket>();
+  /** connections with nothing in progress (no partial frame, no answer pending), longest idle first */
+  const idle = new Map<Socket, true>();
   const onError = opts.onError ?? (() => {});
   const onRefused = opts.onRefused ?? (() => {});
   const allowed = new Set(opts.allowedSenders.map(senderAddress));
@@ -70,17 +74,35 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
   const server = createServer((sock) => {
     sock.on('error', (e) => onError(e));
     const remote = senderAddress(sock.remoteAddress);
-    if (!allowed.has(remote) || sockets.size >= maxConnections) {
-      onRefused({ reason: allowed.has(remote) ? 'too-many-connections' : 'sender-not-allowed', remote });
+    if (!allowed.has(remote)) {
+      onRefused({ reason: 'sender-not-allowed', remote });
       sock.destroy();
       return;
     }
+    if (sockets.size >= maxConnections) {
+      // at the cap, a connection left open with nothing in progress makes way (a RIS that never
+      // closes its connections); when every one is busy, the new one is refused
+      const [oldest] = idle.keys();
+      if (!oldest) {
+        onRefused({ reason: 'too-many-connections', remote });
+        sock.destroy();
+        return;
+      }
+      onRefused({ reason: 'idle', remote: senderAddress(oldest.remoteAddress) });
+      idle.delete(oldest);
+      sockets.delete(oldest);
+      oldest.destroy();
+    }
     sockets.add(sock);
+    idle.set(sock, true);
     sock.setTimeout(opts.idleTimeoutMs ?? 30_000, () => {
       onRefused({ reason: 'idle', remote });
       sock.destroy();
     });
-    sock.on('close', () => sockets.delete(sock));
+    sock.on('close', () => {
+      sockets.delete(sock);
+      idle.delete(sock);
+    });
 
     let chunks: Buffer[] = [];
     let size = 0;
@@ -92,11 +114,16 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
     let closing = false;
     let pendingFs = false; // last byte seen was FS inside a frame
     let queue: Promise<void> = Promise.resolve();
+    let pendingAnswers = 0;
+    const markIdle = () => {
+      if (!inFrame && strayLen === 0 && pendingAnswers === 0 && !closing && !sock.destroyed) idle.set(sock, true);
+    };
 
     const send = (text: string) => {
       if (!sock.destroyed) sock.write(frame(text));
     };
     const answer = (work: () => Promise<string>) => {
+      pendingAnswers++;
       queue = queue.then(async () => {
         try {
           send(await work());
@@ -104,6 +131,8 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
           onError(e);
           send(frameNack('', 'The DRIMbox could not process this message because of an internal problem; it was NOT accepted.', 207));
         }
+        pendingAnswers--;
+        markIdle();
       });
     };
     const addStray = (b: Buffer) => {
@@ -135,12 +164,13 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
       const head = decode(Buffer.concat(stray)).split(/\r|\n/)[0];
       stray = [];
       queue = queue.then(() => new Promise<void>((res) => {
-        sock.end(frame(frameNack(head, `More than ${STRAY_MAX} bytes arrived outside an MLLP frame: the connection is closed. Nothing was accepted.`)), res);
+        sock.end(frame(frameNack(head, `The message was not framed correctly (the MLLP start byte 0x0B is missing): more than ${STRAY_MAX} bytes arrived outside an MLLP frame, so the connection is closed. Nothing was accepted.`)), res);
       })).finally(() => sock.destroy());
     };
 
     sock.on('data', (data: Buffer) => {
       if (closing) return;
+      idle.delete(sock);
       let i = 0;
       while (i < data.length) {
         if (!inFrame) {
@@ -194,6 +224,7 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
           endFrame();
         }
       }
+      markIdle();
     });
 
     function addContent(b: Buffer) {
@@ -237,6 +268,7 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
       const port = typeof addr === 'object' && addr ? addr.port : opts.port;
       resolve({
         port,
+        connections: () => sockets.size,
         close: () =>
           new Promise<void>((res) => {
             for (const s of sockets) s.destroy();

@@ -75,6 +75,7 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
     });
     ctx.onClose(() => mllp.close());
     ctx.addresses.mllp = { host: hl7.host, port: mllp.port };
+    ctx.metrics.gauge('drimbox_mllp_connections', `MLLP connections open (at most hl7.maxConnections)`, () => mllp.connections());
 
     // IOCM only when the PACS's calling AE titles are configured (deny by default)
     const src = config.source;
