@@ -227,6 +227,8 @@ async function seedFolderPacs(box: Box, studies: DemoStudy[]): Promise<void> {
 }
 
 interface PublishedView { state: string; studies: string[]; kosUid?: string }
+/** admin API states of a job that will not move any more */
+const SETTLED = new Set(['published', 'withdrawn', 'not-published', 'failed']);
 
 /** Polls box-a's admin API until every demo report is published (or failed). */
 async function waitForPublications(box: Box, count: number, timeoutMs = 60_000): Promise<PublishedView[]> {
@@ -236,7 +238,7 @@ async function waitForPublications(box: Box, count: number, timeoutMs = 60_000):
     for (;;) {
       const r = await request(`${box.userUrl}/admin/publications?pageSize=100`, { dispatcher: agent, headers: { authorization: `Bearer ${box.config.admin.token}` } });
       const { items } = await r.body.json() as { items: PublishedView[] };
-      const settled = items.filter((j) => j.state === 'done' || j.state === 'failed');
+      const settled = items.filter((j) => SETTLED.has(j.state));
       if (settled.length >= count || Date.now() > deadline) return items;
       await new Promise((res) => setTimeout(res, 250));
     }

@@ -41,7 +41,7 @@ ${a.iocm ? `                    IOCM rejection notes: storescu -aet ${a.iocm.cal
   DMP simulator     ${m.dmp.documentsUrl}
 
   Published to the DMP by box-a:
-${m.studies.map((s) => `    ${s.state.padEnd(7)} ${s.modality.padEnd(3)} ${s.description.padEnd(38)} KOS ${s.kosUid ?? '—'}`).join('\n')}
+${m.studies.map((s) => `    ${s.state.padEnd(9)} ${s.modality.padEnd(3)} ${s.description.padEnd(38)} KOS ${s.kosUid ?? '—'}`).join('\n')}
 ${Array.isArray(docs) ? `  The DMP holds ${docs.length} document entries.\n` : ''}
   Retrieve a study through box-a's peer API (mutual TLS with the demo client certificate, a PSC token
   of ${clinician.name || clinician.rpps}, and the KOS that grants access):

@@ -111,7 +111,7 @@ async function withdrawReport(net: DemoNetwork, study: { studyInstanceUid: strin
       const r = await request(`${a.userUrl}/admin/publications?pageSize=100`, { dispatcher: agent, headers: { authorization: `Bearer ${a.adminToken}` } });
       const { items } = await r.body.json() as { items: { kind: string; state: string; studies: string[]; error?: string }[] };
       const job = items.find((j) => j.kind === 'withdraw' && j.studies.includes(study.studyInstanceUid));
-      if (job?.state === 'done') return;
+      if (job?.state === 'withdrawn') return;
       if (job?.state === 'failed' || Date.now() > deadline) throw new Error(`withdrawal not done at box-a: ${JSON.stringify(job)}`);
       await new Promise((res) => setTimeout(res, 100));
     }

@@ -13,7 +13,7 @@ import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
-import { startDmpBench, sendHl7, publicationJob, settledJob, type DmpBench } from '../helpers/publication-env.js';
+import { startDmpBench, sendHl7, publicationJob, settledJob, waitFor, type DmpBench } from '../helpers/publication-env.js';
 import { relabel } from '../../sandbox/demo-data/relabel.js';
 import { nirWithKey } from '../../sandbox/demo-data/catalogue.js';
 import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo-data/reports.js';
@@ -213,6 +213,7 @@ t.test('OMI^O23 (ANS samples): an order update changes nothing; a cancellation w
   const w = await settledJob(box, { kind: 'withdraw', setId: pub.set_id });
   t.equal(w.state, 'done', `withdrawn (${w.last_error ?? ''})`);
   t.match(w.note, /OMI\^O23/);
+  t.match((await admin(`/admin/publications/${w.id}`)).json, { state: 'withdrawn', step: 'done' }, 'the admin view says withdrawn');
   t.equal(currentKosOf(pub.set_id), undefined, 'no current KOS for the cancelled exam');
   const entries = await box.services.dmp!.getDocuments({ uniqueIds: [kos.sop_instance_uid] }, clinician, xdsPatient(ins));
   t.match(String(entries[0].status), /Deleted/, 'ITI-57: the KOS is Deleted in the DMP');
@@ -264,20 +265,28 @@ t.test('admin retry: DMP down → failed after the retry window → DMP back →
   await bench.sim.close();
   const r = reportFor({ ins, ipp: 'IPP-DMP', studyUid, accession: 'ACC-DMP', setId: '1.2.250.1.999.1.1.541' });
   t.equal((await sendHl7(box.addresses.mllp.port, oru(r, 'DMP-DOWN'))).code, 'AA', 'acknowledged: stored, the DMP is not needed for that');
+  // never delivered: the admin view says it is retrying and why, not "submitted"
+  const retrying = await waitFor(async () => {
+    const id = publicationJob(box, 'DMP-DOWN')?.id;
+    const v = id === undefined ? undefined : (await admin(`/admin/publications/${id}`)).json;
+    return v?.state === 'retrying' ? v : undefined;
+  }, 20_000, 'the admin view to show the job retrying');
+  t.match(retrying, { state: 'retrying', step: 'submitted', lastError: /DMP unreachable/, nextAttemptAt: String }, 'retrying, with the last error and the next attempt');
   const failed = await settledJob(box, 'DMP-DOWN', 30_000);
   t.equal(failed.state, 'failed', 'failed once the retry window closed');
   t.equal(failed.failed_at_state, 'submitted', 'at the DMP step, the KOS kept');
   t.ok(failed.attempts >= 3, `after ${failed.attempts} attempts`);
   t.match(failed.last_error, /gave up after .* min of retries; last error: DMP unreachable/);
   const listed = await admin('/admin/publications?state=failed');
-  t.ok(listed.json.items.some((i: any) => i.id === failed.id && i.failedAtState === 'submitted'), 'the admin view shows it failed at the DMP step');
+  t.ok(listed.json.items.some((i: any) => i.id === failed.id && i.failedAtStep === 'submitted' && /gave up after .* DMP unreachable/.test(i.reason)), 'the admin view shows it failed at the DMP step, with the reason');
 
   bench = await startDmpBench(bench.dataDir, { port: dmpPort });
   const retry = await admin(`/admin/publications/${failed.id}/retry`, 'POST');
   t.equal(retry.status, 202, 'retry accepted');
-  t.equal(retry.json.state, 'submitted', 'resumes at the DMP step');
+  t.equal(retry.json.step, 'submitted', 'resumes at the DMP step');
   const done = await settledJob(box, 'DMP-DOWN', 30_000);
   t.equal(done.state, 'done', `published (${done.last_error ?? ''})`);
+  t.equal((await admin(`/admin/publications/${failed.id}`)).json.state, 'published', 'and the admin view says published');
   const kos = await box.services.dmp!.findDocuments({ patientId: xdsPatient(ins), typeCodes: [{ code: 'IMG-KOS', scheme: '1.2.250.1.213.1.1.4.12' }] }, clinician);
   t.equal(kos.length, 1, 'exactly one KOS in the DMP');
   t.equal(kos[0].uniqueId, currentKosOf(done.set_id)!.sop_instance_uid, 'the one built before the outage');

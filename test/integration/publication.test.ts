@@ -158,9 +158,9 @@ t.test('admin view needs the admin token; lists, details, serves the KOS', async
   const bad = await admin('/admin/publications', 'GET', { authorization: 'Bearer nope' });
   t.equal(bad.status, 403, 'wrong token → 403');
   t.match(bad.type, 'application/problem+json');
-  const list = await admin('/admin/publications?state=done&page=1&pageSize=10');
+  const list = await admin('/admin/publications?state=published&page=1&pageSize=10');
   t.equal(list.status, 200);
-  t.ok(list.json.items.length >= 1 && list.json.items.every((i: any) => i.state === 'done'), 'filtered by state');
+  t.ok(list.json.items.length >= 1 && list.json.items.every((i: any) => i.state === 'published' && i.step === 'done'), 'filtered by state');
   t.equal((await admin('/admin/publications?state=bogus')).status, 400, 'unknown state → 400');
   const id = publicationJob(box, 'PUB-1')!.id;
   const one = await admin(`/admin/publications/${id}`);
@@ -232,7 +232,7 @@ t.test('PACS PatientID / AccessionNumber disagreeing with the report → failed 
   const j2 = await settledJob(box, 'MISMATCH-2');
   t.match(j2.last_error, /AccessionNumber/);
   const shown = await admin(`/admin/publications?state=failed`);
-  t.ok(shown.json.items.some((i: any) => i.id === j.id && /PatientID/.test(i.error)), 'visible in the admin view');
+  t.ok(shown.json.items.some((i: any) => i.id === j.id && /PatientID/.test(i.reason)), 'visible in the admin view, with the reason');
   const retry = await admin(`/admin/publications/${j.id}/retry`, 'POST');
   t.equal(retry.status, 202, 'retry accepted');
   const again = await waitFor(() => { const x = publicationJob(box, 'MISMATCH-1'); return x && x.state === 'failed' && x.attempts >= 1 && x.updated_at > j.updated_at ? x : undefined; }, 10_000, 'retried job');
@@ -245,6 +245,8 @@ t.test('a study not yet in the PACS is waited for', async (t) => {
   t.equal((await sendHl7(mllpPort, oru(r, 'LATE-1'))).code, 'AA');
   await waitFor(() => publicationJob(box, 'LATE-1')?.last_error, 10_000, 'a first attempt');
   t.match(publicationJob(box, 'LATE-1')!.last_error, /not in the PACS/);
+  const waiting = (await admin(`/admin/publications/${publicationJob(box, 'LATE-1')!.id}`)).json;
+  t.match(waiting, { state: 'waiting-for-study', lastError: /not in the PACS/, waitingForStudySince: String }, 'the admin view says it waits for the study');
   await box.pacs.store((async function* () { for (const f of late.files) yield f.part10; })());
   const j = await settledJob(box, 'LATE-1');
   t.equal(j.state, 'done', 'published once the images arrived');

@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpProblem } from '../http/problem.js';
-import { JOB_STATES, type Job, type JobState, type PublicationRepository, type PublishedKos } from './publication/repository.js';
+import { JOB_STATUSES, type JobStatus, type JobWithStatus, type PublicationRepository, type PublishedKos } from './publication/repository.js';
 
 export interface AdminOptions {
   repo: PublicationRepository;
@@ -35,21 +35,29 @@ function kosView(k: PublishedKos | undefined) {
   };
 }
 
-function jobView(j: Job, repo: PublicationRepository, detail = false) {
+/**
+ * `state` says what happened (published, retrying with its last error, failed with its reason…);
+ * `step` is where the job is in the pipeline (received → resolving → kos-built → submitted → done),
+ * which is where a retry resumes.
+ */
+function jobView(j: JobWithStatus, repo: PublicationRepository, detail = false) {
+  const settled = j.state === 'done' || j.state === 'failed';
   const view: Record<string, unknown> = {
     id: j.id,
     kind: j.kind,
-    state: j.state,
-    ...(j.failedAtState ? { failedAtState: j.failedAtState } : {}),
+    state: j.status,
+    step: j.state,
+    ...(j.failedAtState ? { failedAtStep: j.failedAtState } : {}),
+    ...(j.status === 'failed' ? { reason: j.lastError } : { lastError: j.lastError }),
     setId: j.setId,
     documentId: j.documentId,
     version: j.version,
     controlId: j.controlId,
     studies: j.studyUids,
     attempts: j.attempts,
-    error: j.lastError,
     note: j.note,
-    nextAttemptAt: j.state === 'done' || j.state === 'failed' ? undefined : new Date(j.nextAttemptAt).toISOString(),
+    waitingForStudySince: j.status === 'waiting-for-study' && j.studyWaitingSince ? new Date(j.studyWaitingSince).toISOString() : undefined,
+    nextAttemptAt: settled ? undefined : new Date(j.nextAttemptAt).toISOString(),
     createdAt: new Date(j.createdAt).toISOString(),
     updatedAt: new Date(j.updatedAt).toISOString(),
     kosUid: j.kosId ? repo.kos(j.kosId)?.sopInstanceUid : undefined,
@@ -69,10 +77,10 @@ function intParam(v: unknown, name: string, def: number, min: number, max: numbe
   return n;
 }
 
-function jobId(params: unknown, repo: PublicationRepository): Job {
+function jobId(params: unknown, repo: PublicationRepository): JobWithStatus {
   const raw = (params as { id: string }).id;
   if (!/^\d{1,12}$/.test(raw)) throw new HttpProblem(400, 'Bad publication id', 'the id is a positive integer');
-  const job = repo.job(Number(raw));
+  const job = repo.jobWithStatus(Number(raw));
   if (!job) throw new HttpProblem(404, 'No such publication', `no publication job ${raw}`);
   return job;
 }
@@ -85,12 +93,12 @@ export function adminRoutes(app: FastifyInstance, o: AdminOptions): void {
 
     admin.get('/admin/publications', async (req) => {
       const q = req.query as Record<string, string | undefined>;
-      if (q.state && !JOB_STATES.includes(q.state as JobState)) {
-        throw new HttpProblem(400, 'Bad state', `state must be one of ${JOB_STATES.join(', ')}`);
+      if (q.state && !JOB_STATUSES.includes(q.state as JobStatus)) {
+        throw new HttpProblem(400, 'Bad state', `state must be one of ${JOB_STATUSES.join(', ')}`);
       }
       const page = intParam(q.page, 'page', 1, 1, 1_000_000);
       const pageSize = intParam(q.pageSize, 'pageSize', 50, 1, 500);
-      const { items, total } = repo.list({ state: q.state as JobState | undefined, page, pageSize });
+      const { items, total } = repo.list({ status: q.state as JobStatus | undefined, page, pageSize });
       return { page, pageSize, total, items: items.map((j) => jobView(j, repo)) };
     });
 
@@ -109,8 +117,9 @@ export function adminRoutes(app: FastifyInstance, o: AdminOptions): void {
 
     admin.post('/admin/publications/:id/retry', async (req, reply) => {
       const job = jobId(req.params, repo);
-      if (job.state !== 'failed') throw new HttpProblem(409, 'Not failed', `publication ${job.id} is ${job.state}; only a failed publication can be retried`);
-      const again = repo.retry(job.id)!;
+      if (job.state !== 'failed') throw new HttpProblem(409, 'Not failed', `publication ${job.id} is ${job.status}; only a failed publication can be retried`);
+      repo.retry(job.id);
+      const again = repo.jobWithStatus(job.id)!;
       o.kick();
       return reply.code(202).send(jobView(again, repo, true));
     });

@@ -5,8 +5,25 @@ import type { PublicationRecord } from '../../cda/types.js';
 
 export type JobKind = 'publish' | 'withdraw' | 'refresh';
 export type JobState = 'received' | 'resolving' | 'kos-built' | 'submitted' | 'done' | 'failed';
-export const JOB_STATES: JobState[] = ['received', 'resolving', 'kos-built', 'submitted', 'done', 'failed'];
 export type KosStatus = 'built' | 'current' | 'replaced' | 'withdrawn';
+
+/**
+ * What happened to a job, as people read it (the admin API): the persisted step alone does not say
+ * whether a job in `submitted` reached the DMP or keeps failing to.
+ */
+export type JobStatus = 'queued' | 'waiting-for-study' | 'publishing' | 'withdrawing' | 'retrying' | 'published' | 'withdrawn' | 'not-published' | 'failed';
+export const JOB_STATUSES: JobStatus[] = ['queued', 'waiting-for-study', 'publishing', 'withdrawing', 'retrying', 'published', 'withdrawn', 'not-published', 'failed'];
+// one definition, for showing and for filtering. A done job with a KOS published it; a done refresh
+// that targeted a KOS without building one withdrew it (every instance rejected).
+const STATUS_SQL = `CASE
+  WHEN state = 'failed' THEN 'failed'
+  WHEN state = 'done' THEN CASE WHEN kind = 'withdraw' THEN 'withdrawn' WHEN kos_id IS NOT NULL THEN 'published'
+    WHEN target_kos_id IS NOT NULL THEN 'withdrawn' ELSE 'not-published' END
+  WHEN state IN ('received','resolving') AND study_waiting_since IS NOT NULL THEN 'waiting-for-study'
+  WHEN attempts > 0 THEN 'retrying'
+  WHEN state = 'received' THEN 'queued'
+  WHEN kind = 'withdraw' THEN 'withdrawing'
+  ELSE 'publishing' END`;
 
 /** What a job carries: the report (publish/refresh), or what to withdraw. CDA kept as base64 in JSON. */
 export interface JobPayload {
@@ -41,6 +58,10 @@ export interface Job {
   targetKosId?: number;
   createdAt: number;
   updatedAt: number;
+}
+
+export interface JobWithStatus extends Job {
+  status: JobStatus;
 }
 
 export interface PublishedKos {
@@ -121,6 +142,10 @@ function jobFromRow(r: Row): Job {
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
   };
+}
+
+function withStatusFromRow(r: Row): JobWithStatus {
+  return { ...jobFromRow(r), status: r.status as JobStatus };
 }
 
 export function setKey(id: { root: string; extension?: string }): string {
@@ -219,13 +244,19 @@ export class PublicationRepository {
     return r.changes ? this.job(id) : undefined;
   }
 
-  list(q: { state?: JobState; page: number; pageSize: number }): { items: Job[]; total: number } {
-    const where = q.state ? 'WHERE state = ?' : '';
-    const args = q.state ? [q.state] : [];
+  list(q: { status?: JobStatus; page: number; pageSize: number }): { items: JobWithStatus[]; total: number } {
+    const where = q.status ? `WHERE (${STATUS_SQL}) = ?` : '';
+    const args = q.status ? [q.status] : [];
     const total = this.db.prepare(`SELECT COUNT(*) FROM publication_job ${where}`).pluck().get(...args) as number;
-    const rows = this.db.prepare(`SELECT * FROM publication_job ${where} ORDER BY id DESC LIMIT ? OFFSET ?`)
+    const rows = this.db.prepare(`SELECT *, ${STATUS_SQL} AS status FROM publication_job ${where} ORDER BY id DESC LIMIT ? OFFSET ?`)
       .all(...args, q.pageSize, (q.page - 1) * q.pageSize) as Row[];
-    return { items: rows.map(jobFromRow), total };
+    return { items: rows.map(withStatusFromRow), total };
+  }
+
+  /** A job with what happened to it. */
+  jobWithStatus(id: number): JobWithStatus | undefined {
+    const r = this.db.prepare(`SELECT *, ${STATUS_SQL} AS status FROM publication_job WHERE id = ?`).get(id) as Row | undefined;
+    return r ? withStatusFromRow(r) : undefined;
   }
 
   /** Unfinished or recent jobs naming a study (for the report link). */
