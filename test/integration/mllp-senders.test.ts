@@ -1,14 +1,20 @@
 // The MLLP listener of a real box is deny by default (node-hl7-client and raw sockets as the RIS, the
 // DMP simulator): a withdrawal from an address not in hl7.allowedSenders is never read (the
 // connection is closed at once and logged without patient data), connections are capped, a silent one
-// is closed, and a flood of unframed bytes costs one NACK and the connection, not the box's memory.
+// is closed, and a flood of unframed bytes costs one NACK and the connection, not the box's memory;
+// with hl7.tls the RIS connects over TLS with its client certificate.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { Client, Message, type InboundResponse } from 'node-hl7-client';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startTestBox } from '../helpers/box.js';
+import { testPki } from '../helpers/pki.js';
+import { readAck } from '../../gateway/src/hl7/ack.js';
+import { parseHl7 } from '../../gateway/src/hl7/message.js';
 import { startDmpBench, sendHl7, settledJob, waitFor, type DmpBench } from '../helpers/publication-env.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
 import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo-data/reports.js';
@@ -131,11 +137,54 @@ t.test('20 connections × 15 MB of unframed bytes: one NACK each for those admit
   ]);
   t.equal(times.length, 20, 'every connection closed by the box');
   const answers = clients.map((c) => c.received()).filter(Boolean);
-  t.comment(`${answers.length} of 20 admitted (at most ${MAX_CONNECTIONS} at once), each closed after its NACK`);
+  t.comment(`${answers.length} of 20 got a NACK before being closed (the others were refused at the cap)`);
   for (const a of answers) t.match(a, /MSA\|AR\|.*ERR\|.*outside an MLLP frame, so the connection is closed/s, 'a NACK saying why');
   const grown = (process.memoryUsage().arrayBuffers - external0) / 1024 ** 2;
   t.comment(`buffers grew by ${grown.toFixed(1)} MiB during the flood (the 15 MB sent is one shared buffer)`);
   t.ok(grown < 100, 'the box did not keep the bytes');
   const r3 = { ...report, setId: '1.2.250.1.999.1.1.88.3' };
   t.equal((await sendHl7(port, oruMessage(buildReportCda(r3), r3, { controlId: 'MLLP-AFTER-FLOOD' }))).code, 'AA', 'the RIS is still served');
+});
+
+t.test('hl7.tls: MLLP over TLS, the RIS authenticating with its client certificate', async (t) => {
+  const pki = await testPki();
+  const id = pki.boxes['box-a'];
+  const tlsBox = await startTestBox({
+    pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'mllp-tls-pacs-')) },
+    extra: { roles: ['source'], hl7: { port: 1, allowedSenders: ['127.0.0.1'], tls: { cert: id.chain, key: id.key, ca: pki.ca.cert } } },
+    boxOptions: { plugins: [createSourceRole({ pollMs: 200 })] },
+  });
+  t.teardown(() => tlsBox.close());
+  const tlsPort = tlsBox.addresses.mllp.port;
+  const r4 = { ...report, setId: '1.2.250.1.999.1.1.88.4' };
+  const msg = oruMessage(buildReportCda(r4), r4, { controlId: 'MLLP-TLS-1' });
+
+  // node-hl7-client over TLS with the RIS's certificate
+  const client = new Client({ host: '127.0.0.1', tls: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } } as never);
+  let got!: (s: string) => void;
+  const answer = new Promise<string>((r) => { got = r; });
+  const conn = client.createConnection({ port: tlsPort, waitAck: true } as never, async (res: InboundResponse) => { got(res.getMessage().toString()); });
+  t.teardown(() => conn.close());
+  await conn.sendMessage(new Message({ text: msg }));
+  const ack = readAck(parseHl7(await answer));
+  t.equal(ack.code, 'AA', 'a report over TLS is acknowledged');
+  t.equal(ack.controlId, 'MLLP-TLS-1');
+
+  // without a client certificate: the handshake fails, nothing is read
+  const anon = tlsConnect({ host: '127.0.0.1', port: tlsPort, ca: readFileSync(pki.ca.cert), servername: 'localhost' });
+  anon.on('error', () => {});
+  anon.on('secureConnect', () => anon.write(framed(msg.replace('MLLP-TLS-1', 'MLLP-TLS-ANON'))));
+  let anonData = '';
+  anon.on('data', (d) => { anonData += d; });
+  await new Promise((r) => anon.on('close', r));
+  t.equal(anonData, '', 'a client without a certificate gets nothing');
+  // plain MLLP to the TLS port is not understood as HL7
+  const plain = connect({ host: '127.0.0.1', port: tlsPort });
+  plain.on('error', () => {});
+  plain.on('connect', () => plain.write(framed(msg.replace('MLLP-TLS-1', 'MLLP-TLS-PLAIN'))));
+  let plainData = '';
+  plain.on('data', (d) => { plainData += d; });
+  await new Promise((r) => plain.on('close', r));
+  t.notMatch(plainData, /MSA/, 'plain MLLP gets no HL7 answer');
+  t.equal(tlsBox.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE control_id IN ('MLLP-TLS-ANON','MLLP-TLS-PLAIN')`).pluck().get(), 0, 'and no job');
 });

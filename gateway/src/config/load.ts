@@ -61,6 +61,7 @@ const common: Spec = {
     allowedSenders: { t: 'string[]', def: [] },
     maxConnections: { t: 'int', def: 8, min: 1, max: 256 },
     idleTimeoutSeconds: { t: 'int', def: 30, min: 1, max: 3600 },
+    tls: { cert: { t: 'file' }, key: { t: 'file' }, ca: { t: 'file' } },
   },
   admin: { token: { t: 'string', pattern: /^.{24,}$/, hint: 'at least 24 characters' } },
   log: { level: { t: 'enum', def: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] } },
@@ -116,7 +117,7 @@ const common: Spec = {
 };
 
 /** Sections a box may leave out entirely (the feature is then off, or has its defaults). */
-const OPTIONAL_SECTIONS = new Set(['dmp', 'psc', 'allowList', 'hl7']);
+const OPTIONAL_SECTIONS = new Set(['dmp', 'psc', 'allowList', 'hl7', 'hl7.tls']);
 
 const pacsSpecs: Record<string, Spec> = {
   dicomweb: {

@@ -105,4 +105,6 @@ export interface Hl7Config {
   maxConnections: number;
   /** a connection silent this long is closed */
   idleTimeoutSeconds: number;
+  /** MLLP over TLS, the RIS authenticating with a client certificate issued by `ca` */
+  tls?: TlsFiles;
 }

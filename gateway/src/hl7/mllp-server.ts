@@ -3,7 +3,9 @@
 // peer sends can crash the process. Deny by default: only listed sender addresses may connect, the
 // number of connections is capped, a connection holds at most one message (maxBytes) plus a few KiB
 // of unframed bytes, and a silent connection is closed.
-import { createServer, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { frameNack } from './handle.js';
 
 export { handleHl7 } from './handle.js';
@@ -21,6 +23,8 @@ export interface MllpServerOptions {
   port: number;
   /** sender IP addresses allowed to connect; anyone else is disconnected at once (never empty in a box) */
   allowedSenders: string[];
+  /** MLLP over TLS: the listener's certificate and key, and the CA the RIS's client certificate must chain to */
+  tls?: { cert: string; key: string; ca: string };
   /** largest message accepted, in bytes (default 32 MiB: reports embed PDFs) */
   maxBytes?: number;
   /** connections open at once (default 8); more are closed at once */
@@ -32,7 +36,7 @@ export interface MllpServerOptions {
   /** unexpected errors (socket errors, handler crashes); no message content is passed */
   onError?: (err: unknown) => void;
   /** a connection closed by the listener (not allowed, too many, idle, unframed flood); addresses only */
-  onRefused?: (event: { reason: 'sender-not-allowed' | 'too-many-connections' | 'idle' | 'unframed-bytes'; remote: string }) => void;
+  onRefused?: (event: { reason: 'sender-not-allowed' | 'too-many-connections' | 'idle' | 'unframed-bytes' | 'tls-handshake-failed'; remote: string }) => void;
 }
 
 export interface MllpServer {
@@ -71,14 +75,10 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
   const allowed = new Set(opts.allowedSenders.map(senderAddress));
   const maxConnections = opts.maxConnections ?? 8;
 
-  const server = createServer((sock) => {
+  const session = (sock: Socket) => {
+    if (sock.destroyed) return; // refused on connection
     sock.on('error', (e) => onError(e));
     const remote = senderAddress(sock.remoteAddress);
-    if (!allowed.has(remote)) {
-      onRefused({ reason: 'sender-not-allowed', remote });
-      sock.destroy();
-      return;
-    }
     if (sockets.size >= maxConnections) {
       // at the cap, a connection left open with nothing in progress makes way (a RIS that never
       // closes its connections); when every one is busy, the new one is refused
@@ -257,8 +257,26 @@ export function startMllpServer(opts: MllpServerOptions): Promise<MllpServer> {
         return opts.handler(raw);
       });
     }
-  });
+  };
 
+  const server = opts.tls
+    ? createTlsServer({
+      cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key), ca: readFileSync(opts.tls.ca),
+      requestCert: true, rejectUnauthorized: true, handshakeTimeout: opts.idleTimeoutMs ?? 30_000,
+    }, session)
+    : createNetServer(session);
+  // the sender check comes first, on the TCP connection: an unlisted address gets no TLS handshake either
+  server.prependListener('connection', (sock: Socket) => {
+    const remote = senderAddress(sock.remoteAddress);
+    if (allowed.has(remote)) return;
+    onRefused({ reason: 'sender-not-allowed', remote });
+    sock.on('error', () => {});
+    sock.destroy();
+  });
+  server.on('tlsClientError', (_e: Error, sock: Socket) => {
+    onRefused({ reason: 'tls-handshake-failed', remote: senderAddress(sock.remoteAddress) });
+    sock.destroy();
+  });
   server.on('error', (e) => onError(e));
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -62,6 +62,7 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
       host: hl7.host,
       port: hl7.port,
       allowedSenders: hl7.allowedSenders,
+      tls: hl7.tls,
       maxBytes: hl7.maxMessageBytes,
       maxConnections: hl7.maxConnections,
       idleTimeoutMs: hl7.idleTimeoutSeconds * 1000,
