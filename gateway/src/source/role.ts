@@ -56,8 +56,9 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
     // with the consumer role too, report links open the viewer (the consumer resolves them)
     if (!config.roles.includes('consumer')) reportLinkRoute(ctx.user, repo);
 
-    // the configuration guarantees the hl7 section (with allowed senders) for the source role
-    const hl7 = config.hl7!;
+    // a validated configuration has it for the source role (with allowed senders)
+    const hl7 = config.hl7;
+    if (!hl7) throw new Error('the source role needs the "hl7" section (hl7.port, hl7.allowedSenders)');
     const mllp = await startMllpServer({
       host: hl7.host,
       port: hl7.port,
