@@ -65,3 +65,19 @@ t.test('a file that is not JSON is refused clearly', async (t) => {
   writeFileSync(f, '{ nope');
   t.match(problems(() => loadConfig(f, {}))[0], /not valid JSON/);
 });
+
+t.test('source listeners are deny by default; a consumer-only box needs no hl7 section', async (t) => {
+  const { hl7: _hl7, ...noHl7 } = good;
+  t.equal(loadConfig(file({ ...noHl7, roles: ['consumer'] }), {}).hl7, undefined, 'consumer only: no hl7 section needed');
+  t.same(problems(() => loadConfig(file(noHl7), {})), ['hl7: missing (the source role receives the RIS reports over MLLP: hl7.port and hl7.allowedSenders)']);
+  t.same(problems(() => loadConfig(file({ ...good, hl7: { port: 2575 } }), {})), ['hl7.allowedSenders: list the RIS addresses allowed to send (empty: nobody could)']);
+  t.same(problems(() => loadConfig(file({ ...good, hl7: { port: 2575, allowedSenders: ['ris.local'] } }), {})), ['hl7.allowedSenders: "ris.local" is not an IP address']);
+  const c = loadConfig(file(good), {});
+  t.match(c.hl7, { maxConnections: 8, idleTimeoutSeconds: 30 });
+  t.same(c.source.iocmCallingAets, [], 'IOCM off by default');
+  t.same(problems(() => loadConfig(file({ ...good, source: { iocmCallingAets: ['PACS'] } }), {})).sort(), [
+    'source.iocmAllowedAddresses: list the PACS addresses allowed to send rejection notes (required when source.iocmCallingAets is set)',
+    'source.iocmPort: required when source.iocmCallingAets is set (the PACS sends rejection notes to this port)',
+  ]);
+  t.same(problems(() => loadConfig(file({ ...good, source: { iocmCallingAets: ['PACS'], iocmPort: 11112, iocmAllowedAddresses: ['10.0.0.7'] } }), {})), []);
+});
