@@ -11,7 +11,6 @@ import { AuditLog } from './store/audit.js';
 import { createPacs } from './pacs/index.js';
 import type { Pacs } from './pacs/pacs.js';
 import { PeerAccess, staticPeerList } from './source/peer-access.js';
-import { peerApi } from './source/peer-api.js';
 import { installErrorHandling } from './http/errors.js';
 import { healthRoute, type HealthCheck } from './http/health.js';
 import { Metrics } from './http/metrics.js';
@@ -31,7 +30,8 @@ export interface RoleContext {
   pacs: Pacs;
   audit: AuditLog;
   metrics: Metrics;
-  /** the peer API's single authorization hook: roles add guards with access.use() */
+  /** the peer API's single authorization hook: the trust layer adds guards with access.use(), the
+   *  source role its KOS guard with access.useScope() and mounts the peer API */
   access: PeerAccess;
   peer: FastifyInstance;
   user: FastifyInstance;
@@ -106,7 +106,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   }) as unknown as FastifyInstance;
   installErrorHandling(peer);
   metrics.instrument(peer, 'peer');
-  await peer.register(peerApi, { prefix: '/dicom-web', pacs, access, audit });
+  // the peer DICOMweb API is mounted by the source role only: a consumer-only box serves no PACS
 
   const user = Fastify({
     loggerInstance: logger.child({ listener: 'user' }),

@@ -111,7 +111,7 @@ export interface ConsumerNetwork {
   /** a logged-in clinician on box B (a real PSC token): the Cookie header value */
   login(rpps?: string): Promise<{ cookie: string; rpps: string; token: string }>;
   /** uploads Part 10 files to Orthanc A and publishes them as one study */
-  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string }): Promise<Published>;
+  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string; retrieveBase?: string }): Promise<Published>;
   /** restarts box B on the same data directory (the cache must survive) */
   restartConsumer(): Promise<void>;
   close(): Promise<void>;
@@ -134,8 +134,8 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const read = (f: string) => readFileSync(f, 'utf8');
   const registry = await startTestRegistry();
   closers.push(() => registry.close());
-  // box A is the source every KOS points at (127.0.0.1); box B is never called as a source
-  await enrolApproved(registry, pki.boxes['box-a'], '127.0.0.1', 'Centre box-a');
+  // box B is never called as a source; box A (the source every KOS points at) enrols once its peer
+  // port is known: the list names host AND port
   await enrolApproved(registry, pki.boxes['box-b'], 'box-b.localhost', 'Centre box-b');
 
   const psc = await startPscSimulator({ clients: [
@@ -177,6 +177,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const closeA = boxA.close.bind(boxA);
   boxA.close = () => (closedA ??= closeA()); // tests stop the source box; close it once
   closers.push(() => boxA.close());
+  await enrolApproved(registry, pki.boxes['box-a'], new URL(boxA.peerUrl).host, 'Centre box-a');
 
   const consumerPacs = orthancB ? { kind: 'dicomweb', url: orthancB.dicomWebUrl } : { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'box-b-pacs-')) };
   let boxB!: Box;
@@ -219,7 +220,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       record.studies[0].modalities = [...new Set(infos.map((i) => i.modality).filter(Boolean))].map((m) => ({ code: m!, codeSystem: '1.2.840.10008.2.16.4', displayName: m! }));
       const instances: KosInstance[] = infos.map((i) => ({ studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid }));
       const base = p.retrieveHost ? boxA.peerUrl.replace('127.0.0.1', p.retrieveHost) : boxA.peerUrl;
-      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: `${base}/dicom-web`, retrieveLocationUid: boxA.config.box.retrieveLocationUid });
+      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: p.retrieveBase ?? `${base}/dicom-web`, retrieveLocationUid: boxA.config.box.retrieveLocationUid });
       await boxA.services.dmp!.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10: kos.part10 }, includeReport: true });
       // box A's KOS guard must know what it published (done in one tick: the outbox worker cannot interleave)
       const refs: Record<string, Record<string, string[]>> = {};

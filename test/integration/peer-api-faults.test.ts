@@ -6,15 +6,17 @@ import { startOrthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
+import { sourceRole } from '../../gateway/src/source/role.js';
+import { grantKos, withKos } from '../helpers/kos-grant.js';
 
 t.test('PACS dying mid-stream aborts the answer; PACS down gives 502; the box keeps serving', async (t) => {
   const orthanc = await startOrthanc({ gdcm: false });
   t.teardown(() => orthanc.stop());
   const study = makeMgStudy({ size: [2400, 1900], seed: 9 });
   await orthanc.upload(study.files.map((f) => f.part10));
-  const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl } });
+  const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => box.close());
-  const client = await mtlsAgent((await testPki()).demoClient);
+  const client = withKos(await mtlsAgent((await testPki()).demoClient), grantKos(box, study.files.map((f) => f.part10)));
 
   const r = await request(`${box.peerUrl}/dicom-web/studies/${study.studyInstanceUid}`, {
     dispatcher: client,

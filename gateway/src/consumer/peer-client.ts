@@ -1,6 +1,8 @@
 // The consumer's client for source boxes (DRIM-M.md §4): mutual TLS with the box certificate, one
-// connection pool per source origin, and only towards hosts on the network allow-list — a KOS naming
-// any other host is refused before a connection is opened, so no clinician token ever goes there.
+// connection pool per source origin, and only towards the peer API of boxes on the network allow-list
+// (same scheme, host and port as a listed box, path under its /dicom-web/) — a KOS naming anything else,
+// another port or an admin path of a listed host included, is refused before a connection is opened,
+// so no clinician token ever goes there.
 // Every request carries the clinician's PSC token and the KOS that grants the access.
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
@@ -19,8 +21,8 @@ export const DRIMM_ACCEPT = [
 
 export interface PeerClientOptions {
   tls: { cert: string; key: string; ca: string };
-  /** the network allow-list: may this host be called at all? */
-  isHostAllowed: (host: string) => boolean;
+  /** the network allow-list: may this URL be called with the clinician's token (a listed box's peer API)? */
+  isUrlAllowed: (url: string) => boolean;
   connectTimeoutMs?: number;
   /** time to the response headers, and the longest silence while a body streams */
   timeoutMs?: number;
@@ -37,10 +39,10 @@ export interface PeerCall {
   signal?: AbortSignal;
 }
 
-/** The source host is not on the allow-list: refused without contacting it. */
+/** The URL is not the peer API of a box on the allow-list: refused without contacting it. */
 export class PeerNotAllowedError extends Error {
   constructor(readonly host: string) {
-    super(`${host} is not a box of the network allow-list`);
+    super(`${host} is not the peer API of a box on the network allow-list`);
     this.name = 'PeerNotAllowedError';
   }
 }
@@ -79,14 +81,19 @@ export class PeerClient {
 
   /** Checks a URL against the allow-list; returns its origin. Throws PeerNotAllowedError. */
   check(url: string): string {
+    return this.checked(url).origin;
+  }
+
+  /** The parsed URL, once the allow-list accepts it (the request goes to exactly what was checked). */
+  private checked(url: string): URL {
     let u: URL;
     try {
       u = new URL(url);
     } catch {
       throw new PeerNotAllowedError(url.slice(0, 100));
     }
-    if (u.protocol !== 'https:' || !this.opts.isHostAllowed(u.hostname)) throw new PeerNotAllowedError(u.host);
-    return u.origin;
+    if (u.protocol !== 'https:' || !this.opts.isUrlAllowed(u.href)) throw new PeerNotAllowedError(`${u.host}${u.pathname}`.slice(0, 200));
+    return u;
   }
 
   private agentFor(origin: string): Agent {
@@ -110,15 +117,15 @@ export class PeerClient {
    * Connection failures and 502/503/504 are retried (GET is idempotent) with a short backoff.
    */
   async get(url: string, call: PeerCall): Promise<{ status: number; headers: Record<string, string>; body: Readable }> {
-    const origin = this.check(url);
-    const dispatcher = this.agentFor(origin);
+    const target = this.checked(url);
+    const dispatcher = this.agentFor(target.origin);
     let lastErr: unknown;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       if (attempt > 0) await abortableSleep(150 * 3 ** (attempt - 1), call.signal);
       call.signal?.throwIfAborted();
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, {
+        res = await request(target, {
           dispatcher,
           method: 'GET',
           headers: { authorization: `Bearer ${call.token}`, 'kos-sopinstanceuid': call.kosUid, accept: call.accept },

@@ -59,10 +59,11 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     const log = logger.child({ role: 'consumer' });
     const allowList = ctx.services.allowList;
     if (!allowList) log.warn('no allow-list configured: the consumer will call no source box');
-    const isHostAllowed = (host: string) => Boolean(allowList?.isSourceHostAllowed(host));
+    // a retrieve URL must be a listed box's peer API: scheme, host, port and /dicom-web/ path
+    const isHostAllowed = (url: string) => Boolean(allowList?.isPeerUrlAllowed(url));
     const peer = new PeerClient({
       tls: { cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8'), ca: readFileSync(config.peer.tls.ca, 'utf8') },
-      isHostAllowed,
+      isUrlAllowed: isHostAllowed,
       ...opts.peer,
     });
     const cache = new StudyCache(ctx.db, {

@@ -1,7 +1,8 @@
 // The single authorization hook of the peer API. Every request from another box passes through
 // `PeerAccess.authorize`, which runs the guards in order: client certificate (mutual TLS), the
-// network allow-list, then (added by later layers) the clinician's PSC token and the KOS that grants
-// access to what is asked. Deny by default: a guard that cannot decide refuses.
+// network allow-list, then (added by later layers) the clinician's PSC token, and last the scope guard
+// (the KOS that grants access to what is asked). Deny by default: a guard that cannot decide refuses,
+// and without a scope guard nothing is served, whatever the caller's certificate and token.
 import type { FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { HttpProblem } from '../http/problem.js';
@@ -39,6 +40,7 @@ export type PeerGuard = (req: FastifyRequest, scope: PeerScope, principal: PeerP
 
 export class PeerAccess {
   private readonly guards: PeerGuard[] = [];
+  private readonly scopeGuards: PeerGuard[] = [];
 
   /**
    * @param isPeerAllowed whether a certificate subject DN may call at all (allow-list)
@@ -60,14 +62,26 @@ export class PeerAccess {
     return this;
   }
 
+  /**
+   * Adds the guard that decides what the request may see (the source role's KOS guard). It runs after
+   * every other guard; a box without one serves nothing to peers.
+   */
+  useScope(guard: PeerGuard): this {
+    this.scopeGuards.push(guard);
+    return this;
+  }
+
   async authorize(req: FastifyRequest, scope: PeerScope): Promise<PeerPrincipal> {
     const dn = this.identify(req);
     const principal: PeerPrincipal = { dn };
     req.peerPrincipal = principal;
+    if (this.scopeGuards.length === 0) {
+      throw new HttpProblem(403, 'Peer access not granted', 'this box grants no peer access (it has no KOS-scoped source role)');
+    }
     if (!(await this.isPeerAllowed(dn))) {
       throw new HttpProblem(403, 'Peer not allowed', 'the client certificate is not on the network allow-list');
     }
-    for (const guard of this.guards) await guard(req, scope, principal);
+    for (const guard of [...this.guards, ...this.scopeGuards]) await guard(req, scope, principal);
     return principal;
   }
 }

@@ -9,6 +9,7 @@ import { kosAccessGuard } from './kos-access.js';
 import { startIocmScp, type RejectionNote } from './iocm.js';
 import { adminRoutes } from './admin.js';
 import { reportLinkRoute } from './report-link.js';
+import { peerApi } from './peer-api.js';
 
 /** Knobs for tests and harnesses; production uses `sourceRole` as is. */
 export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | 'retryBaseMs' | 'maxRetryDelayMs' | 'pollMs' | 'retryMaxMs'>;
@@ -50,7 +51,9 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
     const worker = new OutboxWorker({ repo, pacs: ctx.pacs, dmp: () => ctx.services.dmp, config, logger: log, ...opts });
     ctx.onClose(() => worker.stop());
 
-    ctx.access.use(kosAccessGuard(repo));
+    // the peer API exists only here, behind the KOS guard: what is served is what a KOS grants
+    ctx.access.useScope(kosAccessGuard(repo));
+    await ctx.peer.register(peerApi, { prefix: '/dicom-web', pacs: ctx.pacs, access: ctx.access, audit: ctx.audit });
     adminRoutes(ctx.user, { repo, token: config.admin.token, kick: () => worker.kick() });
     ctx.services.publications = repo;
     // with the consumer role too, report links open the viewer (the consumer resolves them)

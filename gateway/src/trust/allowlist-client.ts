@@ -63,11 +63,29 @@ export function normaliseHost(host: string): string {
   return h.replace(/\.$/, '');
 }
 
+/**
+ * The origin (`https://host[:port]`, default port elided) of a box's peer API as the list's `db`
+ * names it (`host` or `host:port`); undefined when `db` is not a host.
+ */
+export function peerOrigin(boxHost: string): string | undefined {
+  try {
+    const u = new URL(`https://${boxHost.trim()}`);
+    if (u.pathname !== '/' || u.username || u.password || u.search || u.hash) return undefined;
+    return `https://${u.hostname.replace(/\.$/, '')}${u.port ? `:${u.port}` : ''}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Path every peer DICOMweb URL lives under (DRIM-M: `https://<db>/dicom-web/...`). */
+export const PEER_API_PATH = '/dicom-web/';
+
 export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   private list?: AllowList;
   private signer?: AllowListSigner;
   private dns = new Set<string>();
-  private hosts = new Set<string>();
+  /** peer API origins of the listed boxes (scheme + host + port) */
+  private origins = new Set<string>();
   private lastGood?: Date;
   private lastError?: string;
   private lastAttempt?: Date;
@@ -192,7 +210,7 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
     this.list = list;
     this.signer = signer;
     this.dns = new Set(list.entries.map((e) => normaliseDn(e.operatorDn)));
-    this.hosts = new Set(list.entries.map((e) => normaliseHost(e.boxHost)));
+    this.origins = new Set(list.entries.map((e) => peerOrigin(e.boxHost)).filter((o): o is string => Boolean(o)));
     this.lastGood = verifiedAt;
     this.lastError = undefined;
     this.source = source;
@@ -228,9 +246,33 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
     return Boolean(certSubjectDn) && this.dns.has(normaliseDn(certSubjectDn as string));
   }
 
-  /** True when `host` (bare, host:port, or URL) is a listed box host (`db`). */
+  /**
+   * True when `host` (`host` or `host:port`; a URL is judged by isPeerUrlAllowed) names a listed box:
+   * host AND port (443 when absent) equal a `db` entry's.
+   */
   isSourceHostAllowed(host: string | undefined): boolean {
-    return Boolean(host) && this.hosts.has(normaliseHost(host as string));
+    if (!host) return false;
+    if (host.includes('://')) return this.isPeerUrlAllowed(host);
+    const o = peerOrigin(host.toLowerCase());
+    return Boolean(o) && this.origins.has(o as string);
+  }
+
+  /**
+   * True when `url` may be called with a clinician's token and this box's certificate: https, no
+   * credentials, scheme + host + port equal to a listed box's peer origin, and a path under its
+   * `/dicom-web/`. Anything else on a listed host (another port, an admin path) is refused.
+   */
+  isPeerUrlAllowed(url: string | URL | undefined): boolean {
+    if (!url) return false;
+    let u: URL;
+    try {
+      u = typeof url === 'string' ? new URL(url) : url;
+    } catch {
+      return false;
+    }
+    if (u.protocol !== 'https:' || u.username || u.password) return false;
+    const o = peerOrigin(u.host);
+    return Boolean(o) && this.origins.has(o as string) && u.pathname.startsWith(PEER_API_PATH);
   }
 
   /** The listed entry for a peer certificate subject, if any. */
