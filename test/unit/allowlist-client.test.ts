@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { AllowListClient, normaliseHost } from '../../gateway/src/trust/allowlist-client.js';
+import { AllowListClient, peerOrigin } from '../../gateway/src/trust/allowlist-client.js';
 import { signEnvelopedXades } from '../../gateway/src/trust/xades-sign.js';
 import { ensureDevPki } from '../../certs/pki.js';
 
@@ -160,9 +160,11 @@ t.test('an unlisted peer makes the client download the list again, at most once 
   t.equal(downloads, 3, 'after the interval, one download shared by concurrent misses');
 });
 
-t.test('normaliseHost', async (t) => {
-  t.equal(normaliseHost('Box.Example.org.'), 'box.example.org');
-  t.equal(normaliseHost('box:8443'), 'box');
-  t.equal(normaliseHost('[::1]:8443'), '::1');
-  t.equal(normaliseHost('https://box.example.org:8443/x'), 'box.example.org');
+t.test('peerOrigin keeps the port (443 elided)', async (t) => {
+  t.equal(peerOrigin('Box.Example.org.'), 'https://box.example.org');
+  t.equal(peerOrigin('box:8443'), 'https://box:8443');
+  t.equal(peerOrigin('box:443'), 'https://box');
+  t.equal(peerOrigin('[::1]:8443'), 'https://[::1]:8443');
+  t.equal(peerOrigin('box/x'), undefined);
+  t.equal(peerOrigin('u@box'), undefined);
 });

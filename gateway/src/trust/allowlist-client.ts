@@ -52,17 +52,6 @@ export interface AllowListClientEvents {
   rejected: [string];
 }
 
-/** A host as written in a URL or Host header, reduced to the bare lower-case name. */
-export function normaliseHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  try {
-    if (h.includes('://')) h = new URL(h).hostname;
-  } catch { /* keep as is */ }
-  if (h.startsWith('[')) h = h.slice(1, h.indexOf(']'));
-  else if (/^[^:]+:\d+$/.test(h)) h = h.slice(0, h.lastIndexOf(':'));
-  return h.replace(/\.$/, '');
-}
-
 /**
  * The origin (`https://host[:port]`, default port elided) of a box's peer API as the list's `db`
  * names it (`host` or `host:port`); undefined when `db` is not a host.
