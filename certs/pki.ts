@@ -171,6 +171,38 @@ export async function issueCertificate(ca: CaBundle, o: IssueOptions): Promise<I
   return { certPem, keyPem: await exportKeyPem(keys.privateKey), subjectDn: rfc2253FromNodeSubject(nodeSubject), nodeSubject };
 }
 
+/** A CRL signed by `ca` listing the given serial numbers (hex); valid `days` from now. PEM. */
+export async function issueCrl(ca: CaBundle, revokedSerials: string[], opts: { days?: number } = {}): Promise<string> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const now = new Date();
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: caCert.subjectName,
+    thisUpdate: now,
+    nextUpdate: new Date(now.getTime() + (opts.days ?? 30) * 24 * 60 * 60 * 1000),
+    entries: revokedSerials.map((serialNumber) => ({ serialNumber: serialNumber.toLowerCase(), revocationDate: now, reason: x509.X509CrlReason.keyCompromise })),
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(caCert)],
+    signingKey: await importPrivateKey(ca.keyPem),
+    signingAlgorithm: RSA,
+  });
+  return toPem('X509 CRL', crl.rawData);
+}
+
+/** Serial number (hex) of a PEM certificate file. */
+export function serialOf(certFile: string): string {
+  return new X509Certificate(readFileSync(certFile)).serialNumber.toLowerCase();
+}
+
+/**
+ * Revokes certificates of the dev PKI: re-issues the root CA's CRL (`dir/ca.crl`) with their serials
+ * added to those already listed. Boxes configured with this CRL refuse them once they reload it.
+ */
+export async function revokeDevCertificates(pki: DevPki, certFiles: string[]): Promise<void> {
+  const listed = existsSync(pki.crl) ? new x509.X509Crl(readFileSync(pki.crl, 'utf8')).entries.map((e) => e.serialNumber.toLowerCase()) : [];
+  const serials = [...new Set([...listed, ...certFiles.map(serialOf)])];
+  const root: CaBundle = { certPem: readFileSync(pki.ca.cert, 'utf8'), keyPem: readFileSync(pki.ca.key, 'utf8'), subject: pki.ca.subjectDn };
+  writeFileSync(pki.crl, await issueCrl(root, serials));
+}
+
 /** Files of one identity: certificate, private key, and `chain` = certificate followed by its issuers (no root). */
 export interface IdentityFiles {
   cert: string;
@@ -196,6 +228,10 @@ export interface DevPki {
   demoClient: IdentityFiles;
   /** The sandbox DMP simulator's HTTPS server certificate. */
   dmpSimulator: IdentityFiles;
+  /** The root CA's certificate revocation list (PEM); it lists `revokedBox`. */
+  crl: string;
+  /** A box identity (CN=box-revoked) the root CA has revoked: boxes checking `crl` refuse it. */
+  revokedBox: IdentityFiles & { organization: string };
 }
 
 export interface DevPkiOptions {
@@ -223,7 +259,8 @@ export function devBoxOrganization(box: string): string {
  * it again — or with more boxes — only adds what is missing. File layout:
  * `ca.crt/ca.key`, `signing-ca.crt/.key`, `allowlist-signer.{crt,key,chain.pem}`,
  * `registry.{crt,key,chain.pem}`, `boxes/<box>.{crt,key,chain.pem}`, `demo-client.{crt,key,chain.pem}`,
- * `dmp-simulator.{crt,key,chain.pem}`.
+ * `dmp-simulator.{crt,key,chain.pem}`, `revoked-box.{crt,key,chain.pem}` and the root's CRL `ca.crl`
+ * (listing revoked-box).
  */
 export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<DevPki> {
   mkdirSync(join(dir, 'boxes'), { recursive: true, mode: 0o700 });
@@ -274,7 +311,10 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
       { commonName: box, organization, usage: 'server+client', sans: /^[a-z0-9-]+(\.[a-z0-9-]+)*$/i.test(box) ? [box, `${box}.localhost`] : [] }, []);
     boxes[box] = { ...id, organization };
   }
-  return {
+  const revokedBox = { ...await identity(join(dir, 'revoked-box'), root,
+    { commonName: 'box-revoked', organization: devBoxOrganization('box-revoked'), usage: 'server+client' }, []), organization: devBoxOrganization('box-revoked') };
+  const crl = join(dir, 'ca.crl');
+  const pki: DevPki = {
     dir,
     ca: { cert: caCert, key: caKey, subjectDn: root.subject },
     signingCa: { cert: sCaCert, key: sCaKey, subjectDn: signingCa.subject },
@@ -283,5 +323,11 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
     boxes,
     demoClient,
     dmpSimulator,
+    crl,
+    revokedBox,
   };
+  // a CRL close to its nextUpdate is re-issued, keeping what it lists
+  const fresh = existsSync(crl) && (new x509.X509Crl(readFileSync(crl, 'utf8')).nextUpdate?.getTime() ?? 0) > Date.now() + 7 * 24 * 60 * 60 * 1000;
+  if (!fresh) await revokeDevCertificates(pki, [revokedBox.cert]);
+  return pki;
 }

@@ -1,4 +1,5 @@
-// A minimal operator page: paste the admin credential, see enrolments, approve or revoke.
+// A minimal operator page: paste the admin credential, see enrolments, approve, revoke (typing the
+// box host to confirm) or re-approve a revoked one.
 // Everything is rendered with textContent (no HTML injection from enrolment fields).
 export function adminPage(): string {
   return `<!doctype html>
@@ -19,8 +20,10 @@ button{margin-right:.4em}#err{color:#b00}
 <script>
 const $ = (id) => document.getElementById(id);
 $('token').value = sessionStorage.getItem('registryToken') || '';
-async function api(path, method) {
-  const r = await fetch(path, { method: method || 'GET', headers: { authorization: 'Bearer ' + $('token').value } });
+async function api(path, method, body) {
+  const headers = { authorization: 'Bearer ' + $('token').value };
+  if (body) headers['content-type'] = 'application/json';
+  const r = await fetch(path, { method: method || 'GET', headers, body: body ? JSON.stringify(body) : undefined });
   const body = await r.json();
   if (!r.ok) throw new Error(body.detail || body.title || r.status);
   return body;
@@ -38,10 +41,19 @@ async function load() {
       }
       tr.children[1].className = e.status;
       const act = document.createElement('td');
-      for (const [label, what] of [['Approve', 'approve'], ['Revoke', 'revoke']]) {
-        if ((what === 'approve' && e.status !== 'pending') || (what === 'revoke' && e.status === 'revoked')) continue;
+      const actions = e.status === 'pending' ? [['Approve', 'approve']] : e.status === 'approved' ? [['Revoke', 'revoke']] : [['Re-approve', 'approve']];
+      for (const [label, what] of actions) {
         const b = document.createElement('button'); b.textContent = label;
-        b.onclick = async () => { try { await api('/enrolments/' + e.id + '/' + what, 'POST'); load(); } catch (x) { $('err').textContent = x.message; } };
+        b.onclick = async () => {
+          let body;
+          if (what === 'revoke') {
+            // every box refuses a revoked one at its next refresh: the operator types the host to confirm
+            const typed = prompt('Revoke ' + e.boxHost + ' (' + e.dn + ')? Every box of the network will refuse it. Type the box host to confirm:');
+            if (typed === null) return;
+            body = { confirm: typed };
+          }
+          try { await api('/enrolments/' + e.id + '/' + what, 'POST', body); load(); } catch (x) { $('err').textContent = x.message; }
+        };
         act.append(b);
       }
       tr.append(act); tb.append(tr);

@@ -1,5 +1,5 @@
 // The enrolment registry: boxes enrol over mTLS (identity = their client certificate), an operator
-// approves or revokes, and the registry publishes the signed allow-list at GET /allowlist.xml,
+// approves, revokes (after an explicit confirmation) or re-approves, and the registry publishes the signed allow-list at GET /allowlist.xml,
 // regenerated on every change. HTTPS only; client certificates are requested on every connection and
 // required where identity matters (enrolment).
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -172,21 +172,46 @@ export async function createRegistryApp(opts: RegistryOptions, db: RegistryDb = 
     return repo.list(status as never).map(publicView);
   });
 
-  const decide = (to: 'approved' | 'revoked') => async (req: FastifyRequest, reply: FastifyReply) => {
+  const enrolmentOf = (req: FastifyRequest) => {
     const id = Number((req.params as { id: string }).id);
-    const e = Number.isInteger(id) ? repo.get(id) : undefined;
-    if (!e) return sendProblem(reply, 404, 'Not Found', `no enrolment ${(req.params as { id: string }).id}`);
-    if (e.status === 'revoked') return sendProblem(reply, 409, 'Revoked', 'a revoked enrolment cannot change; the box must enrol again');
-    if (e.status !== to) {
-      const updated = repo.setStatus(id, to, 'operator')!;
-      app.log.info({ id, dn: e.dn, status: to }, 'enrolment decided');
-      regenerate();
-      return publicView(updated);
-    }
-    return publicView(e);
+    return Number.isInteger(id) ? repo.get(id) : undefined;
   };
-  app.post('/enrolments/:id/approve', { preHandler: requireAdmin }, decide('approved'));
-  app.post('/enrolments/:id/revoke', { preHandler: requireAdmin }, decide('revoked'));
+  const change = (e: Enrolment, to: 'approved' | 'revoked') => {
+    if (e.status === to) return publicView(e);
+    const updated = repo.setStatus(e.id, to, 'operator')!;
+    app.log.info({ id: e.id, dn: e.dn, from: e.status, status: to }, 'enrolment decided');
+    regenerate();
+    return publicView(updated);
+  };
+
+  /** Approves a pending enrolment, or re-approves a revoked one (undoing a revocation). */
+  app.post('/enrolments/:id/approve', { preHandler: requireAdmin }, async (req, reply) => {
+    const e = enrolmentOf(req);
+    if (!e) return sendProblem(reply, 404, 'Not Found', `no enrolment ${(req.params as { id: string }).id}`);
+    if (e.status === 'revoked') {
+      // the box may have enrolled again since: two live enrolments for one certificate or host would be ambiguous
+      const clash = repo.active().find((o) => o.id !== e.id && (o.dn === e.dn || o.boxHost === e.boxHost));
+      if (clash) return sendProblem(reply, 409, 'Enrolled again', `enrolment #${clash.id} (${clash.status}) now holds ${clash.dn === e.dn ? 'this certificate' : 'this host'}; decide on it instead`, { id: clash.id });
+    }
+    return change(e, 'approved');
+  });
+
+  /**
+   * Revokes an enrolment: the box leaves the next allow-list. Asks for an explicit confirmation
+   * (`{"confirm": "<boxHost>"}`), since every box of the network refuses it once it refreshes.
+   */
+  app.post('/enrolments/:id/revoke', { preHandler: requireAdmin }, async (req, reply) => {
+    const e = enrolmentOf(req);
+    if (!e) return sendProblem(reply, 404, 'Not Found', `no enrolment ${(req.params as { id: string }).id}`);
+    if (e.status === 'revoked') return publicView(e);
+    const confirm = (req.body as { confirm?: unknown } | undefined)?.confirm;
+    if (typeof confirm !== 'string' || confirm.trim().toLowerCase() !== e.boxHost) {
+      return sendProblem(reply, 428, 'Confirmation required',
+        `revoking #${e.id} (${e.boxHost}, ${e.dn}) removes it from the allow-list; send {"confirm": "${e.boxHost}"} to confirm`,
+        { id: e.id, boxHost: e.boxHost, dn: e.dn });
+    }
+    return change(e, 'revoked');
+  });
 
   return { app, repo, currentAllowList: () => signedList };
 }

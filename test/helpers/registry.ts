@@ -33,3 +33,21 @@ export async function enrolApproved(registry: StartedRegistry, identity: { cert:
   await a.body.dump();
   return id;
 }
+
+/** The operator revokes an enrolment, confirming with its box host as the registry asks. */
+export async function revokeEnrolment(registry: StartedRegistry, id: number, boxHost: string): Promise<void> {
+  const r = await request(`${registry.url}/enrolments/${id}/revoke`, {
+    method: 'POST', dispatcher: await mtlsAgent(),
+    headers: { authorization: `Bearer ${REGISTRY_ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ confirm: boxHost }),
+  });
+  if (r.statusCode !== 200) throw new Error(`revoking #${id}: ${r.statusCode} ${await r.body.text()}`);
+  await r.body.dump();
+}
+
+/** The operator re-approves an enrolment (undoing a revocation). */
+export async function approveEnrolment(registry: StartedRegistry, id: number): Promise<void> {
+  const a = await request(`${registry.url}/enrolments/${id}/approve`, { method: 'POST', dispatcher: await mtlsAgent(), headers: { authorization: `Bearer ${REGISTRY_ADMIN}` } });
+  if (a.statusCode !== 200) throw new Error(`approving #${id}: ${a.statusCode} ${await a.body.text()}`);
+  await a.body.dump();
+}

@@ -129,13 +129,33 @@ t.test('enrol → approve → signed list → revoke', async (t) => {
   t.ok(boxBClient.isPeerAllowed(boxASubject), 'approved box is allowed');
   t.ok(boxBClient.isSourceHostAllowed('box-a.localhost'));
 
-  // Revoke: entry gone.
-  t.equal((await call(reg, `/enrolments/${enrolled.json.id}/revoke`, { method: 'POST', admin: true })).json.status, 'revoked');
+  // Revoke asks for an explicit confirmation naming the box host; nothing changes without it.
+  const id = enrolled.json.id;
+  for (const body of [undefined, {}, { confirm: 'box-b.localhost' }]) {
+    const unconfirmed = await call(reg, `/enrolments/${id}/revoke`, { method: 'POST', admin: true, body });
+    t.equal(unconfirmed.status, 428, `revoke without the right confirmation (${JSON.stringify(body)}) is not done`);
+    t.match(unconfirmed.json, { title: 'Confirmation required', boxHost: 'box-a.localhost', detail: /"confirm": "box-a.localhost"/ });
+  }
+  t.equal((await verifyAllowList((await call(reg, '/allowlist.xml')).text, { trustAnchors: [caPem] })).list.entries.length, 1, 'still listed');
+  t.equal((await call(reg, `/enrolments/${id}/revoke`, { method: 'POST', admin: true, body: { confirm: 'box-a.localhost' } })).json.status, 'revoked');
   const after = await verifyAllowList((await call(reg, '/allowlist.xml')).text, { trustAnchors: [caPem] });
   t.equal(after.list.entries.length, 0, 'revoked entry gone');
+  await new Promise((r) => setTimeout(r, 1100)); // the list's DateDeGeneration has second precision
   t.equal(await boxBClient.refresh(), true);
   t.notOk(boxBClient.isPeerAllowed(boxASubject), 'revoked box refused');
-  t.equal((await call(reg, `/enrolments/${enrolled.json.id}/approve`, { method: 'POST', admin: true })).status, 409, 'revoked stays revoked');
+
+  // ... and can be undone: re-approving puts the same enrolment back on the list
+  const undone = await call(reg, `/enrolments/${id}/approve`, { method: 'POST', admin: true });
+  t.match(undone, { status: 200, json: { id, status: 'approved' } }, 'a revocation is undone by re-approving');
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal(await boxBClient.refresh(), true);
+  t.ok(boxBClient.isPeerAllowed(boxASubject), 're-approved box allowed again');
+
+  // a box that enrolled again after its revocation: the old enrolment cannot come back beside the new one
+  t.equal((await call(reg, `/enrolments/${id}/revoke`, { method: 'POST', admin: true, body: { confirm: 'box-a.localhost' } })).json.status, 'revoked');
+  const again = await call(reg, '/enrolments', { method: 'POST', agent: boxA, body });
+  t.equal(again.status, 201, 'enrolled again (pending)');
+  t.match(await call(reg, `/enrolments/${id}/approve`, { method: 'POST', admin: true }), { status: 409, json: { id: again.json.id } }, 'the old enrolment is not re-approved beside the new one');
 
   const page = await call(reg, '/admin');
   t.equal(page.status, 200);

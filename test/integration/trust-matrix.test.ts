@@ -113,7 +113,7 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
   const list = await request(`${registry.url}/enrolments?status=approved`, { dispatcher: admin, headers: { authorization: `Bearer ${ADMIN}` } });
   const enrolments = await list.body.json() as { id: number; dn: string }[];
   const b = enrolments.find((e) => /CN=box-b/.test(e.dn))!;
-  const rv = await request(`${registry.url}/enrolments/${b.id}/revoke`, { method: 'POST', dispatcher: admin, headers: { authorization: `Bearer ${ADMIN}` } });
+  const rv = await request(`${registry.url}/enrolments/${b.id}/revoke`, { method: 'POST', dispatcher: admin, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ confirm: 'box-b.localhost' }) });
   t.equal(rv.statusCode, 200);
   await rv.body.dump();
   await new Promise((r) => setTimeout(r, 1100)); // the list's DateDeGeneration has second precision

@@ -51,7 +51,13 @@ const common: Spec = {
     host,
     port: { t: 'port' },
     publicUrl: { t: 'url', protocols: ['https:'] },
-    tls: { cert: { t: 'file' }, key: { t: 'file' }, ca: { t: 'file' } },
+    tls: {
+      cert: { t: 'file' }, key: { t: 'file' }, ca: { t: 'file' },
+      // revocation of peer certificates: CRLs signed by a `ca` certificate, reloaded periodically
+      crlFiles: { t: 'file[]', def: [] },
+      crlUrls: { t: 'string[]', def: [] },
+      crlRefreshMinutes: { t: 'int', def: 10, min: 1, max: 24 * 60 },
+    },
     allowedPeers: { t: 'string[]', def: [] },
   },
   hl7: {
@@ -92,7 +98,10 @@ const common: Spec = {
     url: { t: 'url', protocols: ['https:', 'http:'] },
     trustAnchors: { t: 'file[]' },
     expectedSigner: { t: 'string', def: '' },
-    refreshHours: { t: 'int', def: 24, min: 1, max: 24 * 7 },
+    // revocations at the registry take effect within refreshMinutes; refreshHours (deprecated, 0 =
+    // unset) still works for old configuration files
+    refreshMinutes: { t: 'int', def: 10, min: 1, max: 7 * 24 * 60 },
+    refreshHours: { t: 'int', def: 0, min: 0, max: 24 * 7 },
     missRefreshMinutes: { t: 'int', def: 5, min: 1, max: 24 * 60 },
     enrolUrl: { t: 'string', def: '' },
     supportContact: { t: 'string', def: '' },
@@ -260,6 +269,7 @@ function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { 
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) return `${path}: must be a list of strings`;
       return { value: v };
     case 'file[]': {
+      if (Array.isArray(v) && v.length === 0 && s.def?.length === 0) return { value: [] }; // an optional list
       if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) return `${path}: must be a non-empty list of file paths`;
       const files = (v as string[]).map((f) => (isAbsolute(f) ? f : resolve(base, f)));
       const missing = files.find((f) => !existsSync(f));

@@ -3,6 +3,13 @@
 
 export type Role = 'source' | 'consumer';
 
+/** Revocation of peer certificates: CRLs issued by a `peer.tls.ca` certificate (files, http(s) URLs). */
+export interface PeerRevocation {
+  crlFiles: string[];
+  crlUrls: string[];
+  crlRefreshMinutes: number;
+}
+
 export interface TlsFiles {
   cert: string;
   key: string;
@@ -39,7 +46,7 @@ export interface DrimboxConfig {
   /** user-facing listener: viewer, contextual call, report links, admin */
   user: { host: string; port: number; publicUrl: string; tls: { cert: string; key: string } };
   /** peer listener: DICOMweb for other boxes, mutual TLS */
-  peer: { host: string; port: number; publicUrl: string; tls: TlsFiles; allowedPeers: string[] };
+  peer: { host: string; port: number; publicUrl: string; tls: TlsFiles & PeerRevocation; allowedPeers: string[] };
   pacs: PacsConfig;
   /** MLLP listener for the RIS: required with the source role, absent otherwise */
   hl7?: Hl7Config;
@@ -79,6 +86,9 @@ export interface DrimboxConfig {
     url: string;
     trustAnchors: string[];
     expectedSigner: string;
+    /** download period (default 10 min): a box revoked at the registry is refused within it */
+    refreshMinutes: number;
+    /** deprecated (0: unset); when set, used instead of refreshMinutes */
     refreshHours: number;
     /** a peer or source host not on the list triggers a new download, at most this often */
     missRefreshMinutes: number;

@@ -22,6 +22,12 @@ function requireAdmin(req: FastifyRequest, expected: Buffer): void {
   if (!m || !timingSafeEqual(digest(m[1]), expected)) throw new HttpProblem(403, 'Admin credential refused', 'the admin token is not valid');
 }
 
+/** The admin credential check, for admin routes of other components (e.g. the allow-list refresh). */
+export function adminCheck(token: string): (req: FastifyRequest) => void {
+  const expected = digest(token);
+  return (req) => requireAdmin(req, expected);
+}
+
 function kosView(k: PublishedKos | undefined) {
   if (!k) return undefined;
   return {

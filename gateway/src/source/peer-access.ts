@@ -5,6 +5,7 @@
 // and without a scope guard nothing is served, whatever the caller's certificate and token.
 import type { FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { HttpProblem } from '../http/problem.js';
 import { normaliseDn } from '../trust/allowlist.js';
 
@@ -97,6 +98,11 @@ export function clientCertificateDn(req: FastifyRequest): string {
   if (!socket.authorized) {
     throw new HttpProblem(401, 'Client certificate refused', `the client certificate is not trusted (${socket.authorizationError ?? 'unknown issuer'})`);
   }
+  return subjectDn(cert);
+}
+
+/** RFC 2253 form (most specific RDN first) of a certificate's subject, as the allow-list writes DNs. */
+export function subjectDn(cert: X509Certificate): string {
   return cert.subject.split('\n').filter(Boolean).reverse().join(',');
 }
 

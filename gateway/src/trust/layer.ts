@@ -13,17 +13,35 @@ import { SessionStore } from './sessions.js';
 import { pscLoginPlugin } from './psc-login.js';
 import type { PeerPrincipal } from '../source/peer-access.js';
 import { enrolAtRegistry } from './enrolment.js';
+import { CrlStore } from './crl.js';
+import { PeerConnections } from './peer-connections.js';
+import { trustAdminRoutes } from './admin-routes.js';
+import { staticPeerList, subjectDn } from '../source/peer-access.js';
+import type { Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 
 export const trustLayer: RolePlugin = async (ctx) => {
   const { config, access, logger } = ctx;
 
+  // revocation of peer certificates, checked first: a revoked box is refused before anything else
+  const crl = await startRevocation(ctx);
+  if (crl.enabled) {
+    access.use((req) => {
+      const cert = (req.raw.socket as TLSSocket).getPeerX509Certificate?.();
+      const r = cert ? crl.check(cert) : { ok: true as const };
+      if (!r.ok) throw new HttpProblem(401, r.reason === 'revoked' ? 'Client certificate revoked' : 'Certificate revocation status unknown', r.detail);
+    });
+  }
+  let isListed = staticPeerList(config.peer.allowedPeers);
+
   if (config.allowList) {
     const a = config.allowList;
+    if (a.refreshHours > 0) logger.warn({ refreshHours: a.refreshHours }, 'allowList.refreshHours is deprecated: a box revoked at the registry keeps access until the next download; use allowList.refreshMinutes (default 10)');
     const client = new AllowListClient({
       url: a.url,
       trustAnchors: a.trustAnchors.map((f) => readFileSync(f, 'utf8')),
       expectedSignerSubject: a.expectedSigner || undefined,
-      intervalMs: a.refreshHours * 3600_000,
+      intervalMs: a.refreshHours > 0 ? a.refreshHours * 3600_000 : a.refreshMinutes * 60_000,
       missRefreshMs: a.missRefreshMinutes * 60_000,
       cacheFile: join(config.dataDir, 'allowlist.xml'),
       tls: { ca: readFileSync(config.peer.tls.ca, 'utf8'), cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8') },
@@ -33,6 +51,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
     await client.start();
     ctx.services.allowList = client;
     access.setPeerFilter((dn) => client.allowsPeer(dn));
+    isListed = (dn) => client.isPeerAllowed(dn);
     ctx.healthChecks.push({
       name: 'allow-list',
       severity: 'warning',
@@ -43,6 +62,21 @@ export const trustLayer: RolePlugin = async (ctx) => {
     });
     ctx.onClose(() => client.stop());
   }
+
+  // a peer no longer listed, or whose certificate was revoked, loses its open connections at once
+  const connections = new PeerConnections(ctx.peer.server as unknown as Server);
+  const dropUntrusted = () => {
+    const dropped = connections.drop((cert) => isListed(subjectDn(cert)) && crl.check(cert).ok);
+    for (const cert of dropped) {
+      const why = isListed(subjectDn(cert)) ? 'its certificate is revoked' : 'it is no longer on the allow-list';
+      logger.warn({ peer: subjectDn(cert) }, `peer connection closed: ${why}`);
+      ctx.audit.record({ direction: 'peer-in', actorDn: subjectDn(cert), route: '(connection)', method: '-', status: isListed(subjectDn(cert)) ? 401 : 403, outcome: `connection closed: ${why}` });
+    }
+    return dropped.length;
+  };
+  ctx.services.allowList?.on('updated', () => dropUntrusted());
+  crl.on('updated', () => dropUntrusted());
+  trustAdminRoutes(ctx.user, { token: config.admin.token, allowList: ctx.services.allowList, crl, audit: ctx.audit, dropUntrusted });
 
   const psc = config.psc;
   if (!psc) {
@@ -90,4 +124,28 @@ async function checkClinicianToken(req: FastifyRequest, principal: PeerPrincipal
     throw new HttpProblem(401, 'Clinician token refused', `the token is ${r.reason === 'wrong-audience' ? 'meant for another audience' : r.reason}`);
   }
   principal.rpps = r.rpps;
+}
+
+/** Loads the configured CRLs (a CRL file that cannot be used stops the start) and refreshes them periodically. */
+async function startRevocation(ctx: Parameters<RolePlugin>[0]): Promise<CrlStore> {
+  const t = ctx.config.peer.tls;
+  const ca = readFileSync(t.ca, 'utf8');
+  const crl = new CrlStore({ files: t.crlFiles, urls: t.crlUrls, issuersPem: ca, downloadCa: ca, cacheDir: join(ctx.config.dataDir, 'crl'), logger: ctx.logger.child({ component: 'revocation' }) });
+  ctx.onClose(() => crl.close());
+  if (!crl.enabled) return crl;
+  await crl.refresh();
+  const bad = crl.status().errors.filter((e) => t.crlFiles.some((f) => e.startsWith(`${f}:`)));
+  if (bad.length) throw new Error(`peer.tls.crlFiles: ${bad.join('; ')}`);
+  const timer = setInterval(() => void crl.refresh(), t.crlRefreshMinutes * 60_000);
+  timer.unref();
+  ctx.onClose(() => clearInterval(timer));
+  ctx.healthChecks.push({
+    name: 'revocation',
+    severity: 'warning',
+    run: async () => {
+      const s = crl.status();
+      return { ok: s.ok, detail: s.ok ? `${s.crls.length} CRL(s), refreshed ${s.lastRefresh}` : s.errors.join('; ') || 'a CRL in use is past its nextUpdate' };
+    },
+  });
+  return crl;
 }
