@@ -178,7 +178,7 @@ async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
     dataDir: join(o.runDir, o.name),
     roles: o.roles,
     user: { port: o.ports.user, publicUrl: `https://127.0.0.1:${o.ports.user}`, tls: { cert: id.chain, key: id.key } },
-    peer: { port: o.ports.peer, publicUrl: `https://127.0.0.1:${o.ports.peer}`, tls: { cert: id.chain, key: id.key, ca: o.pki.ca.cert } },
+    peer: { port: o.ports.peer, publicUrl: `https://127.0.0.1:${o.ports.peer}`, tls: { cert: id.chain, key: id.key, ca: o.pki.ca.cert, crlFiles: [o.pki.crl] } },
     // the source role: the demo RIS and PACS run on this machine, so only 127.0.0.1 may send
     ...(o.roles.includes('source') ? {
       hl7: { port: 1, allowedSenders: ['127.0.0.1'] },

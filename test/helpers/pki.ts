@@ -1,8 +1,9 @@
-// One dev PKI per test process (a CA, box identities, a demo client), plus an untrusted CA's client.
+// One dev PKI per test process (a CA, box identities, a demo client, a CRL and a revoked box), plus an
+// untrusted CA's client.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureDevPki, createCa, issueCertificate, type DevPki } from '../../certs/pki.js';
+import { ensureDevPki, createCa, issueCertificate, revokeDevCertificates, type DevPki } from '../../certs/pki.js';
 
 let cached: Promise<DevPki> | undefined;
 
@@ -19,4 +20,9 @@ export async function foreignClient(): Promise<{ cert: string; key: string }> {
   writeFileSync(join(dir, 'c.crt'), id.certPem);
   writeFileSync(join(dir, 'c.key'), id.keyPem);
   return { cert: join(dir, 'c.crt'), key: join(dir, 'c.key') };
+}
+
+/** The test CA revokes certificates: its CRL (`pki.crl`) is re-issued listing them too. */
+export async function revokeTestCertificates(certFiles: string[]): Promise<void> {
+  await revokeDevCertificates(await testPki(), certFiles);
 }

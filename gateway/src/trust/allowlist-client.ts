@@ -48,6 +48,7 @@ export interface AllowListStatus {
 }
 
 export interface AllowListClientEvents {
+  /** a list of another generation than the one in use was verified and taken */
   updated: [{ list: AllowList; signer: AllowListSigner }];
   rejected: [string];
 }
@@ -196,6 +197,8 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
     if (this.list && list.generatedAt < this.list.generatedAt) {
       throw new AllowListRejected(`list generated ${list.generatedAt.toISOString()} is older than the one in use (${this.list.generatedAt.toISOString()}): possible replay`);
     }
+    // a download of the list already in use (same generation) changes nothing: no 'updated'
+    const changed = !this.list || list.generatedAt.getTime() !== this.list.generatedAt.getTime();
     this.list = list;
     this.signer = signer;
     this.dns = new Set(list.entries.map((e) => normaliseDn(e.operatorDn)));
@@ -204,7 +207,7 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
     this.lastError = undefined;
     this.source = source;
     this.log.info({ entries: list.entries.length, generatedAt: list.generatedAt, signer: signer.subject, source }, 'allow-list verified and in use');
-    this.emit('updated', { list, signer });
+    if (changed) this.emit('updated', { list, signer });
   }
 
   private async loadCache(): Promise<void> {
