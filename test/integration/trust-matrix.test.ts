@@ -118,7 +118,8 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
   await rv.body.dump();
   await new Promise((r) => setTimeout(r, 1100)); // the list's DateDeGeneration has second precision
   t.equal(await box.services.allowList!.refresh(), true, 'new list accepted');
-  const revoked = await ask(boxB, good);
+  // the new list closed box-b's open connections: it connects again
+  const revoked = await ask(await mtlsAgent(pki.boxes['box-b']), good);
   t.equal(revoked.status, 403, 'revoked DN refused without restart');
   t.equal(revoked.audited?.status, 403);
 
