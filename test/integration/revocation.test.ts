@@ -144,4 +144,11 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
 
   const health = await request(`${box.userUrl}/healthz`, { dispatcher: user });
   t.match(await health.body.json(), { checks: [{ name: 'pacs', ok: true }, { name: 'revocation', ok: true }, { name: 'allow-list', ok: true }] });
+
+  // the registry unreachable: the refresh says so (502), the last good list stays in force, audited
+  await registry.close();
+  const down = await refreshNow();
+  t.equal(down.status, 502, 'a refused refresh is reported');
+  t.match(down.body, { title: 'Refresh failed', detail: /unreachable/, allowList: { entries: [{ dn: /box-c/ }, { dn: /box-revoked/ }] } }, 'with the list still in use');
+  t.match(box.audit.recent(5).find((row) => row.direction === 'admin'), { route: '/admin/allowlist/refresh', status: 502 }, 'admin refreshes are audited');
 });
