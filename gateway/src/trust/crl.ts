@@ -124,9 +124,12 @@ export class CrlStore extends EventEmitter<{ updated: [] }> {
     const text = body.toString('latin1');
     const crl = new x509.X509Crl(text.includes('-----BEGIN') ? text : new Uint8Array(body));
     const issuerKey = normaliseDn(crl.issuer);
-    const ca = this.issuers.find((c) => normaliseDn(c.subject) === issuerKey);
-    if (!ca) throw new Error(`issued by ${crl.issuer}, not a CA of peer.tls.ca`);
-    if (!(await crl.verify({ publicKey: ca }))) throw new Error(`signature does not verify with ${crl.issuer}`);
+    // several anchors may share a name (CA key rollover): any of them must have signed it
+    const cas = this.issuers.filter((c) => normaliseDn(c.subject) === issuerKey);
+    if (!cas.length) throw new Error(`issued by ${crl.issuer}, not a CA of peer.tls.ca`);
+    let signed = false;
+    for (const ca of cas) if (!signed) signed = await crl.verify({ publicKey: ca });
+    if (!signed) throw new Error(`signature does not verify with ${crl.issuer}`);
     const now = this.now();
     if (crl.thisUpdate.getTime() > now.getTime() + 5 * 60_000) throw new Error(`thisUpdate ${crl.thisUpdate.toISOString()} is in the future`);
     const current = this.crls.get(issuerKey);
