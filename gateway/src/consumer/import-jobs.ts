@@ -1,13 +1,22 @@
 // "Import into my PACS": copies a study (or one series) of a viewer session from the cache into the
 // box's own PACS (C-STORE, STOW-RS or a folder, through the Pacs adapter), one instance at a time so
-// the viewer can show progress and every instance gets its own result.
+// the viewer can show progress and every instance gets its own result. Each instance is reconciled
+// with the call's local patient on its way (reconcile.ts): one instance in memory at a time, never
+// the study. A job a restart interrupted ends failed ("interrompu par un redémarrage").
 import type { ImportProgress } from './session-document.js';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import type { Pacs } from '../pacs/pacs.js';
+import { HttpProblem } from '../http/problem.js';
+import { readPatientModule } from '../dicom/patient-module.js';
+import type { CallPatient } from './contextual-call.js';
+import { reconcileInstance, refusal, traitDifferences } from './reconcile.js';
 import type { StudyCache, SeriesSpec } from './study-cache.js';
+
+/** why a job that was running when the box stopped is failed */
+export const INTERRUPTED = 'interrompu par un redémarrage';
 
 /** per-instance results are written to the table every this many instances (and at the end) */
 const RESULTS_EVERY = 50;
@@ -25,6 +34,8 @@ export interface ImportRequest {
   seriesUid?: string;
   specs: SeriesSpec[];
   token: string;
+  /** the call's patient: the instances are checked against it and given its local identifiers */
+  patient: CallPatient;
 }
 
 export class ImportJobs {
@@ -32,9 +43,17 @@ export class ImportJobs {
   private readonly running = new Set<Promise<void>>();
 
   constructor(private readonly db: Db, private readonly cache: StudyCache, private readonly pacs: Pacs, private readonly logger?: Logger,
-    private readonly onDone?: (req: ImportRequest, status: ImportStatus) => void) {}
+    private readonly onDone?: (req: ImportRequest, status: ImportStatus) => void) {
+    // jobs left running by the previous process will never finish: say so in the table
+    db.prepare(`UPDATE consumer_import_jobs SET state = 'failed', failed = total - stored, error = ? WHERE state = 'running'`).run(INTERRUPTED);
+  }
 
-  start(req: ImportRequest): string {
+  /**
+   * Starts a job; refused (409, French detail) when the first instance of a series is not the call's
+   * patient. (Every instance is checked again as it is sent.)
+   */
+  async start(req: ImportRequest): Promise<string> {
+    await this.checkPatient(req);
     const jobId = randomBytes(12).toString('base64url');
     const total = req.specs.reduce((n, s) => n + s.expected.length, 0);
     const status: ImportStatus = { jobId, done: false, state: 'running', total, stored: 0, failed: 0, results: [] };
@@ -44,6 +63,25 @@ export class ImportJobs {
     const p = this.run(req, status).finally(() => this.running.delete(p));
     this.running.add(p);
     return jobId;
+  }
+
+  private async checkPatient(req: ImportRequest): Promise<void> {
+    for (const spec of req.specs) {
+      const first = spec.expected[0];
+      if (!first) continue;
+      let diffs: string[];
+      try {
+        const handle = this.cache.ensure(spec, req.token, req.rpps);
+        await handle.instance(first);
+        const file = this.cache.instanceFile(spec, first);
+        if (!file) continue;
+        diffs = traitDifferences(req.patient, readPatientModule(await readFile(file.path)));
+      } catch (e) {
+        this.logger?.warn({ err: (e as Error).message }, 'import: the first instance could not be checked before the job');
+        continue; // the job reports it per instance
+      }
+      if (diffs.length) throw new HttpProblem(409, 'Import refusé', refusal(diffs));
+    }
   }
 
   private async run(req: ImportRequest, status: ImportStatus): Promise<void> {
@@ -57,7 +95,8 @@ export class ImportJobs {
             await handle.instance(sop); // instances are announced while they land: wait for the whole file
             const file = this.cache.instanceFile(spec, sop);
             if (!file) throw new Error('instance missing from the cache');
-            const r = await this.pacs.store((async function* () { yield await readFile(file.path); })());
+            const reconciled = reconcileInstance(await readFile(file.path), req.patient);
+            const r = await this.pacs.store((async function* () { yield reconciled; })());
             ok = r.stored.length === 1;
             reason = r.failed[0]?.reason;
           } catch (e) {
@@ -99,10 +138,12 @@ export class ImportJobs {
     if (!row) return undefined;
     const live = this.live.get(jobId);
     if (live) return live;
+    // not live: finished, or left running by a process that stopped (terminal either way)
+    const interrupted = row.state === 'running';
     return {
-      jobId, done: row.state !== 'running', state: row.state === 'running' ? 'failed' : row.state, total: row.total, stored: row.stored,
-      failed: row.state === 'running' ? row.total - row.stored : row.failed, results: JSON.parse(row.results_json),
-      ...(row.error ? { error: row.error } : row.state === 'running' ? { error: 'interrupted by a restart' } : {}),
+      jobId, done: true, state: interrupted ? 'failed' : row.state, total: row.total, stored: row.stored,
+      failed: interrupted ? row.total - row.stored : row.failed, results: JSON.parse(row.results_json),
+      ...(interrupted ? { error: INTERRUPTED } : row.error ? { error: row.error } : {}),
     };
   }
 

@@ -19,6 +19,7 @@ import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, type PeerCl
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
 import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
 import type { ImportJobs } from './import-jobs.js';
+import { exportRoutes } from './export-routes.js';
 
 export interface ViewerApiOptions {
   calls: CallSessionStore;
@@ -208,7 +209,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const study = studyOf(req, call, body.studyUid);
     await checkGrant(call, study, token(req));
     const specs = body.seriesUid ? [specOr404(req, study, body.seriesUid)] : seriesSpecs(study);
-    const jobId = imports.start({ callKey: callKey(call.id), rpps: call.rpps, studyUid: study.studyUid, seriesUid: body.seriesUid as string | undefined, specs, token: token(req) });
+    const jobId = await imports.start({ callKey: callKey(call.id), rpps: call.rpps, studyUid: study.studyUid, seriesUid: body.seriesUid as string | undefined, specs, token: token(req), patient: call.patient });
     return reply.code(202).send({ jobId });
   });
   app.get('/api/sessions/:id/import/:job', async (req) => {
@@ -396,6 +397,9 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       throw e;
     }
   });
+
+  // ---------- exports (DICOM zip, PNG capture record) ----------
+  exportRoutes(app, { cache, audit, session, studyOf, specOr404, checkGrant, peerProblem });
 }
 
 /** a frame's media type, with the transfer syntax it is in */
