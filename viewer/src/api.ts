@@ -62,11 +62,21 @@ export function firstStudy(session: Session): StudyRef | undefined {
 }
 
 export async function startImport(url: string, studyUid: string, seriesUid?: string): Promise<string> {
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify(seriesUid ? { studyUid, seriesUid } : { studyUid }),
-  });
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(seriesUid ? { studyUid, seriesUid } : { studyUid }),
+    });
+  } catch {
+    throw new UserError(t.errors.network);
+  }
+  if (!res.ok) {
+    // a refusal (the exam is not this patient's: 409) says why, in French: shown as is
+    const p = await res.json().catch(() => undefined) as { detail?: unknown } | undefined;
+    throw new UserError(res.status === 409 && typeof p?.detail === 'string' ? p.detail : messageForStatus(res.status), res.status);
+  }
   const body = (await res.json()) as { jobId: string };
   return body.jobId;
 }

@@ -128,10 +128,26 @@ function buildToolbar(): void {
     group(t.tools, btn('invert', t.invert, invert), btn('fit', t.fit, fit), btn('reset', t.reset, reset)),
     group(t.hanging, btn('hanging-toggle', t.currentOverPrior, toggleHanging)),
     group(t.import, btn('import', t.import, () => { if (state.shown && state.session) void runImport($('import-status'), state.session.importUrl, state.shown.studyUid); })),
+    group(t.exportLabel, btn('export-png', t.exportPng, () => void runExport('png')), btn('export-zip', t.exportZip, () => void runExport('zip'))),
     btn('report-toggle', t.showReport, () => toggleReport()),
     btn('help-button', t.help, () => { $('help').hidden = !$('help').hidden; }),
   );
   syncToolbar();
+}
+
+/** "Exporter": the active viewport as PNG, or its series as a DICOM zip (export.ts). */
+async function runExport(kind: 'png' | 'zip'): Promise<void> {
+  const grid = state.grid;
+  const cell = grid?.cells[grid.active];
+  const vp = grid?.viewport();
+  if (!cell?.series || !vp || !state.session) return;
+  try {
+    const m = await import('./export.js');
+    if (kind === 'png') await m.exportPng(state.session, cell, vp); else m.exportZip(state.session, cell);
+    document.body.dataset.exported = kind;
+  } catch (e) {
+    showError(`${t.exportFailed} : ${e instanceof UserError ? e.message : t.errors.server}`);
+  }
 }
 
 function syncToolbar(): void {

@@ -111,8 +111,9 @@ export async function runImport(root: HTMLElement, importUrl: string, studyUid: 
       bar.max = Math.max(1, job.total);
       bar.value = job.stored + job.failed;
       text.textContent = t.importProgress(job.stored, job.total, job.failed);
-      if (job.done) {
-        text.textContent = `${job.failed || job.state === 'failed' ? t.importFailed : t.imported} — ${t.importProgress(job.stored, job.total, job.failed)}`;
+      // any terminal state ends the polling (a job a restart interrupted reads failed)
+      if (job.done || job.state !== 'running') {
+        text.textContent = `${job.failed || job.state === 'failed' ? t.importFailed : t.imported} — ${t.importProgress(job.stored, job.total, job.failed)}${job.error ? ` (${job.error})` : ''}`;
         root.dataset.state = job.failed || job.state === 'failed' ? 'failed' : 'done';
         return;
       }

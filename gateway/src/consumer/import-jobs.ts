@@ -24,7 +24,6 @@ const RESULTS_EVERY = 50;
 export interface ImportStatus extends ImportProgress {
   jobId: string;
   results: { sopInstanceUid: string; ok: boolean; reason?: string }[];
-  error?: string;
 }
 
 export interface ImportRequest {

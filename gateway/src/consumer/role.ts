@@ -78,7 +78,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     });
     const calls = new CallSessionStore(ctx.db, (config.psc?.sessionMaxHours ?? 12) * 3600_000);
     const imports = new ImportJobs(ctx.db, cache, ctx.pacs, log, (req, s) => ctx.audit.record({
-      direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', studyUid: req.studyUid, seriesUid: req.seriesUid,
+      direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', patientId: req.patient.ins.value, studyUid: req.studyUid, seriesUid: req.seriesUid,
       status: s.state === 'completed' ? 200 : 502, outcome: `${s.stored}/${s.total} stored, ${s.failed} failed${s.error ? `: ${s.error}` : ''}`.slice(0, 300),
     }));
     consumers.set(ctx.services, { cache, peer, calls, imports });
