@@ -4,10 +4,7 @@
 // cache (the box audits the download).
 import type { StackViewport } from '@cornerstonejs/core';
 import type { Cell } from './grid.js';
-import { request, type Session } from './api.js';
-
-/** the session's API root: the parent of its DICOMweb root */
-const sessionBase = (s: Session) => s.dicomWebRoot.replace(/\/dicom-web\/?$/, '');
+import { request, sessionBase, type Session } from './api.js';
 
 function save(href: string, filename: string): void {
   const a = document.createElement('a');

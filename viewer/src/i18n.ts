@@ -49,6 +49,7 @@ export const t = {
   exportPng: 'Image (PNG)',
   exportZip: 'Série DICOM (zip)',
   exportFailed: "L'export a échoué",
+  measurementsFailed: 'Les mesures n’ont pas pu être enregistrées ou relues (les images, elles, sont disponibles).',
   hanging: 'Protocole mammographie',
   currentOverPrior: 'Courant sur antérieur',
   sideBySide: 'Quatre incidences',

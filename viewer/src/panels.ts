@@ -99,13 +99,13 @@ export async function renderReport(root: HTMLElement, study: StudyRef | undefine
   }
 }
 
-export async function runImport(root: HTMLElement, importUrl: string, studyUid: string): Promise<void> {
+export async function runImport(root: HTMLElement, importUrl: string, studyUid: string, measurements?: string): Promise<void> {
   const bar = el('progress', { max: '1', value: '0' });
   const text = el('span', { class: 'import-text' }, t.importing);
   root.replaceChildren(bar, text);
   root.hidden = false;
   try {
-    const jobId = await startImport(importUrl, studyUid);
+    const jobId = await startImport(importUrl, studyUid, undefined, measurements);
     for (;;) {
       const job = await importStatus(importUrl, jobId);
       bar.max = Math.max(1, job.total);

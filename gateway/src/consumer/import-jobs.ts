@@ -11,6 +11,8 @@ import type { Db } from '../store/db.js';
 import type { Pacs } from '../pacs/pacs.js';
 import { HttpProblem } from '../http/problem.js';
 import { readPatientModule } from '../dicom/patient-module.js';
+import { measurementReportProblem } from '../dicom/measurement-sr.js';
+import { readMeta } from '../dicom/part10.js';
 import type { CallPatient } from './contextual-call.js';
 import { reconcileInstance, refusal, traitDifferences } from './reconcile.js';
 import type { StudyCache, SeriesSpec } from './study-cache.js';
@@ -35,6 +37,8 @@ export interface ImportRequest {
   token: string;
   /** the call's patient: the instances are checked against it and given its local identifiers */
   patient: CallPatient;
+  /** the viewer's measurements (DICOM SR, TID 1500, base64 Part 10): stored with the exam */
+  measurements?: unknown;
 }
 
 export class ImportJobs {
@@ -52,14 +56,15 @@ export class ImportJobs {
    * patient. (Every instance is checked again as it is sent.)
    */
   async start(req: ImportRequest): Promise<string> {
+    const sr = measurementsOf(req);
     await this.checkPatient(req);
     const jobId = randomBytes(12).toString('base64url');
-    const total = req.specs.reduce((n, s) => n + s.expected.length, 0);
+    const total = req.specs.reduce((n, s) => n + s.expected.length, 0) + (sr ? 1 : 0);
     const status: ImportStatus = { jobId, done: false, state: 'running', total, stored: 0, failed: 0, results: [] };
     this.live.set(jobId, status);
     this.db.prepare(`INSERT INTO consumer_import_jobs (id, call_hash, rpps, study_uid, series_uid, state, total, created_at)
       VALUES (?,?,?,?,?,'running',?,?)`).run(jobId, req.callKey, req.rpps, req.studyUid, req.seriesUid ?? null, total, Date.now());
-    const p = this.run(req, status).finally(() => this.running.delete(p));
+    const p = this.run(req, status, sr).finally(() => this.running.delete(p));
     this.running.add(p);
     return jobId;
   }
@@ -83,30 +88,38 @@ export class ImportJobs {
     }
   }
 
-  private async run(req: ImportRequest, status: ImportStatus): Promise<void> {
+  private async run(req: ImportRequest, status: ImportStatus, sr?: { sop: string; part10: Buffer }): Promise<void> {
+    /** reconciles one instance, stores it, counts its result */
+    const storeOne = async (sop: string, read: () => Promise<Buffer>) => {
+      let ok = false;
+      let reason: string | undefined;
+      try {
+        const reconciled = reconcileInstance(await read(), req.patient);
+        const r = await this.pacs.store((async function* () { yield reconciled; })());
+        ok = r.stored.length === 1;
+        reason = r.failed[0]?.reason;
+      } catch (e) {
+        reason = (e as Error).message;
+      }
+      status.results.push({ sopInstanceUid: sop, ok, ...(reason && !ok ? { reason } : {}) });
+      if (ok) status.stored++; else status.failed++;
+      // counts at every instance; the per-instance results (a growing list) now and then and at the end
+      this.persist(status, status.results.length % RESULTS_EVERY === 0);
+    };
     try {
       for (const spec of req.specs) {
         const handle = this.cache.ensure(spec, req.token, req.rpps);
         for await (const sop of handle.instances()) {
-          let ok = false;
-          let reason: string | undefined;
-          try {
+          await storeOne(sop, async () => {
             await handle.instance(sop); // instances are announced while they land: wait for the whole file
             const file = this.cache.instanceFile(spec, sop);
             if (!file) throw new Error('instance missing from the cache');
-            const reconciled = reconcileInstance(await readFile(file.path), req.patient);
-            const r = await this.pacs.store((async function* () { yield reconciled; })());
-            ok = r.stored.length === 1;
-            reason = r.failed[0]?.reason;
-          } catch (e) {
-            reason = (e as Error).message;
-          }
-          status.results.push({ sopInstanceUid: sop, ok, ...(reason && !ok ? { reason } : {}) });
-          if (ok) status.stored++; else status.failed++;
-          // counts at every instance; the per-instance results (a growing list) now and then and at the end
-          this.persist(status, status.results.length % RESULTS_EVERY === 0);
+            return readFile(file.path);
+          });
         }
       }
+      // the measurements last: they reference images the PACS now holds
+      if (sr) await storeOne(sr.sop, async () => sr.part10);
       status.state = status.failed > 0 && status.stored === 0 ? 'failed' : 'completed';
     } catch (e) {
       status.state = 'failed';
@@ -149,4 +162,14 @@ export class ImportJobs {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.running]);
   }
+}
+
+/** The measurement report sent with the import, checked (400 when it is not one of this study). */
+function measurementsOf(req: ImportRequest): { sop: string; part10: Buffer } | undefined {
+  if (req.measurements === undefined) return undefined;
+  if (typeof req.measurements !== 'string' || req.measurements.length > 2_000_000) throw new HttpProblem(400, 'Mesures illisibles', 'measurements: a base64 DICOM SR Part 10 under 1.5 MB');
+  const part10 = Buffer.from(req.measurements, 'base64');
+  const problem = measurementReportProblem(part10, req.studyUid);
+  if (problem) throw new HttpProblem(400, 'Mesures illisibles', `measurements: ${problem}`);
+  return { sop: readMeta(part10)!.sopInstanceUid, part10 };
 }
