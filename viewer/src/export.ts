@@ -68,7 +68,7 @@ export async function exportPng(session: Session, cell: Cell, vp: StackViewport)
     body: JSON.stringify({ studyUid: series.studyUid, seriesUid: series.seriesUid, ...(sop ? { sopInstanceUid: sop } : {}), sha256, bytes: blob.size }),
   });
   const url = URL.createObjectURL(blob);
-  save(url, `capture-${series.modality}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '')}.png`);
+  save(url, `capture-${series.modality}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}.png`);
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 

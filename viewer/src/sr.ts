@@ -10,7 +10,7 @@ import type { Series } from './dicomweb.js';
 import { ENGINE_ID } from './cs.js';
 
 const { MeasurementReport } = adaptersSR.Cornerstone3D;
-const { DicomMessage, DicomMetaDictionary, datasetToBuffer } = dcmjs.data;
+const { DicomMessage, DicomMetaDictionary, datasetToDict } = dcmjs.data;
 
 type Annotation = ReturnType<typeof annotation.state.getAllAnnotations>[number];
 
@@ -47,7 +47,7 @@ export function measurementReport(series: Series[]): string | undefined {
   const report = MeasurementReport.generateReport(toolState, provider, { SeriesDescription: 'Mesures', Manufacturer: 'DRIMbox' });
   const ds = report.dataset as Record<string, unknown>;
   ds.SpecificCharacterSet ??= 'ISO_IR 192';
-  const bytes = new Uint8Array(datasetToBuffer(ds as never) as unknown as ArrayBuffer);
+  const bytes = new Uint8Array(datasetToDict(ds).write() as ArrayBuffer); // (datasetToBuffer needs Node's Buffer)
   let bin = '';
   for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(bin);
