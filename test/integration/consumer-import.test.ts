@@ -112,12 +112,16 @@ t.test('an import job a restart interrupted reads failed and done', async (t) =>
   await waitFor(async () => ((await (await get(`/api/sessions/${id}/import/${jobId}`, cookie)).body.json()) as any).done || undefined, 20_000, 'job done');
   // what a process killed mid-import leaves behind: its row still 'running', half the instances stored
   net.boxB.db.prepare(`UPDATE consumer_import_jobs SET state = 'running', stored = 2, failed = 0, error = NULL WHERE id = ?`).run(jobId);
+  net.consumer.cache.pin(`import:${jobId}`, 'box-a', pub.kosUid); // and the cache pin it held
+  const pins = () => (net.boxB.db.prepare('SELECT COUNT(*) AS n FROM consumer_cache_pins WHERE owner = ?').get(`import:${jobId}`) as { n: number }).n;
+  t.equal(pins(), 1);
   await net.restartConsumer();
   const { cookie: c2 } = await net.login();
   const s = await (await get(`/api/sessions/${id}/import/${jobId}`, c2)).body.json() as any;
   t.match(s, { done: true, state: 'failed', stored: 2, failed: mrFiles.length - 2, error: 'interrompu par un redémarrage' }, 'terminal state after the restart');
   const row = net.boxB.db.prepare('SELECT state, error FROM consumer_import_jobs WHERE id = ?').get(jobId) as any;
   t.same(row, { state: 'failed', error: 'interrompu par un redémarrage' }, 'the table says so too');
+  t.equal(pins(), 0, 'the cache pin the job held is dropped');
 });
 
 t.test('a series exported as a DICOM zip: streamed, its files parse, audited', async (t) => {

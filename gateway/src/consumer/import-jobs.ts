@@ -20,6 +20,8 @@ import type { StudyCache, SeriesSpec } from './study-cache.js';
 /** why a job that was running when the box stopped is failed */
 export const INTERRUPTED = 'interrompu par un redémarrage';
 
+const pinOwner = (jobId: string) => `import:${jobId}`;
+
 /** per-instance results are written to the table every this many instances (and at the end) */
 const RESULTS_EVERY = 50;
 
@@ -47,8 +49,9 @@ export class ImportJobs {
 
   constructor(private readonly db: Db, private readonly cache: StudyCache, private readonly pacs: Pacs, private readonly logger?: Logger,
     private readonly onDone?: (req: ImportRequest, status: ImportStatus) => void) {
-    // jobs left running by the previous process will never finish: say so in the table
-    db.prepare(`UPDATE consumer_import_jobs SET state = 'failed', failed = total - stored, error = ? WHERE state = 'running'`).run(INTERRUPTED);
+    // jobs left running by the previous process will never finish: say so in the table, drop their pins
+    const stale = db.prepare(`UPDATE consumer_import_jobs SET state = 'failed', failed = total - stored, error = ? WHERE state = 'running' RETURNING id`).all(INTERRUPTED) as { id: string }[];
+    for (const j of stale) cache.unpin(pinOwner(j.id));
   }
 
   /**
@@ -106,6 +109,8 @@ export class ImportJobs {
       // counts at every instance; the per-instance results (a growing list) now and then and at the end
       this.persist(status, status.results.length % RESULTS_EVERY === 0);
     };
+    // the series stay in the cache while the job reads them (eviction skips pinned KOS)
+    for (const spec of req.specs) this.cache.pin(pinOwner(status.jobId), spec.source, spec.kosUid);
     try {
       for (const spec of req.specs) {
         const handle = this.cache.ensure(spec, req.token, req.rpps);
@@ -127,6 +132,7 @@ export class ImportJobs {
       status.failed = status.total - status.stored;
       this.logger?.warn({ err: (e as Error).message }, 'import failed');
     }
+    this.cache.unpin(pinOwner(status.jobId));
     status.done = true;
     this.persist(status);
     this.live.delete(status.jobId); // the table has it all now
