@@ -181,6 +181,22 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
     t.ok(far < 1e-2, `same end points (largest difference ${far.toExponential(2)} mm)`);
     await settle(page);
     await page.screenshot({ path: join(SHOTS, 'measurement-restored.png') });
+    // exported now, the PNG shows the measurement too (Cornerstone draws it in yellow)
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#export-png')]);
+    const file = join(downloads, 'with-measurement.png');
+    await dl.saveAs(file);
+    const yellow = await page.evaluate(async (b64) => {
+      const bmp = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }));
+      const c = new OffscreenCanvas(bmp.width, bmp.height);
+      const ctx = c.getContext('2d')!;
+      ctx.drawImage(bmp, 0, 0);
+      const d = ctx.getImageData(0, 0, bmp.width, bmp.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 180 && d[i + 1] > 180 && d[i + 2] < 90) n++;
+      return n;
+    }, readFileSync(file).toString('base64'));
+    t.ok(yellow > 100, `the exported PNG shows the measurement (${yellow} yellow pixels)`);
+    copyFileSync(file, join(SHOTS, 'export-png-measurement.png'));
   });
 
   await t.test('a call naming another patient: the import is refused, the reason shown', async (t) => {

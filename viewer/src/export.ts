@@ -1,5 +1,5 @@
-// "Exporter": a PNG of the active viewport with its overlay text burned in (patient identity, study,
-// image, window), made in the browser from Cornerstone's canvas and recorded by the box (who exported
+// "Exporter": a PNG of the active viewport with its annotations and overlay text burned in (patient
+// identity, study, image, window), made in the browser from Cornerstone's canvas and recorded by the box (who exported
 // which image, the PNG's hash); and the active series as a DICOM zip, streamed by the box from its
 // cache (the box audits the download).
 import type { StackViewport } from '@cornerstonejs/core';
@@ -38,7 +38,28 @@ function burnOverlays(ctx: CanvasRenderingContext2D, cell: Cell, w: number, h: n
   corner(o.br.innerText, true, true);
 }
 
-/** The PNG of a cell's viewport, its overlays burned in. */
+/** Draws the viewport's annotation layer (Cornerstone's SVG: measurements) over the image. */
+async function burnAnnotations(ctx: CanvasRenderingContext2D, element: HTMLElement, w: number, h: number): Promise<void> {
+  const svg = element.querySelector('svg.svg-layer') as SVGSVGElement | null;
+  if (!svg || !svg.childElementCount) return;
+  const { width, height } = svg.getBoundingClientRect();
+  const copy = svg.cloneNode(true) as SVGSVGElement;
+  copy.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
+  copy.setAttribute('width', String(width));
+  copy.setAttribute('height', String(height));
+  copy.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(copy)], { type: 'image/svg+xml' }));
+  try {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    ctx.drawImage(img, 0, 0, w, h);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+/** The PNG of a cell's viewport, its annotations and overlays burned in. */
 export async function capturePng(cell: Cell, vp: StackViewport): Promise<Blob> {
   const src = vp.getCanvas();
   const out = document.createElement('canvas');
@@ -48,6 +69,7 @@ export async function capturePng(cell: Cell, vp: StackViewport): Promise<Blob> {
   ctx.fillStyle = '#000';
   ctx.fillRect(0, 0, out.width, out.height);
   ctx.drawImage(src, 0, 0);
+  await burnAnnotations(ctx, cell.element, out.width, out.height);
   burnOverlays(ctx, cell, out.width, out.height);
   return new Promise((resolve, reject) => out.toBlob((b) => (b ? resolve(b) : reject(new Error('PNG encoding failed'))), 'image/png'));
 }
