@@ -188,11 +188,13 @@ t.test('report link (IID) resolves to the same session model', async (t) => {
 });
 
 t.test('import into the local PACS with progress and a result per instance', async (t) => {
+  // the call's patient in the headers (the raw MR files have no name: an import would be refused)
+  const mine = await net.publish(await relabelStudy(mrFiles, 'import'));
   const { cookie } = await net.login();
-  const id = await openSession(net, agent, cookie);
+  const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: mine.studyUid }));
   const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/import`, {
     method: 'POST', dispatcher: agent, headers: { cookie, 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ studyUid: pub.studyUid }),
+    body: JSON.stringify({ studyUid: mine.studyUid }),
   });
   t.equal(r.statusCode, 202);
   const { jobId } = await r.body.json() as { jobId: string };
@@ -203,7 +205,7 @@ t.test('import into the local PACS with progress and a result per instance', asy
   }, 10_000, () => `import job ${jobId} to finish (last seen: ${JSON.stringify(last)?.slice(0, 500)})`, 100);
   t.match(job, { done: true, total: 20, stored: 20, failed: 0, state: 'completed' });
   t.equal(job.results.length, 20);
-  const inB = await (await fetch(`${net.orthancB!.dicomWebUrl}/studies/${pub.studyUid}/instances`)).json() as any[];
+  const inB = await (await fetch(`${net.orthancB!.dicomWebUrl}/studies/${mine.studyUid}/instances`)).json() as any[];
   t.equal(inB.length, 20, "the study is in box B's own PACS");
 });
 

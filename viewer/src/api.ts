@@ -54,6 +54,8 @@ export function getJson<T>(url: string, accept = 'application/json'): Promise<T>
 }
 
 export const sessionUrl = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;
+/** the session's API root: the parent of its DICOMweb root */
+export const sessionBase = (s: Session) => s.dicomWebRoot.replace(/\/dicom-web\/?$/, '');
 export const loadSession = (id: string) => getJson<Session>(sessionUrl(id));
 
 /** The study the viewer opens first: the current one when available, else the newest available. */
@@ -61,12 +63,22 @@ export function firstStudy(session: Session): StudyRef | undefined {
   return session.studies.find((s) => s.current && s.status === 'available') ?? session.studies.find((s) => s.status === 'available');
 }
 
-export async function startImport(url: string, studyUid: string, seriesUid?: string): Promise<string> {
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify(seriesUid ? { studyUid, seriesUid } : { studyUid }),
-  });
+export async function startImport(url: string, studyUid: string, seriesUid?: string, measurements?: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ studyUid, ...(seriesUid ? { seriesUid } : {}), ...(measurements ? { measurements } : {}) }),
+    });
+  } catch {
+    throw new UserError(t.errors.network);
+  }
+  if (!res.ok) {
+    // a refusal (the exam is not this patient's: 409) says why, in French: shown as is
+    const p = await res.json().catch(() => undefined) as { detail?: unknown } | undefined;
+    throw new UserError(res.status === 409 && typeof p?.detail === 'string' ? p.detail : messageForStatus(res.status), res.status);
+  }
   const body = (await res.json()) as { jobId: string };
   return body.jobId;
 }

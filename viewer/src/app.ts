@@ -2,7 +2,7 @@
 // hanging. Loaded by main.ts once the session's first answers are on their way.
 import { imageLoader, utilities } from '@cornerstonejs/core';
 import { t } from './i18n.js';
-import { firstStudy, loadSession, UserError, type Session, type StudyRef } from './api.js';
+import { firstStudy, loadSession, sessionBase, UserError, type Session, type StudyRef } from './api.js';
 import { loadSeries, middleIndex, type Series } from './dicomweb.js';
 import { listSeries, str, strs, seq } from './dicom-json.js';
 import { initImaging, initRendering, PRESETS, type Rendering } from './cs.js';
@@ -127,11 +127,59 @@ function buildToolbar(): void {
     group(t.presets, ...Object.keys(PRESETS).map((k) => btn(`preset-${k}`, t.presetNames[k], () => applyPreset(k)))),
     group(t.tools, btn('invert', t.invert, invert), btn('fit', t.fit, fit), btn('reset', t.reset, reset)),
     group(t.hanging, btn('hanging-toggle', t.currentOverPrior, toggleHanging)),
-    group(t.import, btn('import', t.import, () => { if (state.shown && state.session) void runImport($('import-status'), state.session.importUrl, state.shown.studyUid); })),
+    group(t.import, btn('import', t.import, () => void importShown())),
+    group(t.exportLabel, btn('export-png', t.exportPng, () => void runExport('png')), btn('export-zip', t.exportZip, () => void runExport('zip'))),
     btn('report-toggle', t.showReport, () => toggleReport()),
     btn('help-button', t.help, () => { $('help').hidden = !$('help').hidden; }),
   );
   syncToolbar();
+}
+
+/** Imports the shown study, its measurements with it (a DICOM SR built by sr.ts). */
+async function importShown(): Promise<void> {
+  const ref = state.shown;
+  if (!ref || !state.session) return;
+  let measurements: string | undefined;
+  try {
+    measurements = (await import('./sr.js')).measurementReport(state.studies.get(ref.studyUid)?.series ?? []);
+  } catch (e) {
+    console.warn('measurement report', e);
+    showError(t.measurementsFailed); // the images are imported all the same
+  }
+  await runImport($('import-status'), state.session.importUrl, ref.studyUid, measurements);
+}
+
+/** studies whose saved measurements were put back on their images in this page */
+const restored = new Set<string>();
+/** Puts back the measurements saved with the exam in the local PACS, if any (404: none). */
+async function restoreMeasurements(ref: StudyRef, series: Series[]): Promise<void> {
+  if (restored.has(ref.studyUid) || !state.session) return;
+  restored.add(ref.studyUid);
+  await toolsLoaded;
+  try {
+    const res = await fetch(`${sessionBase(state.session)}/measurements/studies/${encodeURIComponent(ref.studyUid)}`, { credentials: 'same-origin', headers: { Accept: 'application/dicom' } });
+    if (!res.ok) return;
+    const n = (await import('./sr.js')).restoreMeasurements(await res.arrayBuffer(), series);
+    document.body.dataset.measurements = String(n);
+  } catch (e) {
+    console.warn('saved measurements', e);
+    showError(t.measurementsFailed);
+  }
+}
+
+/** "Exporter": the active viewport as PNG, or its series as a DICOM zip (export.ts). */
+async function runExport(kind: 'png' | 'zip'): Promise<void> {
+  const grid = state.grid;
+  const cell = grid?.cells[grid.active];
+  const vp = grid?.viewport();
+  if (!cell?.series || !vp || !state.session) return;
+  try {
+    const m = await import('./export.js');
+    if (kind === 'png') await m.exportPng(state.session, cell, vp); else m.exportZip(state.session, cell);
+    document.body.dataset.exported = kind;
+  } catch (e) {
+    showError(`${t.exportFailed} : ${e instanceof UserError ? e.message : t.errors.server}`);
+  }
 }
 
 function syncToolbar(): void {
@@ -277,6 +325,7 @@ async function openStudy(ref: StudyRef): Promise<void> {
   }
   $('error').hidden = true;
   if (!series.length) { showError(t.errors.noImages); return; }
+  void restoreMeasurements(ref, series);
   if (hangsAsMammo(mgItems(series))) {
     state.hanging = 'four';
     await hang();
@@ -466,6 +515,8 @@ function bindKeys(): void {
   get errors() { return [...state.errors]; },
   get hanging() { return state.hanging; },
   progress(uid: string) { return state.progress.get(uid); },
+  /** Cornerstone's core and tools modules (their annotation API), for end-to-end tests and support */
+  cornerstone: async () => ({ core: await import('@cornerstonejs/core'), tools: (await toolsLoaded, await import('@cornerstonejs/tools')) }),
   cells() {
     const g = state.grid;
     if (!g) return [];

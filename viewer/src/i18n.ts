@@ -45,6 +45,11 @@ export const t = {
   importFailed: "L'import a échoué",
   importProgress: (stored: number, total: number, failed: number) =>
     `${stored} / ${total} images importées${failed ? `, ${failed} en échec` : ''}`,
+  exportLabel: 'Exporter',
+  exportPng: 'Image (PNG)',
+  exportZip: 'Série DICOM (zip)',
+  exportFailed: "L'export a échoué",
+  measurementsFailed: 'Les mesures n’ont pas pu être enregistrées ou relues (les images, elles, sont disponibles).',
   hanging: 'Protocole mammographie',
   currentOverPrior: 'Courant sur antérieur',
   sideBySide: 'Quatre incidences',

@@ -99,20 +99,21 @@ export async function renderReport(root: HTMLElement, study: StudyRef | undefine
   }
 }
 
-export async function runImport(root: HTMLElement, importUrl: string, studyUid: string): Promise<void> {
+export async function runImport(root: HTMLElement, importUrl: string, studyUid: string, measurements?: string): Promise<void> {
   const bar = el('progress', { max: '1', value: '0' });
   const text = el('span', { class: 'import-text' }, t.importing);
   root.replaceChildren(bar, text);
   root.hidden = false;
   try {
-    const jobId = await startImport(importUrl, studyUid);
+    const jobId = await startImport(importUrl, studyUid, undefined, measurements);
     for (;;) {
       const job = await importStatus(importUrl, jobId);
       bar.max = Math.max(1, job.total);
       bar.value = job.stored + job.failed;
       text.textContent = t.importProgress(job.stored, job.total, job.failed);
-      if (job.done) {
-        text.textContent = `${job.failed || job.state === 'failed' ? t.importFailed : t.imported} — ${t.importProgress(job.stored, job.total, job.failed)}`;
+      // any terminal state ends the polling (a job a restart interrupted reads failed)
+      if (job.done || job.state !== 'running') {
+        text.textContent = `${job.failed || job.state === 'failed' ? t.importFailed : t.imported} — ${t.importProgress(job.stored, job.total, job.failed)}${job.error ? ` (${job.error})` : ''}`;
         root.dataset.state = job.failed || job.state === 'failed' ? 'failed' : 'done';
         return;
       }

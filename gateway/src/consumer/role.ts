@@ -79,7 +79,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     });
     const calls = new CallSessionStore(ctx.db, (config.psc?.sessionMaxHours ?? 12) * 3600_000);
     const imports = new ImportJobs(ctx.db, cache, ctx.pacs, log, (req, s) => ctx.audit.record({
-      direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', studyUid: req.studyUid, seriesUid: req.seriesUid,
+      direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', patientId: req.patient.ins.value, studyUid: req.studyUid, seriesUid: req.seriesUid,
       status: s.state === 'completed' ? 200 : 502, outcome: `${s.stored}/${s.total} stored, ${s.failed} failed${s.error ? `: ${s.error}` : ''}`.slice(0, 300),
     }));
     consumers.set(ctx.services, { cache, peer, calls, imports });
@@ -127,7 +127,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     }
     // two encapsulated plugins: the viewer API's hooks (PSC session required, audit) stay its own
     await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, refreshAllowList: allowList && (() => allowList.refreshOnMiss()), launcher: opts.launcher, patientOfStudy: opts.patientOfStudy ?? (ctx.services.publications && publishedPatientOf(ctx.services.publications)) }));
-    await user.register(async (app) => viewerApi(app, { calls, cache, peer, audit: ctx.audit, imports }));
+    await user.register(async (app) => viewerApi(app, { calls, cache, peer, audit: ctx.audit, imports, localPacs: ctx.pacs }));
   };
 }
 

@@ -47,4 +47,6 @@ export interface ImportProgress {
   total: number;
   stored: number;
   failed: number;
+  /** why the job failed as a whole (e.g. "interrompu par un redémarrage") */
+  error?: string;
 }

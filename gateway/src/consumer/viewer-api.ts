@@ -19,6 +19,8 @@ import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, type PeerCl
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
 import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
 import type { ImportJobs } from './import-jobs.js';
+import { exportRoutes } from './export-routes.js';
+import { measurementRoutes } from './measurement-routes.js';
 
 export interface ViewerApiOptions {
   calls: CallSessionStore;
@@ -26,6 +28,8 @@ export interface ViewerApiOptions {
   peer: PeerClient;
   audit: AuditLog;
   imports: ImportJobs;
+  /** the box's own PACS: measurements saved with imported exams are read back from it */
+  localPacs?: Pacs;
   /** how long a source's "yes" to a (session, study) is trusted before asking again */
   grantTtlMs?: number;
 }
@@ -202,13 +206,13 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   // ---------- import ----------
   app.post('/api/sessions/:id/import', async (req, reply) => {
     const call = session(req);
-    const body = (req.body ?? {}) as { studyUid?: unknown; seriesUid?: unknown };
+    const body = (req.body ?? {}) as { studyUid?: unknown; seriesUid?: unknown; measurements?: unknown };
     if (typeof body.studyUid !== 'string') throw new HttpProblem(400, 'studyUid required', 'send {"studyUid": "…", "seriesUid"?: "…"}');
     if (body.seriesUid !== undefined && typeof body.seriesUid !== 'string') throw new HttpProblem(400, 'seriesUid must be a UID');
     const study = studyOf(req, call, body.studyUid);
     await checkGrant(call, study, token(req));
     const specs = body.seriesUid ? [specOr404(req, study, body.seriesUid)] : seriesSpecs(study);
-    const jobId = imports.start({ callKey: callKey(call.id), rpps: call.rpps, studyUid: study.studyUid, seriesUid: body.seriesUid as string | undefined, specs, token: token(req) });
+    const jobId = await imports.start({ callKey: callKey(call.id), rpps: call.rpps, studyUid: study.studyUid, seriesUid: body.seriesUid as string | undefined, specs, token: token(req), patient: call.patient, measurements: body.measurements });
     return reply.code(202).send({ jobId });
   });
   app.get('/api/sessions/:id/import/:job', async (req) => {
@@ -396,6 +400,11 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       throw e;
     }
   });
+
+  // ---------- exports (DICOM zip, PNG capture record) ----------
+  exportRoutes(app, { cache, audit, session, studyOf, specOr404, checkGrant, peerProblem });
+  // ---------- measurements saved with an imported exam (DICOM SR from the local PACS) ----------
+  if (o.localPacs) measurementRoutes(app, { localPacs: o.localPacs, session, studyOf });
 }
 
 /** a frame's media type, with the transfer syntax it is in */
