@@ -111,6 +111,8 @@ export class StudyCache {
   private readonly jobs = new Map<string, FetchJob>();
   /** read leases per series (import, viewer, screening): a leased series is never evicted */
   private readonly leases = new Map<string, number>();
+  /** the last eviction pass stayed over budget because of busy series: run again when a lease ends */
+  private overBudget = false;
   private readonly now: () => number;
   /** upstream series fetches started (single-flight is visible here) */
   fetches = 0;
@@ -197,7 +199,8 @@ export class StudyCache {
       const n = (this.leases.get(key) ?? 1) - 1;
       if (n > 0) { this.leases.set(key, n); return; }
       this.leases.delete(key);
-      // the budget may have been exceeded while the series was read
+      // the budget was exceeded while the series was read (checked only then: a lease per frame request)
+      if (!this.overBudget) return;
       try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
     };
   }
@@ -359,6 +362,7 @@ export class StudyCache {
       total -= r.bytes;
       evicted++;
     }
+    this.overBudget = total > this.opts.maxBytes;
     if (evicted) this.opts.logger?.info({ evicted, totalBytes: total, maxBytes: this.opts.maxBytes }, 'cache eviction');
     return evicted;
   }

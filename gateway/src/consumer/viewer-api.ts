@@ -49,6 +49,8 @@ declare module 'fastify' {
 }
 
 const UID = /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/;
+/** how long the session document and the report wait for a source to say whether a study is still there */
+const STATUS_WAIT_MS = 3_000;
 type P = { id: string; study?: string; series?: string; instance?: string; frames?: string; doc?: string; job?: string };
 
 export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Promise<void> {
@@ -204,11 +206,12 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
    */
   async function currentStatus(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<SessionStudy> {
     if (study.status !== 'available') return study;
-    try {
-      await checkGrant(req, call, study, { fresh: true });
-    } catch (e) {
-      if (!(e instanceof HttpProblem && e.status === 410)) return study;
-    }
+    // a slow or unreachable source does not hold the document back: its answer still lands in the session
+    const asked = checkGrant(req, call, study, { fresh: true }).then(() => 'answered' as const, (e: unknown) => (e instanceof HttpProblem && e.status === 410 ? 'withdrawn' as const : 'answered' as const));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), STATUS_WAIT_MS); });
+    const outcome = await Promise.race([asked, late]).finally(() => clearTimeout(timer));
+    if (outcome !== 'withdrawn') return study;
     return calls.get(call.id, call.rpps)?.studies.find((s) => s.studyUid === study.studyUid) ?? study;
   }
 
