@@ -127,6 +127,27 @@ t.test("the call's identity traits are compared with the images': warnings name 
   t.notOk(d2.studies.find((x: any) => x.studyUid === pub.studyUid).identityWarnings, 'no warning for the same traits written differently');
 });
 
+t.test("the images' own headers are compared too, once they are in the cache", async (t) => {
+  // the PACS labels the images otherwise than the report (and so the KOS) names the patient
+  const dir = mkdtempSync(join(tmpdir(), 'labels-'));
+  const files = (await relabelStudy(small.slice(12, 14), 'labels')).map((f, i) => {
+    const p = join(dir, `${i}.dcm`);
+    writeFileSync(p, f);
+    execFileSync('dcmodify', ['-nb', '-q', '-m', '(0010,0010)=DEPISTAGE^ANNE MARIE', '-m', '(0010,0030)=19640312', p]);
+    return readFileSync(p);
+  });
+  const pub = await net.publish(files, { accession: 'labels' });
+  const { cookie } = await net.login();
+  const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid }));
+  const first = (await get(`/api/sessions/${id}`, cookie)).json().studies.find((x: any) => x.studyUid === pub.studyUid);
+  t.notOk(first.identityWarnings, 'the KOS agrees with the call');
+  t.equal((await get(`/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`, cookie, ACCEPT)).status, 200, 'images fetched');
+  const after = (await get(`/api/sessions/${id}`, cookie)).json().studies.find((x: any) => x.studyUid === pub.studyUid);
+  t.same(after.identityWarnings?.map((w: any) => w.trait).sort(), ['birthDate', 'birthName', 'firstGivenName'], "the images' headers differ");
+  t.match(after.identityWarnings.find((w: any) => w.trait === 'birthName'), { call: 'DUPONT', images: 'DEPISTAGE' });
+  t.ok(net.boxB.audit.recent(20).some((r) => r.route === 'identity-check' && r.study_uid === pub.studyUid), 'audited');
+});
+
 t.test('an instance cut short in the source PACS fails its series with a reason; nothing marked complete', async (t) => {
   const pub = await net.publish(await relabelStudy(small.slice(5, 8), 'cut'), { accession: 'cut' });
   const victim = pub.series[0].instances[1];

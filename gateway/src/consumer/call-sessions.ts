@@ -74,18 +74,18 @@ export class CallSessionStore {
   }
 
   /** Records what was learnt about a study since the call (withdrawn at the source, unreachable). */
-  updateStudy(id: string, studyUid: string, change: Partial<Pick<SessionStudy, 'status' | 'problem'>>): void {
+  updateStudy(id: string, studyUid: string, change: Partial<Pick<SessionStudy, 'status' | 'problem' | 'identityWarnings'>>): void {
     const h = callKey(id);
     this.db.transaction(() => {
-      const row = this.db.prepare('SELECT studies_json FROM consumer_calls WHERE id_hash = ?').get(h) as { studies_json: string } | undefined;
+      const row = this.db.prepare('SELECT studies_json, rpps, patient_json FROM consumer_calls WHERE id_hash = ?').get(h) as { studies_json: string; rpps: string; patient_json: string } | undefined;
       if (!row) return;
       const studies = JSON.parse(row.studies_json) as SessionStudy[];
-      const row2 = this.db.prepare('SELECT rpps, patient_json FROM consumer_calls WHERE id_hash = ?').get(h) as { rpps: string; patient_json: string };
       for (const s of studies) {
         if (s.studyUid !== studyUid) continue;
         const refusedNow = change.status === 'refused' && s.status !== 'refused';
+        const warnedMore = (change.identityWarnings?.length ?? 0) > (s.identityWarnings?.length ?? 0);
         Object.assign(s, change);
-        if (refusedNow) this.onIdentityEvent?.({ rpps: row2.rpps, patient: JSON.parse(row2.patient_json) }, s);
+        if (refusedNow || warnedMore) this.onIdentityEvent?.({ rpps: row.rpps, patient: JSON.parse(row.patient_json) }, s);
       }
       this.db.prepare('UPDATE consumer_calls SET studies_json = ? WHERE id_hash = ?').run(JSON.stringify(studies), h);
       const c = this.parsed.get(h);

@@ -56,3 +56,10 @@ export function traitDifferences(call: Pick<SessionPatient, 'birthName' | 'given
   }
   return out;
 }
+
+/** Warnings of `more` for traits (and values) not already in `known`, added to it. */
+export function mergeWarnings(known: IdentityWarning[], more: IdentityWarning[]): IdentityWarning[] {
+  const out = [...known];
+  for (const w of more) if (!out.some((k) => k.trait === w.trait && k.images === w.images)) out.push(w);
+  return out;
+}

@@ -17,6 +17,7 @@ import type { SessionStudy } from './dmp-search.js';
 import type { SessionDocument } from './session-document.js';
 import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, peerRefusalKind, type PeerClient } from './peer-client.js';
 import { IdentityMismatchError } from './instance-check.js';
+import { mergeWarnings, traitDifferences } from './identity-check.js';
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
 import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
 import type { ImportJobs } from './import-jobs.js';
@@ -211,8 +212,23 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), STATUS_WAIT_MS); });
     const outcome = await Promise.race([asked, late]).finally(() => clearTimeout(timer));
-    if (outcome !== 'withdrawn') return study;
+    if (outcome !== 'withdrawn') return withImageTraits(call, study);
     return calls.get(call.id, call.rpps)?.studies.find((s) => s.studyUid === study.studyUid) ?? study;
+  }
+
+  /**
+   * Once images of the study are in the cache, the call's traits are also compared with their own
+   * headers (a PACS that labels them otherwise than the KOS): new differences are kept and audited.
+   */
+  async function withImageTraits(call: CallSession, study: SessionStudy): Promise<SessionStudy> {
+    const [row] = await cache.store.findStudies({ StudyInstanceUID: study.studyUid }).catch(() => [] as DicomJson[]);
+    if (!row) return study;
+    const name = (row['00100010']?.Value?.[0] as { Alphabetic?: string } | undefined)?.Alphabetic;
+    const found = traitDifferences(call.patient, { id: '', otherIds: [], name, birthDate: str(row, '00100030'), sex: str(row, '00100040') });
+    const merged = mergeWarnings(study.identityWarnings ?? [], found);
+    if (merged.length === (study.identityWarnings ?? []).length) return study;
+    calls.updateStudy(call.id, study.studyUid, { identityWarnings: merged });
+    return { ...study, identityWarnings: merged };
   }
 
   app.get('/api/sessions/:id', async (req): Promise<SessionDocument> => {
