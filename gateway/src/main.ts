@@ -8,6 +8,8 @@ const USAGE = `usage:
   drimbox allowlist verify FILE [--trust-anchor PEM ...]
                                        check a signed DRIM-M allow-list and print its entries`;
 
+const STOP_TIMEOUT_MS = 15_000;
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'serve') {
@@ -22,9 +24,17 @@ async function main(argv: string[]): Promise<number> {
       throw e;
     }
     const box = await startBox(config, { plugins: pluginsFor(config) });
-    const stop = async () => { await box.close(); process.exit(0); };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // a box that cannot close (a stuck request, a stalled source) must still stop: a second signal, or
+    // STOP_TIMEOUT_MS after the first, exits at once
+    let stopping = false;
+    const stop = () => {
+      if (stopping) { console.error('drimbox: second signal, exiting now'); process.exit(1); }
+      stopping = true;
+      setTimeout(() => { console.error(`drimbox: not closed after ${STOP_TIMEOUT_MS} ms, exiting`); process.exit(1); }, STOP_TIMEOUT_MS).unref();
+      box.close().then(() => process.exit(0), (e: unknown) => { console.error(`drimbox: close failed: ${e instanceof Error ? e.message : e}`); process.exit(1); });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
     return -1; // keep running
   }
   if (cmd === 'allowlist' && rest[0] === 'verify') {

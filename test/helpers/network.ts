@@ -39,6 +39,8 @@ export interface NetworkOptions {
   consumerOrthanc?: boolean;
   /** box A reaches Orthanc A through a loopback TCP relay that tests can cut (`net.sourcePacsCut`) */
   sourcePacsRelay?: boolean;
+  /** Orthanc A's in-memory storage cache in MB: 0 lets a test damage a stored file (`orthanc.ts`) */
+  sourceStorageCacheMb?: number;
 }
 
 /** A TCP relay in front of a PACS: `cutAfter(n)` kills the next connection that relays more than n bytes back. */
@@ -155,7 +157,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   writeFileSync(dmpCa, dmpPki.caPem);
   const dmpConfig = { registryUrl: dmp.registryUrl, repositoryUrl: dmp.repositoryUrl, ca: dmpCa, finess: '101235555', sourceId: '1.2.250.1.999.1.1.8121', timeoutMs: 10_000 };
 
-  const orthancA = await startOrthanc({ gdcm: false });
+  const orthancA = await startOrthanc({ gdcm: false, ...(o.sourceStorageCacheMb !== undefined ? { storageCacheMb: o.sourceStorageCacheMb } : {}) });
   closers.push(() => orthancA.stop());
   const orthancB = o.consumerOrthanc === false ? undefined : await startOrthanc({ gdcm: false, aet: 'ORTHANC_B' });
   if (orthancB) closers.push(() => orthancB.stop());
@@ -220,7 +222,8 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       record.studies[0].modalities = [...new Set(infos.map((i) => i.modality).filter(Boolean))].map((m) => ({ code: m!, codeSystem: '1.2.840.10008.2.16.4', displayName: m! }));
       const instances: KosInstance[] = infos.map((i) => ({ studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid }));
       const base = p.retrieveHost ? boxA.peerUrl.replace('127.0.0.1', p.retrieveHost) : boxA.peerUrl;
-      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: p.retrieveBase ?? `${base}/dicom-web`, retrieveLocationUid: boxA.config.box.retrieveLocationUid });
+      // like the publication worker: the PACS's own patient id goes into the KOS's OtherPatientIDs
+      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: p.retrieveBase ?? `${base}/dicom-web`, retrieveLocationUid: boxA.config.box.retrieveLocationUid, patientFromPacs: { patientId: infos[0].patientId } });
       await boxA.services.dmp!.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10: kos.part10 }, includeReport: true });
       // box A's KOS guard must know what it published (done in one tick: the outbox worker cannot interleave)
       const refs: Record<string, Record<string, string[]>> = {};

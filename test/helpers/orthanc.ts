@@ -18,6 +18,9 @@ export interface OrthancOptions {
   /** peers Orthanc may C-MOVE/C-STORE to */
   modalities?: Record<string, { aet: string; host: string; port: number }>;
   gdcm?: boolean;
+  /** Orthanc's in-memory storage cache, in MB (default Orthanc's 128): 0 makes every read hit the disk,
+   * so a test can damage a stored file */
+  storageCacheMb?: number;
 }
 
 export interface Orthanc {
@@ -91,6 +94,7 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> 
     UnknownSopClassAccepted: true,
     DicomModalities: modalities,
     StableAge: 2,
+    ...(opts.storageCacheMb !== undefined ? { MaximumStorageCacheSize: opts.storageCacheMb } : {}),
     HttpThreadsCount: 50,
     DicomWeb: {
       Enable: true, Root: '/dicom-web/', EnableWado: true, WadoRoot: '/wado', Ssl: false,

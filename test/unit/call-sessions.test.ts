@@ -10,7 +10,7 @@ import type { SessionStudy } from '../../gateway/src/consumer/dmp-search.js';
 
 const study = (uid: string): SessionStudy => ({
   studyUid: uid, date: '20240102', modalities: ['MR'], description: 'IRM', sourceCentre: 'Centre A', kosUid: `${uid}.9`,
-  current: true, status: 'available', source: '1.2.3', series: [],
+  current: true, status: 'available', source: '1.2.3', series: [], patientIds: ['279035121518989'],
 });
 
 function store() {

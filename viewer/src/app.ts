@@ -10,6 +10,7 @@ import type { ToolKey } from './tools.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
 import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
 import { el, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
+import { renderIdentityNotices } from './identity-warning.js';
 
 let T0 = 0;
 /** resolves once the first study's images are on screen (or have failed), or after a few seconds at most */
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
   state.session = session;
   renderBanner($('banner'), session);
   state.items = renderStudyList($('study-list'), session.studies, { open: (s) => void openStudy(s), compare: (s) => void compareWith(s) });
+  renderIdentityNotices($('banner'), state.items, session);
   const forceCpu = new URLSearchParams(location.search).get('render') === 'cpu';
   const imaging = initImaging(forceCpu);
   const first = firstStudy(session);

@@ -28,7 +28,9 @@ export class CallSessionStore {
   /** by id hash, least recently used first */
   private readonly parsed = new Map<string, Omit<CallSession, 'id'>>();
 
-  constructor(private readonly db: Db, private readonly ttlMs = 12 * 3600_000, private readonly now: () => number = Date.now) {}
+  constructor(private readonly db: Db, private readonly ttlMs = 12 * 3600_000, private readonly now: () => number = Date.now,
+    /** a study refused or shown with identity warnings (the audit trail): at the call, and when learnt later */
+    private readonly onIdentityEvent?: (c: Pick<CallSession, 'rpps' | 'patient'>, study: SessionStudy) => void) {}
 
   create(c: Omit<CallSession, 'id' | 'createdAt' | 'expiresAt'>, reports: ReportDoc[]): CallSession {
     const id = randomBytes(32).toString('base64url');
@@ -40,6 +42,7 @@ export class CallSessionStore {
       const ins = this.db.prepare('INSERT OR REPLACE INTO consumer_call_reports (call_hash, doc_id, media_type, data) VALUES (?,?,?,?)');
       for (const r of reports) ins.run(h, r.id, r.mediaType, r.data);
     })();
+    for (const s of c.studies) if (s.status === 'refused' || s.identityWarnings?.length) this.onIdentityEvent?.(c, s);
     return { id, ...c, createdAt: now, expiresAt: now + this.ttlMs };
   }
 
@@ -71,13 +74,19 @@ export class CallSessionStore {
   }
 
   /** Records what was learnt about a study since the call (withdrawn at the source, unreachable). */
-  updateStudy(id: string, studyUid: string, change: Partial<Pick<SessionStudy, 'status' | 'problem'>>): void {
+  updateStudy(id: string, studyUid: string, change: Partial<Pick<SessionStudy, 'status' | 'problem' | 'identityWarnings'>>): void {
     const h = callKey(id);
     this.db.transaction(() => {
-      const row = this.db.prepare('SELECT studies_json FROM consumer_calls WHERE id_hash = ?').get(h) as { studies_json: string } | undefined;
+      const row = this.db.prepare('SELECT studies_json, rpps, patient_json FROM consumer_calls WHERE id_hash = ?').get(h) as { studies_json: string; rpps: string; patient_json: string } | undefined;
       if (!row) return;
       const studies = JSON.parse(row.studies_json) as SessionStudy[];
-      for (const s of studies) if (s.studyUid === studyUid) Object.assign(s, change);
+      for (const s of studies) {
+        if (s.studyUid !== studyUid) continue;
+        const refusedNow = change.status === 'refused' && s.status !== 'refused';
+        const warnedMore = (change.identityWarnings?.length ?? 0) > (s.identityWarnings?.length ?? 0);
+        Object.assign(s, change);
+        if (refusedNow || warnedMore) this.onIdentityEvent?.({ rpps: row.rpps, patient: JSON.parse(row.patient_json) }, s);
+      }
       this.db.prepare('UPDATE consumer_calls SET studies_json = ? WHERE id_hash = ?').run(JSON.stringify(studies), h);
       const c = this.parsed.get(h);
       if (c) c.studies = studies;

@@ -10,6 +10,7 @@ import { VALUE_SET_OID } from '../dmp/xds-constants.js';
 import { parseKos, KosParseError, type ParsedKos } from '../dicom/kos.js';
 import { reportBody } from '../cda/read.js';
 import { findDocumentsQuery, type ContextualCall } from './contextual-call.js';
+import { kosIdentityRefusal, traitDifferences } from './identity-check.js';
 
 export interface SessionSeries {
   seriesUid: string;
@@ -28,7 +29,9 @@ export interface SessionStudy extends Omit<SessionStudyRef, 'report'> {
   /** DICOMweb root on the source box (…/dicom-web), from the Retrieve URLs */
   sourceRoot?: string;
   series: SessionSeries[];
-  /** why the study cannot be fetched, in plain words (status unreachable) */
+  /** the KOS patient's identifiers (PatientID, then OtherPatientIDs): every retrieved instance must carry one */
+  patientIds: string[];
+  /** why the study cannot be fetched, in plain words (status unreachable, withdrawn, refused) */
   problem?: string;
 }
 
@@ -148,7 +151,10 @@ export async function searchPatientStudies(dmp: DmpClient, call: ContextualCall,
       throw e;
     }
     if (kos.isRejectionNote) continue;
-    patientFromKos ??= { name: kos.patient.name, birthDate: kos.patient.birthDate, sex: kos.patient.sex };
+    // a KOS that is not the entry's document, or names another patient, shows nothing (and lends no traits)
+    const refusal = kosIdentityRefusal(kos, k.uniqueId, call.patient.ins);
+    const warnings = refusal ? [] : traitDifferences(call.patient, kos.patient);
+    if (!refusal) patientFromKos ??= { name: kos.patient.name, birthDate: kos.patient.birthDate, sex: kos.patient.sex };
     const modalities = k.eventCodes.filter((c) => c.scheme === VALUE_SET_OID.modality).map((c) => c.code);
     for (const st of kos.studies) {
       const report = reportByStudy.get(st.studyUid);
@@ -168,11 +174,16 @@ export async function searchPatientStudies(dmp: DmpClient, call: ContextualCall,
         ...(report ? { reportId: report.doc.id, reportMediaType: report.doc.mediaType } : {}),
         source: first?.retrieveLocationUid ?? originOf(first?.retrieveUrl) ?? 'unknown',
         series: st.series.map((s) => ({ seriesUid: s.seriesUid, ...(s.retrieveUrl ? { retrieveUrl: s.retrieveUrl } : {}), instances: s.instances })),
+        patientIds: [kos.patient.id, ...kos.patient.otherIds.map((o) => o.id)].filter(Boolean),
+        ...(warnings.length ? { identityWarnings: warnings } : {}),
       };
       const root = first?.retrieveUrl ? dicomWebRootOf(first.retrieveUrl) : undefined;
       if (root) study.sourceRoot = root;
       const unreachable = unreachableReason(study, opts);
-      if (unreachable) {
+      if (refusal) {
+        study.status = 'refused';
+        study.problem = refusal;
+      } else if (unreachable) {
         study.status = 'unreachable';
         study.problem = unreachable;
       }
@@ -183,7 +194,7 @@ export async function searchPatientStudies(dmp: DmpClient, call: ContextualCall,
   if (opts.refreshAllowList && studies.some((s) => s.problem === NOT_A_MEMBER)) {
     await opts.refreshAllowList();
     for (const s of studies) {
-      if (s.problem !== NOT_A_MEMBER) continue;
+      if (s.status !== 'unreachable' || s.problem !== NOT_A_MEMBER) continue;
       const still = unreachableReason(s, opts);
       if (still) s.problem = still;
       else { s.status = 'available'; delete s.problem; }

@@ -49,10 +49,20 @@ export class PeerNotAllowedError extends Error {
 
 /** The source box answered with an error status (401, 403, 404, 410…). */
 export class PeerStatusError extends Error {
-  constructor(readonly status: number, readonly detail: string) {
+  constructor(readonly status: number, readonly detail: string, readonly title = '') {
     super(`source box answered ${status}${detail ? `: ${detail}` : ''}`);
     this.name = 'PeerStatusError';
   }
+}
+
+/**
+ * What a source box's 401 refused, from its problem title (peer-access, trust layer): the clinician's
+ * PSC token, this box's certificate, or something else (a KOS, an unknown reason).
+ */
+export function peerRefusalKind(e: PeerStatusError): 'token' | 'certificate' | 'other' {
+  if (/^Clinician token (refused|required)$/i.test(e.title)) return 'token';
+  if (/^Client certificate (refused|required)$/i.test(e.title)) return 'certificate';
+  return 'other';
 }
 
 /** The source box could not be reached or failed while answering. */
@@ -143,15 +153,17 @@ export class PeerClient {
       }
       const text = (await res.body.text().catch(() => '')).slice(0, 2000);
       let detail = '';
+      let title = '';
       try {
         const p = JSON.parse(text) as { title?: string; detail?: string };
         detail = [p.title, p.detail].filter(Boolean).join(': ');
+        title = typeof p.title === 'string' ? p.title : '';
       } catch { detail = ''; }
       if (RETRY_STATUS.has(res.statusCode)) {
         lastErr = new PeerUnavailableError(`source box answered ${res.statusCode}${detail ? `: ${detail}` : ''}`);
         continue;
       }
-      throw new PeerStatusError(res.statusCode, detail);
+      throw new PeerStatusError(res.statusCode, detail, title);
     }
     throw lastErr;
   }

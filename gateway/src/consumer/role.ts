@@ -22,8 +22,8 @@ export interface ConsumerRoleOptions {
   viewerDir?: string;
   /** for report links without patientID: the INS of a study this box published */
   patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
-  /** peer client tuning (tests) */
-  peer?: { timeoutMs?: number; connectTimeoutMs?: number; retries?: number };
+  /** peer client tuning (tests); `tls` replaces the identity from `peer.tls` (tests: a certificate sources refuse) */
+  peer?: { timeoutMs?: number; connectTimeoutMs?: number; retries?: number; tls?: { cert: string; key: string; ca: string } };
 }
 
 /** What the role exposes to the rest of the process (tests, screening batches, the demo network). */
@@ -77,7 +77,11 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
         kosUid: spec.kosUid, status: out.status || 502, outcome: out.error?.slice(0, 300), bytes: out.bytes, durationMs: out.durationMs,
       }),
     });
-    const calls = new CallSessionStore(ctx.db, (config.psc?.sessionMaxHours ?? 12) * 3600_000);
+    const calls = new CallSessionStore(ctx.db, (config.psc?.sessionMaxHours ?? 12) * 3600_000, Date.now, (c, s) => ctx.audit.record({
+      direction: 'user', actorRpps: c.rpps, route: 'identity-check', method: 'GET', patientId: c.patient.ins.value, studyUid: s.studyUid, kosUid: s.kosUid,
+      status: s.status === 'refused' ? 409 : 200,
+      outcome: (s.status === 'refused' ? s.problem ?? 'refused' : `identity traits differ: ${(s.identityWarnings ?? []).map((w) => w.trait).join(', ')}`).slice(0, 300),
+    }));
     const imports = new ImportJobs(ctx.db, cache, ctx.pacs, log, (req, s) => ctx.audit.record({
       direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', patientId: req.patient.ins.value, studyUid: req.studyUid, seriesUid: req.seriesUid,
       status: s.state === 'completed' ? 200 : 502, outcome: `${s.stored}/${s.total} stored, ${s.failed} failed${s.error ? `: ${s.error}` : ''}`.slice(0, 300),

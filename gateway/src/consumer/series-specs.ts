@@ -25,5 +25,6 @@ function toSpec(study: SessionStudy, s: SessionStudy['series'][number]): SeriesS
     seriesUid: s.seriesUid,
     retrieveUrl: s.retrieveUrl!,
     expected: s.instances.map((i) => i.sopInstanceUid),
+    patientIds: study.patientIds ?? [], // sessions made before the KOS patient was kept: nothing matches
   };
 }

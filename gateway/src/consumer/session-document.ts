@@ -26,8 +26,24 @@ export interface SessionStudyRef {
   kosUid: string;
   /** the study the contextual call or the link named */
   current: boolean;
-  status: 'available' | 'withdrawn' | 'unreachable';
+  /** refused: what the DMP or the source sent does not match the patient searched (nothing is shown) */
+  status: 'available' | 'withdrawn' | 'unreachable' | 'refused';
+  /** why the study is refused, withdrawn or unreachable, in words the clinician reads */
+  reason?: string;
+  /** strict identity traits of the call that differ from those of the study's images */
+  identityWarnings?: IdentityWarning[];
   report?: { url: string; mediaType: 'application/pdf' | 'text/plain' | 'text/html' };
+}
+
+/** One strict INS trait the call gives differently from the images' DICOM headers. */
+export interface IdentityWarning {
+  trait: 'birthName' | 'firstGivenName' | 'birthDate' | 'sex';
+  /** the trait's name, in French */
+  label: string;
+  /** as the call gives it */
+  call: string;
+  /** as the images carry it */
+  images: string;
 }
 
 export interface SessionDocument {

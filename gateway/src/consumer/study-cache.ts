@@ -1,8 +1,9 @@
 // The consumer's study cache: series fetched from their source box on first need, kept in a local
 // folder store, keyed by source box + KOS + series. One upstream fetch per series at a time
 // (single-flight: every reader joins it), instances readable as soon as they land, a series marked
-// complete only when every instance its KOS references arrived, LRU eviction under a byte budget
-// (pinned KOS never evicted), a TTL, and an index in SQLite so the cache survives restarts.
+// complete only when every instance its KOS references arrived and passed its checks (the KOS's
+// patient, study, series and SOP UIDs; a whole Part 10 file), LRU eviction under a byte budget (pinned
+// KOS and series being read never evicted), a TTL, and an index in SQLite so the cache survives restarts.
 import { EventEmitter } from 'node:events';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import type { Db } from '../store/db.js';
 import { FolderPacs } from '../pacs/folder.js';
 import { parseContentType, readMultipart } from '../dicom/multipart.js';
 import { DRIMM_ACCEPT, PeerUnavailableError, type PeerClient } from './peer-client.js';
+import { completenessProblem, identityProblem, IdentityMismatchError, type KosExpectation } from './instance-check.js';
 
 export interface SeriesSpec {
   source: string;
@@ -21,6 +23,8 @@ export interface SeriesSpec {
   retrieveUrl: string;
   /** SOP Instance UIDs the KOS references in this series */
   expected: string[];
+  /** the KOS patient's identifiers (PatientID, then OtherPatientIDs): every instance must carry one */
+  patientIds: string[];
 }
 
 export interface FetchOutcome {
@@ -105,6 +109,10 @@ const keyOf = (s: { source: string; kosUid: string; seriesUid: string }) => `${s
 export class StudyCache {
   readonly store: FolderPacs;
   private readonly jobs = new Map<string, FetchJob>();
+  /** read leases per series (import, viewer, screening): a leased series is never evicted */
+  private readonly leases = new Map<string, number>();
+  /** the last eviction pass stayed over budget because of busy series: run again when a lease ends */
+  private overBudget = false;
   private readonly now: () => number;
   /** upstream series fetches started (single-flight is visible here) */
   fetches = 0;
@@ -160,7 +168,7 @@ export class StudyCache {
       this.db.prepare('UPDATE consumer_cache_series SET last_access = ? WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(now, spec.source, spec.kosUid, spec.seriesUid);
       complete = r.state === 'complete';
     }
-    if (complete && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined);
+    if (complete && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined, this.lease(spec));
     let job = this.jobs.get(key);
     if (!job) {
       job = new FetchJob();
@@ -174,7 +182,33 @@ export class StudyCache {
         try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
       });
     }
-    return new SeriesHandle(this, spec, job);
+    return new SeriesHandle(this, spec, job, this.lease(spec));
+  }
+
+  /**
+   * A read lease on a series: it is not evicted until every lease is released (release is idempotent).
+   * `ensure` takes one for its handle; a reader holding files past its handle takes its own.
+   */
+  lease(s: { source: string; kosUid: string; seriesUid: string }): () => void {
+    const key = keyOf(s);
+    this.leases.set(key, (this.leases.get(key) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const n = (this.leases.get(key) ?? 1) - 1;
+      if (n > 0) { this.leases.set(key, n); return; }
+      this.leases.delete(key);
+      // the budget was exceeded while the series was read (checked only then: a lease per frame request)
+      if (!this.overBudget) return;
+      try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
+    };
+  }
+
+  /** series being fetched or read are not evicted */
+  private busy(r: Row): boolean {
+    const key = keyOf({ source: r.source, kosUid: r.kos_uid, seriesUid: r.series_uid });
+    return this.jobs.has(key) || this.leases.has(key);
   }
 
   private async fetch(spec: SeriesSpec, token: string, rpps: string | undefined, job: FetchJob): Promise<void> {
@@ -184,6 +218,7 @@ export class StudyCache {
       ON CONFLICT (source, kos_uid, series_uid) DO UPDATE SET expected_json = excluded.expected_json, state = 'partial', fetched_at = NULL, last_access = excluded.last_access`)
       .run(spec.source, spec.kosUid, spec.studyUid, spec.seriesUid, JSON.stringify(spec.expected), now);
     const expected = new Set(spec.expected);
+    const kos: KosExpectation = { studyUid: spec.studyUid, seriesUid: spec.seriesUid, sops: expected, patientIds: spec.patientIds ?? [] };
     const have = await this.present(spec);
     // what an earlier, interrupted fetch left is served at once
     for (const sop of spec.expected) if (have.has(sop)) job.land(sop);
@@ -199,13 +234,17 @@ export class StudyCache {
       outcome.status = res.status;
       const boundary = parseContentType(res.headers['content-type'] ?? '').params.boundary;
       if (!boundary) throw new PeerUnavailableError('source box answered without a multipart boundary');
+      let refused: string | undefined;
       try {
         for await (const part of readMultipart(res.body, boundary)) {
           // tee: readers follow the temp file while it is written (no wait for the whole instance)
           let landing: Landing | undefined;
+          let mismatch: string | undefined;
           const put = await this.store.put(part.body as Readable, undefined, {
             onHeader: (info, tmpPath) => {
-              if (!expected.has(info.sopInstanceUid) || info.seriesInstanceUid !== spec.seriesUid || have.has(info.sopInstanceUid) || job.landing.has(info.sopInstanceUid)) return;
+              // another patient's, study's or series' instance is never served, not even while it lands
+              mismatch = identityProblem(info, kos);
+              if (mismatch || have.has(info.sopInstanceUid) || job.landing.has(info.sopInstanceUid)) return;
               landing = { tmpPath, transferSyntaxUid: info.transferSyntaxUid, written: 0 };
               job.start(info.sopInstanceUid, landing);
             },
@@ -218,8 +257,21 @@ export class StudyCache {
           });
           outcome.bytes += put.size;
           outcome.instances++;
-          if (landing) { landing.path = put.path; landing.size = put.size; landing.written = put.size; }
-          if (!expected.has(put.sopInstanceUid) || put.seriesInstanceUid !== spec.seriesUid) continue;
+          if (mismatch) {
+            refused = mismatch;
+            await this.store.delete({ study: put.studyInstanceUid, series: put.seriesInstanceUid, instance: put.sopInstanceUid }).catch(() => undefined);
+            break;
+          }
+          if (landing) landing.path = put.path; // renamed: a reader opening it now finds it there
+          // a file cut short is not an instance: readers following it fail, nothing is marked complete
+          const cut = await completenessProblem(put.path, put.size, put.transferSyntaxUid).catch((e: Error) => `unreadable (${e.message})`);
+          if (cut) {
+            await this.store.delete({ study: spec.studyUid, series: spec.seriesUid, instance: put.sopInstanceUid }).catch(() => undefined);
+            const err = new SeriesIncompleteError(`the source box sent a damaged instance (${put.sopInstanceUid}): ${cut}`);
+            if (landing) { landing.error = err; job.progress(); }
+            throw err;
+          }
+          if (landing) { landing.size = put.size; landing.written = put.size; }
           this.db.prepare('UPDATE consumer_cache_series SET bytes = bytes + ? WHERE source = ? AND kos_uid = ? AND series_uid = ?')
             .run(put.size, spec.source, spec.kosUid, spec.seriesUid);
           if (!have.has(put.sopInstanceUid)) {
@@ -230,7 +282,14 @@ export class StudyCache {
         }
       } catch (e) {
         res.body.destroy();
+        if (e instanceof SeriesIncompleteError) throw e;
         throw new SeriesIncompleteError(`the source box stopped while sending the series: ${(e as Error).message}`, { cause: e });
+      }
+      if (refused) {
+        res.body.destroy();
+        // nothing of a series that is not the KOS's stays in the cache
+        this.forget(spec);
+        throw new IdentityMismatchError(refused);
       }
       const lacking = spec.expected.filter((s) => !have.has(s));
       if (lacking.length) throw new SeriesIncompleteError(`the source box sent ${spec.expected.length - lacking.length} of the ${spec.expected.length} instances the KOS references`);
@@ -254,7 +313,7 @@ export class StudyCache {
   }
 
   /** Path of a cached instance (of this series), if present. */
-  instanceFile(spec: SeriesSpec, sop: string): { path: string; size: number; transferSyntaxUid: string } | undefined {
+  instanceFile(spec: Pick<SeriesSpec, 'studyUid' | 'seriesUid'>, sop: string): { path: string; size: number; transferSyntaxUid: string } | undefined {
     const [r] = this.store.instances({ study: spec.studyUid, series: spec.seriesUid, instance: sop });
     return r ? { path: join(this.store.root, r.path), size: r.size, transferSyntaxUid: r.transfer_syntax } : undefined;
   }
@@ -296,15 +355,25 @@ export class StudyCache {
       ORDER BY c.last_access`).all() as Row[];
     let total = this.totalBytes();
     for (const r of rows) {
-      if (this.jobs.has(keyOf({ source: r.source, kosUid: r.kos_uid, seriesUid: r.series_uid }))) continue;
+      if (this.busy(r)) continue;
       const expired = r.state === 'complete' && this.expired(r);
       if (!expired && total <= this.opts.maxBytes) continue;
       this.drop(r);
       total -= r.bytes;
       evicted++;
     }
+    this.overBudget = total > this.opts.maxBytes;
     if (evicted) this.opts.logger?.info({ evicted, totalBytes: total, maxBytes: this.opts.maxBytes }, 'cache eviction');
     return evicted;
+  }
+
+  /** Removes a series' row and, when no other KOS names it, its files. */
+  private forget(spec: SeriesSpec): void {
+    const r = this.row(spec);
+    if (r) this.drop(r);
+    else if (!this.db.prepare('SELECT 1 FROM consumer_cache_series WHERE series_uid = ? LIMIT 1').get(spec.seriesUid)) {
+      void this.store.delete({ study: spec.studyUid, series: spec.seriesUid }).catch(() => undefined);
+    }
   }
 
   private drop(r: Row): void {
@@ -320,7 +389,7 @@ export class StudyCache {
       WHERE NOT EXISTS (SELECT 1 FROM consumer_cache_pins p WHERE p.source = c.source AND p.kos_uid = c.kos_uid)`).all() as Row[];
     let n = 0;
     for (const r of rows) {
-      if (this.jobs.has(keyOf({ source: r.source, kosUid: r.kos_uid, seriesUid: r.series_uid }))) continue;
+      if (this.busy(r)) continue;
       this.drop(r);
       n++;
     }
@@ -398,7 +467,12 @@ export class SeriesHandle {
   /** index rows of a complete series, read once per handle (no query per instance) */
   private rows?: Map<string, { path: string; size: number; transferSyntaxUid: string }>;
 
-  constructor(private readonly cache: StudyCache, readonly spec: SeriesSpec, private readonly job: FetchJob | undefined) {}
+  constructor(private readonly cache: StudyCache, readonly spec: SeriesSpec, private readonly job: FetchJob | undefined, private readonly unlease: () => void) {}
+
+  /** Ends this reader's lease: the series may be evicted again. Also done when `instances()` ends. */
+  release(): void {
+    this.unlease();
+  }
 
   get fetching(): boolean {
     return Boolean(this.job && !this.job.settled);
@@ -412,14 +486,13 @@ export class SeriesHandle {
   /** Resolves when one instance has landed; rejects when the fetch ends without it. */
   async instance(sop: string): Promise<void> {
     if (!this.spec.expected.includes(sop)) throw new RangeError('instance not referenced by the KOS');
+    // every pass either returns, throws or awaits a change of the fetch: never a busy loop
     for (;;) {
-      if (!this.job || this.job.landed.includes(sop)) {
-        if (this.cache.instanceFile(this.spec, sop)) return;
-        if (!this.job) throw new SeriesIncompleteError('instance missing from the cache');
-      }
-      if (this.job.settled) {
-        if (this.job.landed.includes(sop)) continue;
-        throw this.job.error ?? new SeriesIncompleteError('instance not sent by the source box');
+      const landed = !this.job || this.job.landed.includes(sop);
+      if (landed && this.cache.instanceFile(this.spec, sop)) return;
+      if (!this.job || this.job.settled) {
+        if (landed) throw new SeriesIncompleteError('the instance left the cache (evicted or damaged): ask again to fetch it');
+        throw this.job?.error ?? new SeriesIncompleteError('instance not sent by the source box');
       }
       await this.job.next();
     }
@@ -430,19 +503,24 @@ export class SeriesHandle {
    * each as soon as its first bytes are in (read it with `open`, which follows it as it lands).
    */
   async *instances(): AsyncGenerator<string> {
-    if (!this.job) {
-      this.rows = this.cache.seriesFiles(this.spec);
-      yield* this.rows.keys();
-      return;
-    }
-    let i = 0;
-    for (;;) {
-      while (i < this.job.started.length) yield this.job.started[i++];
-      if (this.job.settled) {
-        if (this.job.error) throw this.job.error;
+    try {
+      if (!this.job) {
+        this.rows = this.cache.seriesFiles(this.spec);
+        yield* this.rows.keys();
         return;
       }
-      await this.job.next();
+      let i = 0;
+      for (;;) {
+        while (i < this.job.started.length) yield this.job.started[i++];
+        if (this.job.settled) {
+          if (this.job.error) throw this.job.error;
+          return;
+        }
+        await this.job.next();
+      }
+    } finally {
+      // the reader went through the whole series (or stopped): its lease ends
+      this.release();
     }
   }
 

@@ -15,7 +15,9 @@ import { requireClinician } from '../trust/psc-login.js';
 import { callKey, type CallSession, type CallSessionStore } from './call-sessions.js';
 import type { SessionStudy } from './dmp-search.js';
 import type { SessionDocument } from './session-document.js';
-import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, type PeerClient } from './peer-client.js';
+import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, peerRefusalKind, type PeerClient } from './peer-client.js';
+import { IdentityMismatchError } from './instance-check.js';
+import { mergeWarnings, traitDifferences } from './identity-check.js';
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
 import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
 import type { ImportJobs } from './import-jobs.js';
@@ -52,6 +54,8 @@ declare module 'fastify' {
 }
 
 const UID = /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/;
+/** how long the session document and the report wait for a source to say whether a study is still there */
+const STATUS_WAIT_MS = 3_000;
 type P = { id: string; study?: string; series?: string; instance?: string; frames?: string; doc?: string; job?: string };
 
 export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Promise<void> {
@@ -110,22 +114,36 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     req.consumerAudit!.kos = s.kosUid;
     if (s.status === 'withdrawn') throw new HttpProblem(410, 'Examen retiré', s.problem ?? 'the study was withdrawn at its source');
     if (s.status === 'unreachable') throw new HttpProblem(403, 'Source non autorisée', s.problem);
+    if (s.status === 'refused') throw new HttpProblem(409, "Incohérence d'identité", s.problem);
     return s;
   }
 
   const token = (req: FastifyRequest) => req.clinicianSession!.accessToken;
   const rppsOf = (req: FastifyRequest) => req.clinicianSession!.clinician.rpps;
+  /** the series a request reads stay in the cache until its answer ends */
+  const leased = (reply: FastifyReply, h: SeriesHandle): SeriesHandle => { reply.raw.once('close', () => h.release()); return h; };
 
-  /** Translates what the source box said into the viewer's statuses; remembers withdrawals. */
+  /** Translates what the source box said into the viewer's statuses; remembers withdrawals and refusals. */
   function peerProblem(e: unknown, call: CallSession, study: SessionStudy): never {
     if (e instanceof HttpProblem) throw e;
+    if (e instanceof IdentityMismatchError) {
+      const why = `Incohérence d'identité : une image envoyée par la source n'est pas celle que le document de référence (KOS) désigne (${e.message}). L'examen n'est pas affiché.`;
+      calls.updateStudy(call.id, study.studyUid, { status: 'refused', problem: why });
+      throw new HttpProblem(409, "Incohérence d'identité", why);
+    }
     if (e instanceof PeerNotAllowedError) throw new HttpProblem(403, 'Source non autorisée', e.message);
     if (e instanceof PeerStatusError) {
       if (e.status === 404 || e.status === 410) {
         calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'the source box no longer serves this study' });
         throw new HttpProblem(410, 'Examen retiré', 'the source box no longer serves this study');
       }
-      if (e.status === 401) throw new HttpProblem(401, 'Session PSC expirée', 'the source box refused the Pro Santé Connect token: log in again');
+      if (e.status === 401) {
+        const kind = peerRefusalKind(e);
+        // only the clinician's token, refused again after a renewal attempt, means the PSC session is over
+        if (kind === 'token') throw new HttpProblem(401, 'Session PSC expirée', 'the source box refused the Pro Santé Connect token, which could not be renewed: log in again');
+        if (kind === 'certificate') throw new HttpProblem(502, 'Certificat de la DRIMbox refusé par la source', `the source box did not accept this box's certificate (${e.detail}): tell the administrator`);
+        throw new HttpProblem(502, 'Accès refusé par la source', e.detail || 'the source box answered 401');
+      }
       if (e.status === 403) throw new HttpProblem(403, 'Accès refusé par la source', e.detail);
       throw new HttpProblem(502, 'Source indisponible', e.message);
     }
@@ -138,12 +156,23 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
    * see the study: a revocation or withdrawal upstream is honoured even when the cache could answer.
    * When the source is unreachable, a study complete in the cache is still served.
    */
-  async function checkGrant(call: CallSession, study: SessionStudy, tokenValue: string): Promise<DicomJson[] | undefined> {
+  async function checkGrant(req: FastifyRequest, call: CallSession, study: SessionStudy, o: { fresh?: boolean } = {}): Promise<DicomJson[] | undefined> {
     const k = `${call.id}|${study.studyUid}`;
     const g = grants.get(k);
-    if (g && Date.now() - g.at < grantTtl) return g.series;
+    if (g && !o.fresh && Date.now() - g.at < grantTtl) return g.series;
+    const ask = (tokenValue: string) => peer.getJson<DicomJson[]>(`${study.sourceRoot}/studies/${study.studyUid}/series`, { token: tokenValue, kosUid: study.kosUid });
     try {
-      const series = await peer.getJson<DicomJson[]>(`${study.sourceRoot}/studies/${study.studyUid}/series`, { token: tokenValue, kosUid: study.kosUid });
+      let series: DicomJson[];
+      try {
+        series = await ask(token(req));
+      } catch (e) {
+        // the source refused the clinician's token: renew it once (PSC refresh token) and ask again
+        if (!(e instanceof PeerStatusError && e.status === 401 && peerRefusalKind(e) === 'token')) throw e;
+        const renewed = req.clinicianSession && await req.server.pscRefresh?.(req.clinicianSession);
+        if (!renewed) throw e;
+        req.clinicianSession = renewed;
+        series = await ask(renewed.accessToken);
+      }
       grants.set(k, { at: Date.now(), series });
       return series;
     } catch (e) {
@@ -163,7 +192,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   async function prepare(req: FastifyRequest, studyUid: string): Promise<{ call: CallSession; study: SessionStudy; rows?: DicomJson[] }> {
     const call = session(req);
     const study = studyOf(req, call, studyUid);
-    const rows = await checkGrant(call, study, token(req));
+    const rows = await checkGrant(req, call, study);
     return { call, study, rows };
   }
 
@@ -175,17 +204,52 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   }
 
   // ---------- session document, reports ----------
+  /**
+   * Asks the source, now, whether a study it served is still there: a withdrawal recorded after the
+   * call is seen by the session document and the report route, not only by a later image request.
+   * Returns the study as it now stands; a source that cannot be asked changes nothing.
+   */
+  async function currentStatus(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<SessionStudy> {
+    if (study.status !== 'available') return study;
+    // a slow or unreachable source does not hold the document back: its answer still lands in the session
+    const asked = checkGrant(req, call, study, { fresh: true }).then(() => 'answered' as const, (e: unknown) => (e instanceof HttpProblem && e.status === 410 ? 'withdrawn' as const : 'answered' as const));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), STATUS_WAIT_MS); });
+    const outcome = await Promise.race([asked, late]).finally(() => clearTimeout(timer));
+    if (outcome !== 'withdrawn') return withImageTraits(call, study);
+    return calls.get(call.id, call.rpps)?.studies.find((s) => s.studyUid === study.studyUid) ?? study;
+  }
+
+  /**
+   * Once images of the study are in the cache, the call's traits are also compared with their own
+   * headers (a PACS that labels them otherwise than the KOS): new differences are kept and audited.
+   */
+  async function withImageTraits(call: CallSession, study: SessionStudy): Promise<SessionStudy> {
+    const [row] = await cache.store.findStudies({ StudyInstanceUID: study.studyUid }).catch(() => [] as DicomJson[]);
+    if (!row) return study;
+    const name = (row['00100010']?.Value?.[0] as { Alphabetic?: string } | undefined)?.Alphabetic;
+    const found = traitDifferences(call.patient, { id: '', otherIds: [], name, birthDate: str(row, '00100030'), sex: str(row, '00100040') });
+    const merged = mergeWarnings(study.identityWarnings ?? [], found);
+    if (merged.length === (study.identityWarnings ?? []).length) return study;
+    calls.updateStudy(call.id, study.studyUid, { identityWarnings: merged });
+    return { ...study, identityWarnings: merged };
+  }
+
   app.get('/api/sessions/:id', async (req): Promise<SessionDocument> => {
     const call = session(req);
     const base = `/api/sessions/${encodeURIComponent(call.id)}`;
+    const studies = await Promise.all(call.studies.map((s) => currentStatus(req, call, s)));
     return {
       patient: call.patient,
       clinician: call.clinician,
-      studies: call.studies.map((s) => ({
+      studies: studies.map((s) => ({
         studyUid: s.studyUid, date: s.date, ...(s.time ? { time: s.time } : {}), modalities: s.modalities, description: s.description,
         sourceCentre: s.sourceCentre, ...(s.accessionNumber ? { accessionNumber: s.accessionNumber } : {}), kosUid: s.kosUid,
         current: s.current, status: s.status,
-        ...(s.reportId && s.reportMediaType ? { report: { url: `${base}/reports/${encodeURIComponent(s.reportId)}`, mediaType: s.reportMediaType } } : {}),
+        ...(s.status !== 'available' && s.problem ? { reason: s.problem } : {}),
+        ...(s.identityWarnings?.length ? { identityWarnings: s.identityWarnings } : {}),
+        // a withdrawn or refused study's report is not offered
+        ...(s.status === 'available' && s.reportId && s.reportMediaType ? { report: { url: `${base}/reports/${encodeURIComponent(s.reportId)}`, mediaType: s.reportMediaType } } : {}),
       })),
       dicomWebRoot: `${base}/dicom-web`,
       importUrl: `${base}/import`,
@@ -197,7 +261,13 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const call = session(req);
     const doc = (req.params as P).doc!;
     const study = call.studies.find((s) => s.reportId === doc);
-    if (study) { req.consumerAudit!.study = study.studyUid; req.consumerAudit!.kos = study.kosUid; }
+    if (study) {
+      req.consumerAudit!.study = study.studyUid;
+      req.consumerAudit!.kos = study.kosUid;
+      const now = await currentStatus(req, call, study);
+      if (now.status === 'withdrawn') throw new HttpProblem(410, 'Compte rendu retiré', 'the source withdrew this study and its report');
+      if (now.status === 'refused') throw new HttpProblem(409, "Incohérence d'identité", now.problem);
+    }
     const r = calls.report(call.id, doc);
     if (!r) throw new HttpProblem(404, 'Compte rendu inconnu');
     return reply.type(r.mediaType === 'text/plain' ? 'text/plain; charset=utf-8' : r.mediaType).header('cache-control', 'private, no-store').send(r.data);
@@ -210,7 +280,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     if (typeof body.studyUid !== 'string') throw new HttpProblem(400, 'studyUid required', 'send {"studyUid": "…", "seriesUid"?: "…"}');
     if (body.seriesUid !== undefined && typeof body.seriesUid !== 'string') throw new HttpProblem(400, 'seriesUid must be a UID');
     const study = studyOf(req, call, body.studyUid);
-    await checkGrant(call, study, token(req));
+    await checkGrant(req, call, study);
     const specs = body.seriesUid ? [specOr404(req, study, body.seriesUid)] : seriesSpecs(study);
     const jobId = await imports.start({ callKey: callKey(call.id), rpps: call.rpps, studyUid: study.studyUid, seriesUid: body.seriesUid as string | undefined, specs, token: token(req), patient: call.patient, measurements: body.measurements });
     return reply.code(202).send({ jobId });
@@ -295,21 +365,29 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   /**
    * The source's access check runs alongside the cache fill (the fetch itself is authorised by the
    * source with the same token and KOS): it costs no round trip before the first byte, and still no
-   * byte is sent before it passed.
+   * byte is sent before it passed. When the check had to renew the clinician's token, the series are
+   * asked for again with the renewed one.
    */
-  function granted(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<unknown> {
-    const g = checkGrant(call, study, token(req));
-    g.catch(() => undefined); // awaited below; a failure before that must not be unhandled
-    return g;
+  async function grantedHandles(req: FastifyRequest, reply: FastifyReply, call: CallSession, study: SessionStudy, specs: SeriesSpec[]): Promise<SeriesHandle[]> {
+    const used = token(req);
+    const grant = checkGrant(req, call, study);
+    grant.catch(() => undefined); // awaited below; a failure before that must not be unhandled
+    let handles = specs.map((s) => leased(reply, cache.ensure(s, used, rppsOf(req))));
+    await grant;
+    if (token(req) !== used) {
+      // the source refused the token and took the renewed one: what was fetched with the old one failed
+      for (const h of handles) h.release();
+      await Promise.allSettled(handles.map((h) => h.complete()));
+      handles = specs.map((s) => leased(reply, cache.ensure(s, token(req), rppsOf(req))));
+    }
+    return handles;
   }
 
   app.get(`${root}/studies/:study`, async (req, reply) => {
     const call = session(req);
     const study = studyOf(req, call, (req.params as P).study!);
-    const grant = granted(req, call, study);
     try {
-      const handles = seriesSpecs(study).map((s) => cache.ensure(s, token(req), rppsOf(req)));
-      await grant;
+      const handles = await grantedHandles(req, reply, call, study, seriesSpecs(study));
       return await sendInstances(req, reply, handles);
     } catch (e) { return peerProblem(e, call, study); }
   });
@@ -318,10 +396,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const call = session(req);
     const study = studyOf(req, call, p.study!);
     const spec = specOr404(req, study, p.series!);
-    const grant = granted(req, call, study);
     try {
-      const h = cache.ensure(spec, token(req), rppsOf(req));
-      await grant;
+      const [h] = await grantedHandles(req, reply, call, study, [spec]);
       return await sendInstances(req, reply, [h]);
     } catch (e) { return peerProblem(e, call, study); }
   });
@@ -330,10 +406,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const call = session(req);
     const study = studyOf(req, call, p.study!);
     const spec = instanceSpec(req, study, p.series!, p.instance!);
-    const grant = granted(req, call, study);
     try {
-      const h = cache.ensure(spec, token(req), rppsOf(req));
-      await grant;
+      const [h] = await grantedHandles(req, reply, call, study, [spec]);
       await h.instance(p.instance!);
       return await sendInstances(req, reply, [onlyOne(h, p.instance!)]);
     } catch (e) { return peerProblem(e, call, study); }
@@ -347,10 +421,10 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   }
 
   // ---------- metadata ----------
-  const metadataOf = async (specs: SeriesSpec[], tokenValue: string, rpps: string, sop?: string): Promise<DicomJson[]> => {
+  const metadataOf = async (reply: FastifyReply, specs: SeriesSpec[], tokenValue: string, rpps: string, sop?: string): Promise<DicomJson[]> => {
     const out: DicomJson[] = [];
     for (const spec of specs) {
-      const h = cache.ensure(spec, tokenValue, rpps);
+      const h = leased(reply, cache.ensure(spec, tokenValue, rpps));
       if (sop) await h.instance(sop); else await h.complete();
       const expected = new Set(spec.expected);
       const items = await cache.store.metadata({ study: spec.studyUid, series: spec.seriesUid, ...(sop ? { instance: sop } : {}) });
@@ -368,7 +442,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     else if (level === 'series') specs = [specOr404(req, study, p.series!)];
     else specs = [instanceSpec(req, study, p.series!, p.instance!)];
     try {
-      const items = await metadataOf(specs, token(req), rppsOf(req), level === 'instance' ? p.instance : undefined);
+      const items = await metadataOf(reply, specs, token(req), rppsOf(req), level === 'instance' ? p.instance : undefined);
       return reply.type('application/dicom+json').send(items);
     } catch (e) { return peerProblem(e, call, study); }
   };
@@ -387,7 +461,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
     }
     try {
-      await cache.ensure(spec, token(req), rppsOf(req)).instance(p.instance!);
+      await leased(reply, cache.ensure(spec, token(req), rppsOf(req))).instance(p.instance!);
     } catch (e) { return peerProblem(e, call, study); }
     let parts;
     try {
