@@ -2,7 +2,7 @@
 // environment overrides), refuses a bad key by name, and stops cleanly on SIGTERM.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -15,7 +15,8 @@ t.test('drimbox serve', async (t) => {
   const pki = await testPki();
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
   // placeholder ports in the file: the environment overrides below set the real ones
-  const config = await rawTestBoxConfig({ pacs: { kind: 'folder', path: join(dir, 'pacs') }, extra: { dataDir: join(dir, 'data'), roles: ['source'] } });
+  // the file names a DICOMweb PACS: the environment switches it to a folder
+  const config = await rawTestBoxConfig({ pacs: { kind: 'dicomweb', url: 'http://127.0.0.1:9/dicom-web' }, extra: { dataDir: join(dir, 'data'), roles: ['source'] } });
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config));
 
@@ -25,7 +26,11 @@ t.test('drimbox serve', async (t) => {
 
   const userPort = await freePort();
   const child = spawn(process.execPath, ['bin/drimbox.js', 'serve', '--config', file], {
-    env: { ...process.env, DRIMBOX_USER__PORT: String(userPort), DRIMBOX_PEER__PORT: String(await freePort()), DRIMBOX_HL7__PORT: String(await freePort()) },
+    env: {
+      ...process.env, DRIMBOX_USER__PORT: String(userPort), DRIMBOX_PEER__PORT: String(await freePort()), DRIMBOX_HL7__PORT: String(await freePort()),
+      DRIMBOX_PACS__KIND: 'folder', DRIMBOX_PACS__PATH: join(dir, 'pacs'),
+      DRIMBOX_LOG_LEVEL: 'debug', // stray: not a key (that is DRIMBOX_LOG__LEVEL)
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -44,6 +49,10 @@ t.test('drimbox serve', async (t) => {
     } catch { await new Promise((r) => setTimeout(r, 200)); }
   }
   t.match(health, { status: 'ok' }, 'the box answers /healthz');
+  t.match(out, /DRIMBOX_LOG_LEVEL names no configuration key: ignored/, 'the stray variable is warned about');
+  for (const f of ['drimbox.db', 'drimbox.db-wal', 'drimbox.db-shm']) {
+    t.equal(statSync(join(dir, 'data', f)).mode & 0o777, 0o600, `${f} is readable by its owner only`);
+  }
   child.kill('SIGTERM');
   t.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops it cleanly');
   await agent.close();
