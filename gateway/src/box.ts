@@ -11,7 +11,7 @@ import { AuditLog } from './store/audit.js';
 import { createPacs } from './pacs/index.js';
 import type { Pacs } from './pacs/pacs.js';
 import { PeerAccess, staticPeerList } from './source/peer-access.js';
-import { installErrorHandling } from './http/errors.js';
+import { frameworkErrors, installErrorHandling } from './http/errors.js';
 import { healthRoute, type HealthCheck } from './http/health.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger } from './log.js';
@@ -103,6 +103,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
       ...serverTls,
     },
     routerOptions: { maxParamLength: 512 },
+    frameworkErrors,
   }) as unknown as FastifyInstance;
   installErrorHandling(peer);
   metrics.instrument(peer, 'peer');
@@ -112,6 +113,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     loggerInstance: logger.child({ listener: 'user' }),
     logController: new LogController({ disableRequestLogging: true }),
     https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), ...serverTls },
+    frameworkErrors,
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
   metrics.instrument(user, 'user');
