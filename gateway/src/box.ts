@@ -12,6 +12,8 @@ import { createPacs } from './pacs/index.js';
 import type { Pacs } from './pacs/pacs.js';
 import { PeerAccess, staticPeerList } from './source/peer-access.js';
 import { frameworkErrors, installErrorHandling } from './http/errors.js';
+import { adminAuditRoutes } from './http/admin-audit.js';
+import { keepAudit } from './store/audit-retention.js';
 import { healthRoute, type HealthCheck } from './http/health.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger } from './log.js';
@@ -134,6 +136,8 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     throw e;
   }
   healthRoute(user, ctx.healthChecks);
+  adminAuditRoutes(user, { audit, token: config.admin.token, windowMinutes: config.audit.accessWindowMinutes });
+  const stopRetention = keepAudit(audit, config.audit.retentionDays, logger);
   user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
 
   const peerAddr = await peer.listen({ host: config.peer.host, port: config.peer.port });
@@ -147,6 +151,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     addresses: ctx.addresses,
     async close() {
       await Promise.allSettled([peer.close(), user.close()]);
+      stopRetention();
       for (const fn of closers.reverse()) {
         try { await fn(); } catch (e) { logger.warn({ err: e }, 'error while closing'); }
       }

@@ -116,6 +116,10 @@ const common: Spec = {
     stableSeconds: { t: 'int', def: 3, min: 0, max: 600 },
     concurrency: { t: 'int', def: 2, min: 1, max: 16 },
   },
+  audit: {
+    retentionDays: { t: 'int', def: 365, min: 1, max: 3650 },
+    accessWindowMinutes: { t: 'int', def: 30, min: 1, max: 24 * 60 },
+  },
   source: {
     iocmHost: host,
     iocmPort: { t: 'int', def: 0, min: 0, max: 65535 },
