@@ -34,6 +34,7 @@ t.test('a complete file loads with defaults and resolved paths', async (t) => {
   t.equal(c.pacs.kind, 'dicomweb');
   t.equal(c.dmp, undefined, 'optional sections stay off');
   t.equal(c.cache.ttlHours, 72);
+  t.same(c.audit, { retentionDays: 365, accessWindowMinutes: 30 }, 'audit retention and access window defaults');
 });
 
 t.test('environment variables override keys', async (t) => {
