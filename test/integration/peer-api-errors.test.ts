@@ -101,3 +101,22 @@ t.test('a PACS that refuses the box (401) is 502; a PACS that hangs is 504', asy
     open.proc.kill('SIGCONT');
   }
 });
+
+t.test('a DIMSE PACS that hangs is 504', async (t) => {
+  const orthanc = await startOrthanc({ gdcm: false });
+  t.teardown(() => orthanc.stop());
+  const box = await startTestBox({ pacs: { kind: 'dimse', host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, timeoutMs: 1500 } });
+  t.teardown(() => box.close());
+  const client = await mtlsAgent((await testPki()).demoClient);
+  t.teardown(() => client.close());
+  t.equal((await get(box, '/studies', client, 'application/dicom+json')).status, 200, 'C-FIND answers');
+  orthanc.proc.kill('SIGSTOP');
+  try {
+    const r = await get(box, '/studies', client, 'application/dicom+json');
+    t.equal(r.status, 504, 'no answer within pacs.timeoutMs');
+    t.equal(r.type, PROBLEM);
+    t.match(JSON.parse(r.body.toString()), { status: 504, title: 'PACS timeout' });
+  } finally {
+    orthanc.proc.kill('SIGCONT');
+  }
+});

@@ -238,7 +238,13 @@ export class DimsePacs implements Pacs {
       let failure: Error | undefined;
       let established = false;
       const fail = (e: Error) => { failure ??= e; };
-      client.on('associationAccepted', () => { established = true; });
+      // dcmjs-dimse's own timeouts do not fire against a PACS that accepted the TCP connection and then
+      // went silent: the association must be accepted within the timeout, else the socket is cut
+      const acceptTimer = setTimeout(() => {
+        fail(new PacsTimeoutError(`PACS did not accept the association within ${this.timeout} ms`));
+        client.network?.socket?.destroy();
+      }, this.timeout);
+      client.on('associationAccepted', () => { established = true; clearTimeout(acceptTimer); });
       client.on('associationRejected', () => fail(new PacsUnavailableError('PACS rejected the association')));
       client.on('networkError', (e: Error) => {
         const message = String(e?.message ?? e);
@@ -246,6 +252,7 @@ export class DimsePacs implements Pacs {
       });
       if (opts.onStore) client.on('cStoreRequest', opts.onStore);
       client.on('closed', () => {
+        clearTimeout(acceptTimer);
         opts.signal?.removeEventListener('abort', onAbort);
         if (failure) reject(failure);
         else if (!established) reject(new PacsUnavailableError('association closed before it was accepted'));
