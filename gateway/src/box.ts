@@ -11,7 +11,9 @@ import { AuditLog } from './store/audit.js';
 import { createPacs } from './pacs/index.js';
 import type { Pacs } from './pacs/pacs.js';
 import { PeerAccess, staticPeerList } from './source/peer-access.js';
-import { installErrorHandling } from './http/errors.js';
+import { frameworkErrors, installErrorHandling } from './http/errors.js';
+import { adminAuditRoutes } from './http/admin-audit.js';
+import { keepAudit } from './store/audit-retention.js';
 import { healthRoute, type HealthCheck } from './http/health.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger } from './log.js';
@@ -103,6 +105,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
       ...serverTls,
     },
     routerOptions: { maxParamLength: 512 },
+    frameworkErrors,
   }) as unknown as FastifyInstance;
   installErrorHandling(peer);
   metrics.instrument(peer, 'peer');
@@ -112,6 +115,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     loggerInstance: logger.child({ listener: 'user' }),
     logController: new LogController({ disableRequestLogging: true }),
     https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), ...serverTls },
+    frameworkErrors,
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
   metrics.instrument(user, 'user');
@@ -132,6 +136,8 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     throw e;
   }
   healthRoute(user, ctx.healthChecks);
+  adminAuditRoutes(user, { audit, token: config.admin.token, windowMinutes: config.audit.accessWindowMinutes });
+  const stopRetention = keepAudit(audit, config.audit.retentionDays, logger);
   user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
 
   const peerAddr = await peer.listen({ host: config.peer.host, port: config.peer.port });
@@ -145,6 +151,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     addresses: ctx.addresses,
     async close() {
       await Promise.allSettled([peer.close(), user.close()]);
+      stopRetention();
       for (const fn of closers.reverse()) {
         try { await fn(); } catch (e) { logger.warn({ err: e }, 'error while closing'); }
       }

@@ -6,7 +6,8 @@ import { pluginsFor } from './roles.js';
 const USAGE = `usage:
   drimbox serve --config FILE          run a box (every key can be overridden by DRIMBOX_* variables)
   drimbox allowlist verify FILE [--trust-anchor PEM ...]
-                                       check a signed DRIM-M allow-list and print its entries`;
+                                       check a signed DRIM-M allow-list and print its entries
+  drimbox audit verify --config FILE   check the audit trail's hash chain; exits 1 naming the first broken row`;
 
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -36,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     return -1; // keep running
+  }
+  if (cmd === 'audit' && rest[0] === 'verify') {
+    const { auditVerifyCommand } = await import('./store/audit-cli.js');
+    return auditVerifyCommand(rest.slice(1));
   }
   if (cmd === 'allowlist' && rest[0] === 'verify') {
     const { allowlistVerifyCommand } = await import('./trust/cli.js');

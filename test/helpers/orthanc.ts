@@ -21,6 +21,10 @@ export interface OrthancOptions {
   /** Orthanc's in-memory storage cache, in MB (default Orthanc's 128): 0 makes every read hit the disk,
    * so a test can damage a stored file */
   storageCacheMb?: number;
+  /** HTTP basic credentials Orthanc requires (none: open on loopback); the helper itself uses the first */
+  users?: Record<string, string>;
+  /** false: Orthanc reads every file from disk (no in-memory storage cache), so disk faults show */
+  storageCache?: boolean;
 }
 
 export interface Orthanc {
@@ -72,11 +76,13 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> 
     StorageDirectory: join(workdir, 'db'),
     IndexDirectory: join(workdir, 'db'),
     StorageCompression: false,
+    ...(opts.storageCache === false ? { MaximumStorageCacheSize: 0 } : {}),
     Plugins: plugins,
     HttpServerEnabled: true,
     HttpPort: httpPort,
     RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
+    AuthenticationEnabled: !!opts.users,
+    RegisteredUsers: opts.users ?? {},
     SslEnabled: false,
     WebDavEnabled: false,
     ExecuteLuaEnabled: false,
@@ -115,11 +121,13 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> 
   let log = '';
   proc.stderr!.on('data', (d) => { log = (log + d).slice(-8000); });
   const url = `http://127.0.0.1:${httpPort}`;
+  const [user] = Object.entries(opts.users ?? {});
+  const auth: Record<string, string> = user ? { authorization: `Basic ${Buffer.from(`${user[0]}:${user[1]}`).toString('base64')}` } : {};
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`Orthanc exited at start: ${log}`);
     try {
-      const r = await fetch(`${url}/dicom-web/studies`);
+      const r = await fetch(`${url}/dicom-web/studies`, { headers: auth });
       if (r.ok || r.status === 204) { await r.arrayBuffer(); break; }
     } catch { /* not up yet */ }
     if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`Orthanc did not start: ${log}`); }
@@ -141,7 +149,7 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> 
       const out = [];
       for (const f of files) {
         const body = typeof f === 'string' ? readFileSync(f) : f;
-        const r = await fetch(`${url}/instances`, { method: "POST", body: new Uint8Array(body) });
+        const r = await fetch(`${url}/instances`, { method: "POST", body: new Uint8Array(body), headers: auth });
         if (!r.ok) throw new Error(`Orthanc upload failed: ${r.status} ${await r.text()}`);
         out.push(await r.json());
       }

@@ -2,7 +2,7 @@
 // environment overrides), refuses a bad key by name, and stops cleanly on SIGTERM.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -10,12 +10,14 @@ import { readFileSync } from 'node:fs';
 import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
 import { rawTestBoxConfig } from '../helpers/box.js';
+import Database from 'better-sqlite3';
 
 t.test('drimbox serve', async (t) => {
   const pki = await testPki();
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
   // placeholder ports in the file: the environment overrides below set the real ones
-  const config = await rawTestBoxConfig({ pacs: { kind: 'folder', path: join(dir, 'pacs') }, extra: { dataDir: join(dir, 'data'), roles: ['source'] } });
+  // the file names a DICOMweb PACS: the environment switches it to a folder
+  const config = await rawTestBoxConfig({ pacs: { kind: 'dicomweb', url: 'http://127.0.0.1:9/dicom-web' }, extra: { dataDir: join(dir, 'data'), roles: ['source'] } });
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config));
 
@@ -24,8 +26,13 @@ t.test('drimbox serve', async (t) => {
   t.match(bad.stderr, /peer\.port: must be a port number/);
 
   const userPort = await freePort();
+  const peerPort = await freePort();
   const child = spawn(process.execPath, ['bin/drimbox.js', 'serve', '--config', file], {
-    env: { ...process.env, DRIMBOX_USER__PORT: String(userPort), DRIMBOX_PEER__PORT: String(await freePort()), DRIMBOX_HL7__PORT: String(await freePort()) },
+    env: {
+      ...process.env, DRIMBOX_USER__PORT: String(userPort), DRIMBOX_PEER__PORT: String(peerPort), DRIMBOX_HL7__PORT: String(await freePort()),
+      DRIMBOX_PACS__KIND: 'folder', DRIMBOX_PACS__PATH: join(dir, 'pacs'),
+      DRIMBOX_LOG_LEVEL: 'debug', // stray: not a key (that is DRIMBOX_LOG__LEVEL)
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -44,9 +51,32 @@ t.test('drimbox serve', async (t) => {
     } catch { await new Promise((r) => setTimeout(r, 200)); }
   }
   t.match(health, { status: 'ok' }, 'the box answers /healthz');
+  t.match(out, /DRIMBOX_LOG_LEVEL names no configuration key: ignored/, 'the stray variable is warned about');
+  for (const f of ['drimbox.db', 'drimbox.db-wal', 'drimbox.db-shm']) {
+    t.equal(statSync(join(dir, 'data', f)).mode & 0o777, 0o600, `${f} is readable by its owner only`);
+  }
+  // a few peer requests (answered or refused, each one audited), then the box stops
+  const peerAgent = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key) } });
+  for (let i = 0; i < 3; i++) {
+    const q = await request(`https://127.0.0.1:${peerPort}/dicom-web/studies`, { dispatcher: peerAgent, headers: { accept: 'application/dicom+json' } });
+    t.ok(q.statusCode >= 200, `peer request answered ${q.statusCode}`);
+    await q.body.dump();
+  }
+  await peerAgent.close();
   child.kill('SIGTERM');
   t.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops it cleanly');
   await agent.close();
+
+  const verify = () => spawnSync(process.execPath, ['bin/drimbox.js', 'audit', 'verify', '--config', file], { encoding: 'utf8' });
+  const good = verify();
+  t.equal(good.status, 0, good.stderr);
+  t.match(good.stdout, /audit trail intact: 3 rows/);
+  const db = new Database(join(dir, 'data', 'drimbox.db'));
+  db.prepare('UPDATE audit SET bytes = bytes + 1 WHERE id = 2').run();
+  db.close();
+  const broken = verify();
+  t.equal(broken.status, 1, 'a changed row fails the check');
+  t.match(broken.stderr, /audit trail broken at row 2: .*hash mismatch/);
 });
 
 /** `drimbox serve` with that config file: exit status and output once it answered /healthz (or exited). */

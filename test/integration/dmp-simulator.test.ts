@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { DmpClient, type DmpClientConfig, type ClinicianIdentity } from '../../gateway/src/dmp/client.js';
 import { DmpError } from '../../gateway/src/dmp/errors.js';
-import { buildSubmission, newUid } from '../../gateway/src/dmp/xds-metadata.js';
+import { buildSubmission } from '../../gateway/src/dmp/xds-metadata.js';
+import { isValidUid, newUid } from '../../gateway/src/dicom/uid.js';
 import { buildVihf } from '../../gateway/src/dmp/vihf.js';
 import { buildEnvelope, parseEnvelope, readFault, readRegistryResponse } from '../../gateway/src/dmp/soap.js';
 import { encodeMtom, decodeSoapMessage } from '../../gateway/src/dmp/mtom.js';
@@ -58,7 +59,7 @@ async function setup(t: { teardown: (fn: () => unknown) => void }) {
 }
 
 /** Send a hand-made ITI-41 (to test what DmpClient never produces). */
-async function rawIti41(sim: DmpSimulator, pki: DmpTestPki, mutate: { metadata?: (x: string) => string; assertion?: (x: string) => string }) {
+async function rawIti41(sim: DmpSimulator, pki: DmpTestPki, mutate: { metadata?: (x: string) => string; assertion?: (x: string) => string; envelope?: (x: string) => string }) {
   const record = syntheticPublicationRecord();
   const built = buildSubmission({
     record,
@@ -77,8 +78,9 @@ async function rawIti41(sim: DmpSimulator, pki: DmpTestPki, mutate: { metadata?:
     `<xds:ProvideAndRegisterDocumentSetRequest xmlns:xds="${NS.xds}">${metadata}` +
     built.documents.map((d, i) => `<xds:Document id="${d.id}"><xop:Include xmlns:xop="${NS.xop}" href="cid:d${i}"/></xds:Document>`).join('') +
     `</xds:ProvideAndRegisterDocumentSetRequest>`;
+  const envelope = buildEnvelope({ action: ACTION.iti41, to: sim.repositoryUrl, assertion, body });
   const m = encodeMtom(
-    buildEnvelope({ action: ACTION.iti41, to: sim.repositoryUrl, assertion, body }),
+    mutate.envelope ? mutate.envelope(envelope) : envelope,
     built.documents.map((d, i) => ({ contentId: `d${i}`, contentType: 'application/octet-stream', content: d.content })),
     ACTION.iti41,
   );
@@ -92,6 +94,16 @@ async function rawIti41(sim: DmpSimulator, pki: DmpTestPki, mutate: { metadata?:
     await agent.close();
   }
 }
+
+t.test('a request carrying a DOCTYPE is refused before it is parsed', async (t) => {
+  const { sim, pki } = await setup(t);
+  const ok = await rawIti41(sim, pki, {});
+  t.equal(ok.response?.status, 'Success', 'the same request without a DTD is accepted');
+  const dtd = '<!DOCTYPE Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>';
+  const r = await rawIti41(sim, pki, { envelope: (x) => x.replace(/^(<\?xml[^>]*\?>)?/, (decl) => decl + dtd) });
+  t.equal(r.http, 400);
+  t.match(r.fault, { code: 'Sender', reason: /document type declarations \(DOCTYPE\) and entities are not allowed/ });
+});
 
 t.test('publish, find, retrieve, replace, delete', async (t) => {
   const { sim, client } = await setup(t);
@@ -168,6 +180,24 @@ t.test('publish, find, retrieve, replace, delete', async (t) => {
   const res = await request(`${sim.url}/_sim/documents`, { dispatcher: new Agent({ connect: { cert: (await dmpTestPki()).client.cert, key: (await dmpTestPki()).client.key, ca: (await dmpTestPki()).caPem } }) });
   const list = (await res.body.json()) as { uniqueId: string; status: string }[];
   t.equal(list.find((d) => d.uniqueId === kos2Uid)?.status, 'Deleted');
+});
+
+t.test('UIDs made under a long root stay valid DICOM UIDs (at most 64 characters)', async (t) => {
+  const { sim, pki } = await setup(t);
+  const root = '1.2.250.1.999.1.1.8121.10.11'; // 28 characters, like a real FINESS-based root
+  const base = config(sim, pki);
+  const client = new DmpClient({ ...base, submitter: { ...base.submitter, uidRoot: root } });
+  t.teardown(() => client.close());
+  const pub = await client.provideAndRegister({ record: syntheticPublicationRecord(), kos: { sopInstanceUid: newUid(root), part10: fakeKosPart10() } });
+  const agent = new Agent({ connect: { cert: pki.client.cert, key: pki.client.key, ca: pki.caPem } });
+  t.teardown(() => agent.close());
+  const list = (await (await request(`${sim.url}/_sim/documents`, { dispatcher: agent })).body.json()) as { uniqueId: string; mimeType: string }[];
+  const made = [pub.submissionSetUid, ...list.filter((d) => d.uniqueId.startsWith(root + '.')).map((d) => d.uniqueId)];
+  t.ok(made.length >= 3, 'the submission set, the KOS and the signature document');
+  for (const uid of made) {
+    t.ok(uid.startsWith(root + '.'), `${uid} is under the root`);
+    t.ok(isValidUid(uid), `${uid} (${uid.length} characters) is a valid UID`);
+  }
 });
 
 t.test('the simulator rejects what the ANS validators reject', async (t) => {

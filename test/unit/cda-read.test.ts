@@ -70,6 +70,9 @@ t.test('report body: the embedded PDF', async (t) => {
 t.test('clear typed errors', async (t) => {
   t.equal(cdaError('%PDF-1.7 garbage').code, 'not-xml');
   t.equal(cdaError('<a><b></a>').code, 'not-xml');
+  const dtd = cdaError(text.replace(/^(\uFEFF?<\?xml[^>]*\?>)?/, (d) => d + '<!DOCTYPE ClinicalDocument [<!ENTITY x SYSTEM "file:///etc/passwd">]>'));
+  t.equal(dtd.code, 'not-xml', 'a valid report behind a DOCTYPE is refused');
+  t.match(dtd.message, /DOCTYPE/);
   const notCda = cdaError('<?xml version="1.0"?><Document xmlns="urn:other"/>');
   t.equal(notCda.code, 'not-cda');
   t.match(notCda.message, /not a CDA R2 document/);

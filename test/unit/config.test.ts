@@ -34,6 +34,7 @@ t.test('a complete file loads with defaults and resolved paths', async (t) => {
   t.equal(c.pacs.kind, 'dicomweb');
   t.equal(c.dmp, undefined, 'optional sections stay off');
   t.equal(c.cache.ttlHours, 72);
+  t.same(c.audit, { retentionDays: 365, accessWindowMinutes: 30 }, 'audit retention and access window defaults');
 });
 
 t.test('environment variables override keys', async (t) => {
@@ -80,4 +81,22 @@ t.test('source listeners are deny by default; a consumer-only box needs no hl7 s
     'source.iocmPort: required when source.iocmCallingAets is set (the PACS sends rejection notes to this port)',
   ]);
   t.same(problems(() => loadConfig(file({ ...good, source: { iocmCallingAets: ['PACS'], iocmPort: 11112, iocmAllowedAddresses: ['10.0.0.7'] } }), {})), []);
+});
+
+t.test('a stray DRIMBOX_ variable is ignored with a warning, not a stop', async (t) => {
+  const warnings: string[] = [];
+  const c = loadConfig(file(good), { DRIMBOX_LOG_LEVEL: 'debug', DRIMBOX_PEER__NOPE: '1', DRIMBOX_PEER__PORT: '10443' }, (m) => warnings.push(m));
+  t.equal(c.peer.port, 10443, 'known keys still apply');
+  t.equal(c.log.level, 'info', 'DRIMBOX_LOG_LEVEL is not DRIMBOX_LOG__LEVEL');
+  t.equal(warnings.length, 2, warnings.join('|'));
+  t.match(warnings.join('|'), /DRIMBOX_LOG_LEVEL names no configuration key/);
+  t.match(warnings.join('|'), /DRIMBOX_PEER__NOPE/);
+});
+
+t.test('an override may switch pacs.kind: validation runs after the merge', async (t) => {
+  const c = loadConfig(file(good), { DRIMBOX_PACS__KIND: 'folder', DRIMBOX_PACS__PATH: './pacs' }, () => undefined);
+  t.same(c.pacs, { kind: 'folder', path: join(dir, 'pacs') }, 'the dicomweb keys of the file are dropped');
+  const same = loadConfig(file(good), { DRIMBOX_PACS__KIND: 'dicomweb', DRIMBOX_PACS__TIMEOUT_MS: '500' }, () => undefined);
+  t.same(same.pacs, { kind: 'dicomweb', url: 'http://127.0.0.1:8042/dicom-web', timeoutMs: 500 }, 'same kind: the file keys stay');
+  t.match(problems(() => loadConfig(file(good), { DRIMBOX_PACS__KIND: 'folder' }, () => undefined)), ['pacs.path: missing']);
 });

@@ -22,6 +22,13 @@ t.test('the ANS DMP answer reads as a successful ITI-41 response to the ANS requ
   t.same(readRegistryResponse(res.payload!), { status: 'Success', errors: [] });
 });
 
+t.test('a DMP answer with a DTD is refused, not parsed', async (t) => {
+  const answer = envelopeOf(readFileSync(new URL(XDS + 'response.xml', import.meta.url), 'utf8'));
+  t.equal(parseEnvelope(answer).action, ACTION.iti41Response, 'the answer alone parses');
+  t.throws(() => parseEnvelope('<!DOCTYPE e [<!ENTITY a "b">]>' + answer), { name: 'XmlParseError', message: /DOCTYPE/ });
+  t.throws(() => parseXml('<?xml version="1.0"?><!doctype x><x/>'), /DOCTYPE/, 'lower case too');
+});
+
 t.test('MTOM round trip keeps binary attachments byte-identical', async (t) => {
   const bin = randomBytes(5000);
   bin.write('\r\n--MIMEBoundary_', 100, 'latin1'); // a boundary-like sequence inside the content

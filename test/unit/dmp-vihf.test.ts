@@ -65,6 +65,7 @@ t.test('a VIHF signs and verifies, inside a SOAP header too', async (t) => {
 t.test('tampered, foreign, expired or unsigned VIHF fail', async (t) => {
   const pki = await dmpTestPki();
   const xml = buildVihf(await input());
+  t.throws(() => verifyVihf('<!DOCTYPE a [<!ENTITY e "x">]>' + xml, [pki.caPem]), { name: 'VihfError', faultCode: 'wsse:InvalidSecurityToken', message: /DOCTYPE/ }, 'a DTD before a valid VIHF');
   const tampered = xml.replace('<saml2:NameID>899700367909<', '<saml2:NameID>899700000000<');
   t.not(tampered, xml);
   t.throws(() => verifyVihf(tampered, [pki.caPem]), { name: 'VihfError', faultCode: 'wsse:FailedCheck' }, 'changed NameID');

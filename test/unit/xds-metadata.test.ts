@@ -2,7 +2,8 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { buildSubmission, XdsBuildError, newUid } from '../../gateway/src/dmp/xds-metadata.js';
+import { buildSubmission, XdsBuildError } from '../../gateway/src/dmp/xds-metadata.js';
+import { newUid } from '../../gateway/src/dicom/uid.js';
 import { parseXml, descendants, elements, attr, type Element } from '../../gateway/src/dmp/dom.js';
 import { ASSOCIATION, IDENT, SCHEME } from '../../gateway/src/dmp/xds-constants.js';
 import { classificationsOf, codeOf, externalIdOf, slotValues } from '../../gateway/src/dmp/xds-query.js';

@@ -1,6 +1,7 @@
 // CDA R2 header → PublicationRecord (CI-SIS IMG-CR-IMG model), and the report body for display.
 // Namespace-aware XPath over @xmldom/xmldom; every required item missing gives a typed CdaError.
 import { DOMParser } from '@xmldom/xmldom';
+import { dtdRefusal } from '../xml/dtd.js';
 import xpath from 'xpath';
 import type { Code, InstanceIdentifier, Patient, Professional, PublicationRecord, StudyReference } from './types.js';
 
@@ -60,6 +61,8 @@ function code(el: Element | undefined): Code | undefined {
 
 /** Parse XML text into a DOM, throwing CdaError('not-xml') on any well-formedness error. */
 export function parseXml(xml: string): Document {
+  const refused = dtdRefusal(xml);
+  if (refused) throw new CdaError('not-xml', `The report is refused: ${refused}.`);
   let problem: string | undefined;
   let doc: Document | undefined;
   try {

@@ -116,6 +116,10 @@ const common: Spec = {
     stableSeconds: { t: 'int', def: 3, min: 0, max: 600 },
     concurrency: { t: 'int', def: 2, min: 1, max: 16 },
   },
+  audit: {
+    retentionDays: { t: 'int', def: 365, min: 1, max: 3650 },
+    accessWindowMinutes: { t: 'int', def: 30, min: 1, max: 24 * 60 },
+  },
   source: {
     iocmHost: host,
     iocmPort: { t: 'int', def: 0, min: 0, max: 65535 },
@@ -146,7 +150,12 @@ const pacsSpecs: Record<string, Spec> = {
 };
 
 /** Reads FILE (if given), applies environment overrides and validates. Relative paths resolve against the file's folder. */
-export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): DrimboxConfig {
+export function loadConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  /** told about DRIMBOX_* variables that name no key (ignored: a stray variable must not stop the box) */
+  warn: (message: string) => void = (m) => process.stderr.write(`drimbox: warning: ${m}\n`),
+): DrimboxConfig {
   let raw: Obj = {};
   let base = process.cwd();
   if (file) {
@@ -159,7 +168,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: must hold a JSON object`]);
     base = dirname(resolve(file));
   }
-  applyEnv(raw, env);
+  applyEnv(raw, env, warn);
   return validateConfig(raw, base);
 }
 
@@ -281,11 +290,24 @@ function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { 
   }
 }
 
-/** DRIMBOX_PEER__PORT=9443 → raw.peer.port = 9443 (values parsed as JSON when they parse). */
-function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): void {
+/**
+ * DRIMBOX_PEER__PORT=9443 → raw.peer.port = 9443 (values parsed as JSON when they parse). Only names
+ * of known keys are taken: anything else starting with DRIMBOX_ (DRIMBOX_LOG_LEVEL, a tool's own
+ * variable) is ignored with a warning. Validation runs on the merged result, so an override may
+ * switch pacs.kind: the file's keys of the other kind are then dropped.
+ */
+function applyEnv(raw: Obj, env: NodeJS.ProcessEnv, warn: (message: string) => void): void {
+  const overrides: { path: string[]; value: string }[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('DRIMBOX_') || value === undefined) continue;
     const path = name.slice('DRIMBOX_'.length).split('__').map(camel);
+    if (!isKnownKey(path)) { warn(`${name} names no configuration key: ignored`); continue; }
+    overrides.push({ path, value });
+  }
+  const kind = overrides.find((o) => o.path.join('.') === 'pacs.kind');
+  const filePacs = raw.pacs;
+  if (kind && (typeof filePacs !== 'object' || filePacs === null || Array.isArray(filePacs) || filePacs.kind !== kind.value)) raw.pacs = {};
+  for (const { path, value } of overrides) {
     let node: Obj = raw;
     for (const seg of path.slice(0, -1)) {
       if (typeof node[seg] !== 'object' || node[seg] === null || Array.isArray(node[seg])) node[seg] = {};
@@ -298,6 +320,17 @@ function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): void {
     }
     node[path[path.length - 1]] = parsed;
   }
+}
+
+/** Whether `path` names a key of the schema (for pacs: kind, or a key of any PACS kind). */
+function isKnownKey(path: string[]): boolean {
+  if (path[0] === 'pacs') return path.length === 2 && (path[1] === 'kind' || Object.values(pacsSpecs).some((s) => path[1] in s));
+  let spec: Spec | Leaf = common;
+  for (const seg of path) {
+    if (isLeaf(spec) || !Object.hasOwn(spec, seg)) return false;
+    spec = spec[seg];
+  }
+  return isLeaf(spec);
 }
 
 /** DATA_DIR → dataDir, ALLOWED_PEERS → allowedPeers */

@@ -100,6 +100,9 @@ export interface DrimboxConfig {
   /** concurrency: jobs of different reports run side by side (one report's jobs stay in order);
    *  stableSeconds: a study's instance count must not change over this interval before its KOS is built */
   publication: { studyWaitMinutes: number; retryMaxMinutes: number; stableSeconds: number; concurrency: number };
+  /** audit trail: rows older than retentionDays are deleted (daily); requests of one peer/clinician/
+   *  patient/study/kind closer than accessWindowMinutes are shown as one access */
+  audit: { retentionDays: number; accessWindowMinutes: number };
   /** source role: the IOCM C-STORE SCP that receives rejection notes from the PACS. It runs only when
    *  iocmCallingAets is set, and then also needs iocmPort and iocmAllowedAddresses (deny by default) */
   source: { iocmHost: string; iocmPort: number; iocmAet: string; iocmCallingAets: string[]; iocmAllowedAddresses: string[] };

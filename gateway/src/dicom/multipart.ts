@@ -3,11 +3,14 @@
 // so backpressure from a part's consumer reaches the source stream.
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import type { PartCheck } from './part10-check.js';
 
 export interface MultipartPart {
   /** header names in lower case */
   headers: Record<string, string>;
   body: Readable | Buffer;
+  /** sees every byte of the body, then its end; a throw fails the whole output (no close delimiter) */
+  check?: PartCheck;
 }
 
 export interface ReadPart {
@@ -141,17 +144,32 @@ class MultipartWriter extends Readable {
     for (const [k, v] of Object.entries(part.headers)) head += `${k}: ${v}\r\n`;
     this.first = false;
     let more = this.out(Buffer.from(head + '\r\n', 'latin1'));
+    const check = part.check;
     if (Buffer.isBuffer(part.body)) {
+      try {
+        check?.data(part.body);
+        check?.end();
+      } catch (e) {
+        this.destroy(e as Error);
+        return;
+      }
       if (part.body.length) more = this.out(part.body);
       if (more) this.nextPart();
       return;
     }
     const body = part.body;
     this.body = body;
-    const onData = (chunk: Buffer | string) => {
-      if (!this.out(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))) body.pause();
+    const onData = (c: Buffer | string) => {
+      const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c);
+      if (check) {
+        try { check.data(chunk); } catch (e) { onError(e as Error); return; }
+      }
+      if (!this.out(chunk)) body.pause();
     };
     const onEnd = () => {
+      if (check) {
+        try { check.end(); } catch (e) { onError(e as Error); return; }
+      }
       done();
       // the consumer asked for more when the last push was accepted; otherwise _read continues
       if (this.readableLength < this.readableHighWaterMark) this.nextPart();

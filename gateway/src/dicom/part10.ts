@@ -257,6 +257,14 @@ export function readInfo(buf: Buffer, opts: { prefix?: boolean } = {}): Part10In
   };
 }
 
+/** A frame number the instance does not have (the answer is then 404, not a failure). */
+export class FrameRangeError extends RangeError {
+  constructor(readonly frame: number, readonly frames: number) {
+    super(`frame ${frame} does not exist: the instance has ${frames} frame${frames === 1 ? '' : 's'}`);
+    this.name = 'FrameRangeError';
+  }
+}
+
 /** One frame's bytes, as WADO-RS serves it (native frames little endian). 1-based frame number. */
 export function extractFrame(buf: Buffer, frameNumber: number): { transferSyntaxUid: string; data: Buffer } {
   const meta = readMeta(buf);
@@ -265,9 +273,7 @@ export function extractFrame(buf: Buffer, frameNumber: number): { transferSyntax
   const pixel = ds.elements.x7fe00010;
   if (!pixel) throw new Part10Error('instance has no pixel data');
   const frames = parseInt(ds.string('x00280008') ?? '1', 10) || 1;
-  if (!Number.isInteger(frameNumber) || frameNumber < 1 || frameNumber > frames) {
-    throw new RangeError(`frame ${frameNumber} out of range 1..${frames}`);
-  }
+  if (!Number.isInteger(frameNumber) || frameNumber < 1 || frameNumber > frames) throw new FrameRangeError(frameNumber, frames);
   const idx = frameNumber - 1;
   const ts = meta.transferSyntaxUid;
   if (isEncapsulated(ts)) {

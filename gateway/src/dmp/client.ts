@@ -7,7 +7,8 @@ import { decodeSoapMessage, encodeMtom, type MimePart } from './mtom.js';
 import { buildEnvelope, parseEnvelope, readFault, readRegistryResponse, type ParsedEnvelope } from './soap.js';
 import { buildVihf, type VihfActor, type AuthenticationMode } from './vihf.js';
 import { ACTION, NS, type CodedValue } from './xds-constants.js';
-import { buildStatusUpdate, buildSubmission, newUid, type KosInfo } from './xds-metadata.js';
+import { buildStatusUpdate, buildSubmission, type KosInfo } from './xds-metadata.js';
+import { newUid } from '../dicom/uid.js';
 import { xcn, xon } from './hl7-datatypes.js';
 import {
   findDocumentsRequest,

@@ -1,13 +1,18 @@
 // Tiny namespace-agnostic DOM helpers over @xmldom/xmldom: XDS messages come with arbitrary prefixes,
 // so we match on local names inside known structures rather than on prefixed XPath.
 import { DOMParser, type Element, type Document } from '@xmldom/xmldom';
+import { dtdRefusal } from '../xml/dtd.js';
 
 export type { Element, Document };
 
-export class XmlParseError extends Error {}
+export class XmlParseError extends Error {
+  override name = 'XmlParseError';
+}
 
-/** Parse XML; malformed input throws XmlParseError instead of returning a half-built tree. */
+/** Parse XML; malformed input or a DTD throws XmlParseError instead of returning a half-built tree. */
 export function parseXml(xml: string): Document {
+  const refused = dtdRefusal(xml);
+  if (refused) throw new XmlParseError(`refused XML: ${refused}`);
   const errors: string[] = [];
   const doc = new DOMParser({
     onError: (level, msg) => {

@@ -161,8 +161,8 @@ export function verifyVihf(assertionXml: string, trustAnchorsPem: string[], now 
   let doc;
   try {
     doc = parseXml(assertionXml);
-  } catch {
-    throw new VihfError('VIHF is not well-formed XML', 'wsse:InvalidSecurityToken');
+  } catch (e) {
+    throw new VihfError(`VIHF is not acceptable XML (${(e as Error).message})`, 'wsse:InvalidSecurityToken');
   }
   const root = doc.documentElement!;
   if (root.localName !== 'Assertion' || root.namespaceURI !== NS.saml2) throw new VihfError('no SAML 2.0 assertion', 'wsse:InvalidSecurityToken');

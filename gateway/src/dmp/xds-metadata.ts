@@ -400,9 +400,3 @@ export function buildStatusUpdate(o: StatusUpdateInput): string {
     `</Association></RegistryObjectList></lcm:SubmitObjectsRequest>`
   );
 }
-
-/** A fresh OID-form UID (`2.25.<uuid as integer>`), optionally under a root. */
-export function newUid(root?: string, uuid = crypto.randomUUID()): string {
-  const n = BigInt('0x' + uuid.replace(/-/g, '')).toString();
-  return root ? `${root}.${n}` : `2.25.${n}`;
-}

@@ -3,13 +3,16 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpProblem, sendProblem } from './problem.js';
 import { AcceptError } from '../dicom/accept.js';
-import { NotAcceptableError, NotFoundError, PacsUnavailableError } from '../pacs/pacs.js';
+import { FrameRangeError } from '../dicom/part10.js';
+import { NotAcceptableError, NotFoundError, PacsTimeoutError, PacsUnavailableError } from '../pacs/pacs.js';
 
 export function problemFor(err: unknown): { status: number; title: string; detail?: string; extra?: Record<string, unknown> } {
   if (err instanceof HttpProblem) return { status: err.status, title: err.title, detail: err.detail, extra: err.extra };
   if (err instanceof AcceptError) return { status: err.status, title: err.status === 406 ? 'Not Acceptable' : 'Bad Accept header', detail: err.message };
+  if (err instanceof FrameRangeError) return { status: 404, title: 'Frame not found', detail: err.message };
   if (err instanceof NotFoundError) return { status: 404, title: 'Not Found', detail: err.message };
   if (err instanceof NotAcceptableError) return { status: 406, title: 'Not Acceptable', detail: err.message };
+  if (err instanceof PacsTimeoutError) return { status: 504, title: 'PACS timeout', detail: 'the PACS did not answer in time' };
   if (err instanceof PacsUnavailableError) return { status: 502, title: 'PACS unavailable', detail: 'the PACS did not answer or failed while answering' };
   const fe = err as FastifyError;
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
@@ -23,6 +26,15 @@ declare module 'fastify' {
     /** title and detail of the problem answered, for the audit trail */
     problem?: string;
   }
+}
+
+/**
+ * Fastify's own refusals before routing (a path parameter over maxParamLength → 414, a URL that does
+ * not decode → 400) as problem+json too: pass as the `frameworkErrors` server option.
+ */
+export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+  void sendProblem(reply, status, status === 414 ? 'URI Too Long' : 'Bad Request', status === 414 ? 'a path segment of the URL is too long' : 'the URL is malformed');
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

@@ -5,6 +5,7 @@ import type { FastifyReply } from 'fastify';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { NotFoundError } from '../pacs/pacs.js';
 import { newBoundary, writeMultipart } from '../dicom/multipart.js';
+import type { PartCheck } from '../dicom/part10-check.js';
 
 export async function sendMultipart<P extends { body: Readable }>(
   reply: FastifyReply,
@@ -13,6 +14,8 @@ export async function sendMultipart<P extends { body: Readable }>(
     /** the `type` parameter of the answer (e.g. application/dicom); none for frames */
     type?: string;
     headersOf: (part: P) => Record<string, string>;
+    /** a check of each part's bytes: a part that fails it aborts the answer */
+    checkOf?: (part: P) => PartCheck;
     /** bytes handed to the connection so far, for the audit (counted without another stream layer) */
     onBytes?: (total: number) => void;
   },
@@ -20,11 +23,11 @@ export async function sendMultipart<P extends { body: Readable }>(
   const it = parts[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done) throw new NotFoundError('no instances for this request');
-  async function* all(): AsyncGenerator<{ headers: Record<string, string>; body: Readable }> {
+  async function* all(): AsyncGenerator<{ headers: Record<string, string>; body: Readable; check?: PartCheck }> {
     try {
       let r: IteratorResult<P> = first;
       while (!r.done) {
-        yield { headers: opts.headersOf(r.value), body: r.value.body };
+        yield { headers: opts.headersOf(r.value), body: r.value.body, check: opts.checkOf?.(r.value) };
         r = await it.next();
       }
     } finally {

@@ -8,12 +8,12 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import {
-  NotAcceptableError, NotFoundError, PacsUnavailableError,
+  NotAcceptableError, NotFoundError, PacsTimeoutError, PacsUnavailableError,
   type DicomJson, type DicomRef, type FramePart, type InstancePart, type Pacs, type QueryKeys,
   type QueryOptions, type RetrieveOptions, type StoreResult,
 } from './pacs.js';
 import { readMultipart, writeMultipart, parseContentType, newBoundary, multipartContentType, MultipartError } from '../dicom/multipart.js';
-import { peekMeta, Part10Error } from '../dicom/part10.js';
+import { peekMeta, FrameRangeError, Part10Error } from '../dicom/part10.js';
 import { ANY_TRANSFER_SYNTAX, frameMediaType, storedIsAcceptable } from '../dicom/transfer-syntax.js';
 
 export interface DicomwebPacsConfig {
@@ -67,8 +67,10 @@ function isAbort(e: unknown, signal?: AbortSignal): boolean {
 
 /** Anything that is not one of our domain errors (or a caller abort) means the PACS failed us. */
 function asPacsError(e: unknown, what: string, signal?: AbortSignal): unknown {
-  if (e instanceof NotFoundError || e instanceof NotAcceptableError || e instanceof PacsUnavailableError) return e;
+  if (e instanceof NotFoundError || e instanceof NotAcceptableError || e instanceof PacsUnavailableError || e instanceof FrameRangeError) return e;
   if (isAbort(e, signal)) return e;
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && /^UND_ERR_(CONNECT|HEADERS|BODY)_TIMEOUT$/.test(code)) return new PacsTimeoutError(`PACS ${what}: no answer in time`, { cause: e });
   const reason = e instanceof MultipartError ? 'answer cut mid-stream' : e instanceof Part10Error ? 'malformed instance' : ((e as Error)?.message ?? String(e));
   return new PacsUnavailableError(`PACS ${what}: ${reason}`, { cause: e });
 }
@@ -114,7 +116,7 @@ export class DicomwebPacs implements Pacs {
         headers: { ...this.config.headers, ...headers },
       }, resolve);
       // connect, first byte and every idle gap of the body
-      req.on('timeout', () => req.destroy(new Error(`no answer for ${this.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new PacsTimeoutError(`PACS gave no answer for ${this.timeoutMs} ms`)));
       req.on('error', reject);
       req.end();
     });
@@ -143,7 +145,8 @@ export class DicomwebPacs implements Pacs {
     if (res.statusCode === 404) { await res.body.dump(); throw new NotFoundError(`not found: ${path.split('?')[0]}`); }
     if (res.statusCode >= 400) {
       const text = await res.body.text().catch(() => '');
-      throw new Error(`PACS refused ${path.split('?')[0]}: ${res.statusCode} ${text.slice(0, 200)}`);
+      // the PACS refused what the box asked: the PACS side failed the request (502), not the caller
+      throw new PacsUnavailableError(`PACS refused ${path.split('?')[0]}: ${res.statusCode} ${text.slice(0, 200)}`);
     }
     try {
       const text = await res.body.text();
@@ -285,7 +288,18 @@ export class DicomwebPacs implements Pacs {
         opened.body.destroy();
       }
     }
+    // Orthanc answers 400 alike to a frame it does not have and to a syntax it cannot produce: tell them apart
+    await this.checkFrameNumbers(ref, frames, opts.signal);
     throw new NotAcceptableError(`frames cannot be delivered in any of: ${accepted.join(', ')}`);
+  }
+
+  /** Throws FrameRangeError (or NotFoundError) when `frames` are not all frames of the instance. */
+  private async checkFrameNumbers(ref: Required<DicomRef>, frames: number[], signal?: AbortSignal): Promise<void> {
+    const found = await this.findInstances(ref.study, ref.series, { SOPInstanceUID: ref.instance }, { includeField: ['00280008'], signal });
+    if (!found.length) throw new NotFoundError('no such instance');
+    const count = Number(found[0]['00280008']?.Value?.[0] ?? 1) || 1;
+    const beyond = frames.find((f) => f > count);
+    if (beyond !== undefined) throw new FrameRangeError(beyond, count);
   }
 
   async metadata(ref: DicomRef, signal?: AbortSignal): Promise<DicomJson[]> {

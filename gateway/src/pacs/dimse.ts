@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import dcmjs from 'dcmjs';
 import {
-  NotAcceptableError, NotFoundError, PacsUnavailableError,
+  NotAcceptableError, NotFoundError, PacsTimeoutError, PacsUnavailableError,
   type DicomJson, type DicomRef, type FramePart, type InstancePart, type Pacs, type QueryKeys,
   type QueryOptions, type RetrieveOptions, type StoreResult,
 } from './pacs.js';
@@ -238,11 +238,21 @@ export class DimsePacs implements Pacs {
       let failure: Error | undefined;
       let established = false;
       const fail = (e: Error) => { failure ??= e; };
-      client.on('associationAccepted', () => { established = true; });
+      // dcmjs-dimse's own timeouts do not fire against a PACS that accepted the TCP connection and then
+      // went silent: the association must be accepted within the timeout, else the socket is cut
+      const acceptTimer = setTimeout(() => {
+        fail(new PacsTimeoutError(`PACS did not accept the association within ${this.timeout} ms`));
+        client.network?.socket?.destroy();
+      }, this.timeout);
+      client.on('associationAccepted', () => { established = true; clearTimeout(acceptTimer); });
       client.on('associationRejected', () => fail(new PacsUnavailableError('PACS rejected the association')));
-      client.on('networkError', (e: Error) => fail(new PacsUnavailableError(`PACS unreachable: ${e?.message ?? e}`, { cause: e })));
+      client.on('networkError', (e: Error) => {
+        const message = String(e?.message ?? e);
+        fail(/time(d)? ?out/i.test(message) ? new PacsTimeoutError(`PACS did not answer: ${message}`, { cause: e }) : new PacsUnavailableError(`PACS unreachable: ${message}`, { cause: e }));
+      });
       if (opts.onStore) client.on('cStoreRequest', opts.onStore);
       client.on('closed', () => {
+        clearTimeout(acceptTimer);
         opts.signal?.removeEventListener('abort', onAbort);
         if (failure) reject(failure);
         else if (!established) reject(new PacsUnavailableError('association closed before it was accepted'));
@@ -285,7 +295,7 @@ export class DimsePacs implements Pacs {
       else finalStatus = st;
     });
     await this.associate([req], { signal: opts.signal });
-    if (finalStatus !== undefined && finalStatus !== Status.Success && finalStatus !== 0xfe00) throw new Error(`C-FIND failed (status 0x${finalStatus.toString(16)})`);
+    if (finalStatus !== undefined && finalStatus !== Status.Success && finalStatus !== 0xfe00) throw new PacsUnavailableError(`C-FIND failed (status 0x${finalStatus.toString(16)})`);
     const start = opts.offset ?? 0;
     return out.slice(start, opts.limit !== undefined ? start + opts.limit : undefined);
   }

@@ -13,7 +13,7 @@ import {
   type DicomJson, type DicomRef, type FramePart, type InstancePart, type Pacs, type QueryKeys,
   type QueryOptions, type RetrieveOptions, type StoreResult,
 } from './pacs.js';
-import { readInfo, extractFrame, toDicomJson, Part10Error, type Part10Info } from '../dicom/part10.js';
+import { readInfo, extractFrame, toDicomJson, FrameRangeError, Part10Error, type Part10Info } from '../dicom/part10.js';
 import { ANY_TRANSFER_SYNTAX, TS, frameMediaType, isEncapsulated, storedIsAcceptable } from '../dicom/transfer-syntax.js';
 
 export interface FolderPacsConfig {
@@ -377,7 +377,7 @@ export class FolderPacs implements Pacs {
     if (!(accepted.length === 0 || accepted.includes(ANY_TRANSFER_SYNTAX) || accepted.includes(delivered) || (native && accepted.includes(ts)))) {
       throw new NotAcceptableError(`frames are ${delivered}, not among: ${accepted.join(', ')}`);
     }
-    for (const f of frames) if (!Number.isInteger(f) || f < 1 || f > row.frames) throw new RangeError(`frame ${f} out of range 1..${row.frames}`);
+    for (const f of frames) if (!Number.isInteger(f) || f < 1 || f > row.frames) throw new FrameRangeError(f, row.frames);
     const file = await readFile(join(this.root, row.path));
     for (const f of frames) {
       const { data, transferSyntaxUid } = extractFrame(file, f);

@@ -83,7 +83,15 @@ export class PacsUnavailableError extends Error {
   }
 }
 
-/** Nothing found for a DicomRef. Maps to 404. */
+/** The PACS did not answer in time (connect, first byte, or an idle gap). Maps to 504. */
+export class PacsTimeoutError extends PacsUnavailableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PacsTimeoutError';
+  }
+}
+
+/** Nothing found for a DicomRef (or a frame number beyond the instance's frames). Maps to 404. */
 export class NotFoundError extends Error {
   constructor(message: string) {
     super(message);

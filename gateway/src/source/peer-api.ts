@@ -6,6 +6,7 @@ import type { DicomJson, DicomRef, Pacs, QueryKeys, QueryOptions, InstancePart }
 import { NotFoundError } from '../pacs/pacs.js';
 import { acceptedFrameSyntaxes, acceptedTransferSyntaxes, acceptsDicomJson } from '../dicom/accept.js';
 import { sendMultipart } from '../http/multipart-reply.js';
+import { part10Check } from '../dicom/part10-check.js';
 import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import type { PeerAccess, PeerPrincipal, PeerScope } from './peer-access.js';
@@ -90,6 +91,8 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
         'content-type': `application/dicom; transfer-syntax=${part.transferSyntaxUid}`,
         ...(part.length !== undefined ? { 'content-length': String(part.length) } : {}),
       }),
+      // a short or unparsable instance from the PACS must not go out as part of a "complete" answer
+      checkOf: (part) => part10Check({ length: part.length, transferSyntaxUid: part.transferSyntaxUid, sopInstanceUid: part.sopInstanceUid }),
       onBytes: countBytes(req),
     });
   };
@@ -102,10 +105,7 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
     const accepted = acceptedFrameSyntaxes(req.headers.accept);
     await authorize(req, 'frames');
     const p = req.params as Required<Params>;
-    const frames = p.frames.split(',').map((f) => Number(f));
-    if (frames.length === 0 || frames.length > 10_000 || frames.some((n) => !Number.isInteger(n) || n < 1)) {
-      throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
-    }
+    const frames = frameList(p.frames);
     const abort = abortOnClose(reply);
     const parts = pacs.retrieveFrames({ study: p.study, series: p.series, instance: p.instance }, frames, {
       transferSyntaxes: accepted,
@@ -150,6 +150,22 @@ export async function peerApi(app: FastifyInstance, opts: PeerApiOptions): Promi
   app.get('/studies/:study/series', search((p, k, o) => pacs.findSeries(p.study, k, o), 'series'));
   app.get('/studies/:study/instances', search((p, k, o) => pacs.findInstances(p.study, undefined, k, o), 'instance'));
   app.get('/studies/:study/series/:series/instances', search((p, k, o) => pacs.findInstances(p.study, p.series, k, o), 'instance'));
+}
+
+/** Frames of one request, at most per answer: a longer list is refused rather than served. */
+export const MAX_FRAMES_PER_REQUEST = 256;
+
+/** The distinct frame numbers of `frames/1,3,…`, in the order first asked (a repeat is served once). */
+function frameList(raw: string): number[] {
+  const asked = raw.split(',');
+  if (asked.some((f) => !/^[1-9]\d{0,8}$/.test(f))) {
+    throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
+  }
+  const frames = [...new Set(asked.map(Number))];
+  if (frames.length > MAX_FRAMES_PER_REQUEST) {
+    throw new HttpProblem(400, 'Too many frames', `at most ${MAX_FRAMES_PER_REQUEST} frames per request; retrieve the instance instead`);
+  }
+  return frames;
 }
 
 const countBytes = (req: FastifyRequest) => (total: number) => { req.bytesOut = total; };

@@ -250,4 +250,22 @@ export const migrations: Migration[] = [
     id: '051-publication-report-uid',
     sql: `ALTER TABLE published_kos ADD COLUMN report_unique_id TEXT;`,
   },
+  {
+    // audit: rows chained by hash (tamper evidence), the anchor retention leaves behind, and the
+    // indexes the admin search uses (patient INS, clinician RPPS)
+    id: '060-audit-chain',
+    sql: `
+      ALTER TABLE audit ADD COLUMN hash TEXT;
+      CREATE TABLE audit_anchor (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        through_id INTEGER NOT NULL,      -- last row deleted by retention
+        hash TEXT NOT NULL                -- its hash: the chain resumes from it
+      );
+      -- rows written before the chain: hashed once at the next start, then this marker goes
+      CREATE TABLE audit_legacy (through_id INTEGER NOT NULL);
+      INSERT INTO audit_legacy SELECT max(id) FROM audit HAVING max(id) IS NOT NULL;
+      CREATE INDEX audit_patient ON audit(patient_id);
+      CREATE INDEX audit_rpps ON audit(actor_rpps);
+    `,
+  },
 ];

@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { X509Certificate, createHash } from 'node:crypto';
 import { DOMParser } from '@xmldom/xmldom';
+import { dtdRefusal } from '../xml/dtd.js';
 import xpath from 'xpath';
 import { SignedXml } from 'xml-crypto';
 import * as px509 from '@peculiar/x509';
@@ -46,7 +47,8 @@ function attr(el: Element, name: string): string {
 }
 
 export function parseXml(xml: string): Document {
-  if (/<!DOCTYPE/i.test(xml)) fail('document type declarations are not allowed');
+  const refused = dtdRefusal(xml);
+  if (refused) fail(refused);
   let error: string | undefined;
   let doc: Document | undefined;
   try {
