@@ -32,17 +32,26 @@ declare module 'fastify' {
   }
 }
 
-/** A same-origin relative path (`/…`, not `//…` or `/\…`), else '/'. */
-export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
-  if (/[\u0000-\u001f\\]/.test(value) || value.length > 2048) return '/';
-  try {
-    const u = new URL(value, 'http://box.invalid');
-    if (u.origin !== 'http://box.invalid') return '/';
-    return u.pathname + u.search + u.hash;
-  } catch {
-    return '/';
-  }
+/**
+ * Where to send the browser after login: a path on the box's own origin, else '/'. The value is
+ * resolved with the WHATWG URL parser, as the browser will resolve the Location header, and so is
+ * the path emitted: `/.//evil`, `/%2e//evil`, `/\evil`, tabs or newlines that collapse into `//evil`
+ * all resolve to another origin and are refused.
+ */
+export function safeReturnTo(value: unknown, origin = 'https://box.invalid'): string {
+  if (typeof value !== 'string' || value.length > 2048 || !value.startsWith('/')) return '/';
+  const sameOrigin = (v: string): URL | undefined => {
+    try {
+      const u = new URL(v, origin);
+      return u.origin === new URL(origin).origin ? u : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const u = sameOrigin(value);
+  if (!u) return '/';
+  const path = u.pathname + u.search + u.hash;
+  return path.startsWith('/') && sameOrigin(path)?.pathname === u.pathname ? path : '/';
 }
 
 function isLoopbackHttp(issuer: string): boolean {
@@ -61,6 +70,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   const acrValues = opts.acrValues ?? ['eidas1'];
   const insecure = opts.allowInsecureIssuer ?? isLoopbackHttp(opts.issuer);
   const { sessions } = opts;
+  const boxOrigin = new URL(opts.redirectUri).origin;
   if (!app.hasDecorator('pscSessions')) app.decorate('pscSessions', sessions);
   if (!app.hasRequestDecorator('clinicianSession')) app.decorateRequest('clinicianSession', undefined);
   const refreshing = new Map<string, Promise<ClinicianSession | undefined>>();
@@ -112,7 +122,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   }
 
   app.get('/auth/login', async (req, reply) => {
-    const returnTo = safeReturnTo((req.query as Record<string, unknown>).returnTo);
+    const returnTo = safeReturnTo((req.query as Record<string, unknown>).returnTo, boxOrigin);
     let cfg: oidc.Configuration;
     try {
       cfg = await getConfig();
