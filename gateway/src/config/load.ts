@@ -82,6 +82,7 @@ const common: Spec = {
     introspectionCacheMs: { t: 'int', def: 60_000, min: 0, max: 3_600_000 },
     sessionIdleMinutes: { t: 'int', def: 30, min: 1, max: 24 * 60 },
     sessionMaxHours: { t: 'int', def: 12, min: 1, max: 72 },
+    tokenKey: { t: 'string', def: '', pattern: /^$|^[A-Za-z0-9+/]{43}=$/, hint: '32 bytes in base64 (openssl rand -base64 32)' },
   },
   allowList: {
     url: { t: 'url', protocols: ['https:', 'http:'] },

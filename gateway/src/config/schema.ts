@@ -72,6 +72,8 @@ export interface DrimboxConfig {
     introspectionCacheMs: number;
     sessionIdleMinutes: number;
     sessionMaxHours: number;
+    /** base64 of 32 bytes sealing PSC tokens at rest (AES-256-GCM); empty: a key file in dataDir, made at first start */
+    tokenKey: string;
   };
   /** the signed network allow-list; replaces peer.allowedPeers when set */
   allowList?: {

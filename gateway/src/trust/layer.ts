@@ -10,6 +10,7 @@ import { HttpProblem } from '../http/problem.js';
 import { AllowListClient } from './allowlist-client.js';
 import { TokenIntrospector } from './introspection.js';
 import { SessionStore } from './sessions.js';
+import { loadTokenKey } from './token-seal.js';
 import { pscLoginPlugin } from './psc-login.js';
 import type { PeerPrincipal } from '../source/peer-access.js';
 import { enrolAtRegistry } from './enrolment.js';
@@ -64,6 +65,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
   const sessions = new SessionStore(ctx.db, {
     idleTimeoutMs: psc.sessionIdleMinutes * 60_000,
     absoluteTimeoutMs: psc.sessionMaxHours * 3600_000,
+    tokenKey: loadTokenKey(psc.tokenKey, config.dataDir),
   });
   ctx.services.sessions = sessions;
   await ctx.user.register(pscLoginPlugin, {
@@ -71,6 +73,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
     clientId: psc.clientId,
     clientSecret: psc.clientSecret,
     redirectUri: `${config.user.publicUrl}/auth/callback`,
+    postLogoutRedirectUri: `${config.user.publicUrl}/auth/logged-out`,
     acrValues: psc.acrValues,
     scopes: psc.scopes,
     sessions,
