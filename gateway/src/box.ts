@@ -22,6 +22,7 @@ import type { TokenIntrospector } from './trust/introspection.js';
 import type { AllowListClient } from './trust/allowlist-client.js';
 import type { PublicationRepository } from './source/publication/repository.js';
 import { serverTls } from './http/tls.js';
+import { securityHeaders } from './http/security-headers.js';
 
 /** What a role plugin gets to extend the box with (before the listeners start). */
 export interface RoleContext {
@@ -105,6 +106,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     routerOptions: { maxParamLength: 512 },
   }) as unknown as FastifyInstance;
   installErrorHandling(peer);
+  await securityHeaders(peer);
   metrics.instrument(peer, 'peer');
   await peer.register(peerApi, { prefix: '/dicom-web', pacs, access, audit });
 
@@ -114,6 +116,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     https: { cert: readFileSync(config.user.tls.cert), key: readFileSync(config.user.tls.key), ...serverTls },
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
+  await securityHeaders(user);
   metrics.instrument(user, 'user');
 
   const ctx: RoleContext = {

@@ -260,13 +260,15 @@ export function callForm(over: Record<string, string | undefined> = {}): Record<
 }
 
 /**
- * POSTs a contextual call (the form the launcher or the DPI submits) to box B's user listener. The
+ * POSTs a contextual call (the form the launcher or the DPI submits) to box B's user listener, from
+ * `origin` (default: box B's own public origin, as its launcher page; null: no Origin header). The
  * answer is returned unread: the caller consumes or dumps its body.
  */
-export function contextualCall(net: ConsumerNetwork, dispatcher: Dispatcher, form: Record<string, string>, o: { cookie?: string; accept?: string } = {}): ReturnType<typeof request> {
+export function contextualCall(net: ConsumerNetwork, dispatcher: Dispatcher, form: Record<string, string>, o: { cookie?: string; accept?: string; origin?: string | null } = {}): ReturnType<typeof request> {
+  const origin = o.origin === undefined ? new URL(net.boxB.config.user.publicUrl).origin : o.origin;
   return request(`${net.boxB.userUrl}/contextual-call`, {
     method: 'POST', dispatcher,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: o.accept ?? 'application/json', ...(o.cookie ? { cookie: o.cookie } : {}) },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: o.accept ?? 'application/json', ...(o.cookie ? { cookie: o.cookie } : {}), ...(origin ? { origin } : {}) },
     body: new URLSearchParams(form).toString(),
   });
 }

@@ -25,6 +25,7 @@ type Leaf =
   | { t: 'enum[]'; def?: string[]; values: string[] }
   | { t: 'string[]'; def?: string[] }
   | { t: 'file[]'; def?: string[] }
+  | { t: 'origin[]'; def?: string[] }
   | { t: 'bool'; def?: boolean };
 type Spec = { [k: string]: Leaf | Spec };
 
@@ -45,6 +46,7 @@ const common: Spec = {
     port: { t: 'port' },
     publicUrl: { t: 'url', protocols: ['https:', 'http:'] },
     tls: { cert: { t: 'file' }, key: { t: 'file' } },
+    allowedCallOrigins: { t: 'origin[]', def: [] },
   },
   peer: {
     host,
@@ -239,6 +241,16 @@ function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { 
       const files = (v as string[]).map((f) => (isAbsolute(f) ? f : resolve(base, f)));
       const missing = files.find((f) => !existsSync(f));
       return missing ? `${path}: no such file ${missing}` : { value: files };
+    }
+    case 'origin[]': {
+      // an origin is scheme://host[:port], exactly what a browser sends in the Origin header
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) return `${path}: must be a list of origins (https://host[:port])`;
+      for (const x of v as string[]) {
+        let u: URL | undefined;
+        try { u = new URL(x); } catch { /* refused below */ }
+        if (!u || !['https:', 'http:'].includes(u.protocol) || u.origin !== x.replace(/\/$/, '')) return `${path}: ${JSON.stringify(x)} is not an origin (https://host[:port], no path)`;
+      }
+      return { value: (v as string[]).map((x) => new URL(x).origin) };
     }
     case 'bool':
       if (typeof v !== 'boolean') return `${path}: must be true or false`;

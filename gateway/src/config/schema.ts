@@ -37,7 +37,11 @@ export interface DrimboxConfig {
   dataDir: string;
   roles: Role[];
   /** user-facing listener: viewer, contextual call, report links, admin */
-  user: { host: string; port: number; publicUrl: string; tls: { cert: string; key: string } };
+  user: {
+    host: string; port: number; publicUrl: string; tls: { cert: string; key: string };
+    /** origins (https://dpi.example) of the DPI/RIS whose contextual calls open at once; any other asks the clinician first */
+    allowedCallOrigins: string[];
+  };
   /** peer listener: DICOMweb for other boxes, mutual TLS */
   peer: { host: string; port: number; publicUrl: string; tls: TlsFiles; allowedPeers: string[] };
   pacs: PacsConfig;

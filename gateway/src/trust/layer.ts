@@ -14,6 +14,8 @@ import { loadTokenKey } from './token-seal.js';
 import { pscLoginPlugin } from './psc-login.js';
 import type { PeerPrincipal } from '../source/peer-access.js';
 import { enrolAtRegistry } from './enrolment.js';
+import { notConfigured } from '../http/health.js';
+import { pscHealthCheck } from '../http/dependency-checks.js';
 
 export const trustLayer: RolePlugin = async (ctx) => {
   const { config, access, logger } = ctx;
@@ -43,9 +45,13 @@ export const trustLayer: RolePlugin = async (ctx) => {
       },
     });
     ctx.onClose(() => client.stop());
+  } else {
+    // without the signed list a consumer calls no source box; a source falls back to peer.allowedPeers
+    ctx.healthChecks.push(notConfigured('allow-list', config.roles.includes('consumer') ? 'no source box can be called' : 'only the static peer.allowedPeers', config.roles.includes('consumer') ? 'critical' : 'warning'));
   }
 
   const psc = config.psc;
+  ctx.healthChecks.push(psc ? pscHealthCheck(psc.issuer) : notConfigured('psc', 'no clinician can log in or be verified'));
   if (!psc) {
     access.use(() => {
       throw new HttpProblem(401, 'Token cannot be verified', 'this box has no Pro Santé Connect configuration');
