@@ -111,7 +111,7 @@ export interface ConsumerNetwork {
   /** a logged-in clinician on box B (a real PSC token): the Cookie header value */
   login(rpps?: string): Promise<{ cookie: string; rpps: string; token: string }>;
   /** uploads Part 10 files to Orthanc A and publishes them as one study */
-  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string }): Promise<Published>;
+  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string; cda?: Buffer }): Promise<Published>;
   /** restarts box B on the same data directory (the cache must survive) */
   restartConsumer(): Promise<void>;
   close(): Promise<void>;
@@ -215,7 +215,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       const studyUid = infos[0].studyInstanceUid;
       const record = syntheticPublicationRecord({ studyInstanceUid: studyUid, accession: p.accession ?? `ACC-${seq}`, documentRoot: `1.2.250.1.999.1.1.8121.7.${Date.now()}.${seq}` });
       if (p.ins) record.patient.ins.value = p.ins;
-      record.cda = readFileSync('test/fixtures/ans/ans-poc/JeuxDeDonnees/exemples/CDA/IMG_CR_IMG_2023.11_CDA-R2-Niveau-1.xml');
+      record.cda = p.cda ?? readFileSync('test/fixtures/ans/ans-poc/JeuxDeDonnees/exemples/CDA/IMG_CR_IMG_2023.11_CDA-R2-Niveau-1.xml');
       record.studies[0].modalities = [...new Set(infos.map((i) => i.modality).filter(Boolean))].map((m) => ({ code: m!, codeSystem: '1.2.840.10008.2.16.4', displayName: m! }));
       const instances: KosInstance[] = infos.map((i) => ({ studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid }));
       const base = p.retrieveHost ? boxA.peerUrl.replace('127.0.0.1', p.retrieveHost) : boxA.peerUrl;

@@ -27,7 +27,8 @@ export async function securityHeaders(app: FastifyInstance): Promise<void> {
     crossOriginEmbedderPolicy: false,
   });
   app.addHook('onSend', async (_req, reply, payload) => {
-    if (String(reply.getHeader('content-type') ?? '').startsWith('application/pdf') && !reply.hasHeader('content-security-policy')) {
+    // (getHeader also sees what helmet set on the raw response: the default is still in place)
+    if (String(reply.getHeader('content-type') ?? '').startsWith('application/pdf') && /(^|;)sandbox(;|$)/.test(String(reply.getHeader('content-security-policy')))) {
       reply.helmet({ contentSecurityPolicy: { useDefaults: false, directives: PDF_CSP } });
     }
     return payload;
