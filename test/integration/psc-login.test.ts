@@ -294,7 +294,8 @@ t.test('unauthenticated access and logout', async (t) => {
   t.ok(ctx.sessions.get(id), 'logged in');
 
   const out = await fetch(`${ctx.base}/auth/logout`, { method: 'POST', headers: { cookie: `drimbox_session=${id}` } });
-  t.equal(out.status, 204);
+  t.equal(out.status, 200, 'a script is told where to send the browser');
+  t.match(((await out.json()) as { redirect: string }).redirect, `${ctx.sim.issuer}/session/end?`, 'PSC ends its session too');
   t.match(out.headers.getSetCookie().join('\n'), /drimbox_session=; Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=0/);
   t.equal(ctx.sessions.get(id), undefined, 'session deleted server-side');
   const after = await fetch(`${ctx.base}/viewer`, { headers: { cookie: `drimbox_session=${id}`, accept: 'application/json' } });

@@ -42,6 +42,7 @@ declare module 'fastify' {
  */
 export function safeReturnTo(value: unknown, origin = 'https://box.invalid'): string {
   if (typeof value !== 'string' || value.length > 2048 || !value.startsWith('/')) return '/';
+  if (/[\u0000-\u001f\u007f]/.test(value)) return '/'; // the parser drops tabs and newlines: never guess what was meant
   const sameOrigin = (v: string): URL | undefined => {
     try {
       const u = new URL(v, origin);
