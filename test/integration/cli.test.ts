@@ -43,7 +43,10 @@ t.test('drimbox serve', async (t) => {
       health = await r.body.json() as { status?: string };
     } catch { await new Promise((r) => setTimeout(r, 200)); }
   }
-  t.match(health, { status: 'ok' }, 'the box answers /healthz');
+  // this box has neither PSC nor DMP configured: it answers, and says it cannot do its job
+  t.match(health, { status: 'unhealthy', checks: [{ name: 'pacs', state: 'ok' }] }, 'the box answers /healthz');
+  const named = Object.fromEntries(((health as { checks: { name: string; state: string }[] }).checks).map((c) => [c.name, c.state]));
+  t.match(named, { psc: 'down', dmp: 'down' }, 'naming the unconfigured dependencies');
   child.kill('SIGTERM');
   t.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops it cleanly');
   await agent.close();
