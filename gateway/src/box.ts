@@ -23,6 +23,7 @@ import type { TokenIntrospector } from './trust/introspection.js';
 import type { AllowListClient } from './trust/allowlist-client.js';
 import type { PublicationRepository } from './source/publication/repository.js';
 import { serverTls } from './http/tls.js';
+import { securityHeaders } from './http/security-headers.js';
 
 /** What a role plugin gets to extend the box with (before the listeners start). */
 export interface RoleContext {
@@ -108,6 +109,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     frameworkErrors,
   }) as unknown as FastifyInstance;
   installErrorHandling(peer);
+  await securityHeaders(peer);
   metrics.instrument(peer, 'peer');
   // the peer DICOMweb API is mounted by the source role only: a consumer-only box serves no PACS
 
@@ -118,6 +120,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     frameworkErrors,
   }) as unknown as FastifyInstance;
   installErrorHandling(user);
+  await securityHeaders(user);
   metrics.instrument(user, 'user');
 
   const ctx: RoleContext = {

@@ -1,7 +1,8 @@
 // Pro Santé Connect simulator: a real OpenID provider (oidc-provider 9) on loopback.
 // Authorization code + PKCE (required), acr `eidas1`, opaque access tokens with a configurable TTL,
-// RFC 7662 introspection for confidential clients (client_secret_basic), PSC-shaped claims, and
-// its own login/consent pages listing the test clinicians (devInteractions off).
+// RFC 7662 introspection for confidential clients (client_secret_basic), PSC-shaped claims,
+// RP-initiated logout (end_session_endpoint), and its own login/consent/logout pages listing the
+// test clinicians (devInteractions off).
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ export interface PscClient {
   client_id: string;
   client_secret: string;
   redirect_uris: string[];
+  /** default: <origin of each redirect URI>/auth/logged-out, the box's page after logout */
   post_logout_redirect_uris?: string[];
 }
 
@@ -86,7 +88,7 @@ export async function startPscSimulator(opts: PscSimulatorOptions): Promise<PscS
       client_id: c.client_id,
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris,
-      post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
+      post_logout_redirect_uris: c.post_logout_redirect_uris ?? c.redirect_uris.map((u) => new URL('/auth/logged-out', u).href),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -103,6 +105,8 @@ export async function startPscSimulator(opts: PscSimulatorOptions): Promise<PscS
       introspection: { enabled: true, allowedPolicy: async (_ctx: unknown, client: { clientAuthMethod: string }) => client.clientAuthMethod !== 'none' },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // like PSC: a box ends the clinician's PSC session at logout (id_token_hint, post_logout_redirect_uri)
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     },
     // like PSC (Keycloak): a refresh token with every authorization code exchange
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(g: string): boolean }) => client.grantTypeAllowed('refresh_token'),
@@ -185,6 +189,21 @@ export async function startPscSimulator(opts: PscSimulatorOptions): Promise<PscS
       }),
   };
 }
+
+/** The logout confirmation: oidc-provider's form (with its xsrf token) and one button. */
+async function logoutSource(ctx: { type: string; body: string }, form: string): Promise<void> {
+  ctx.type = 'html';
+  ctx.body = logoutPage('Pro Santé Connect (simulateur) — déconnexion', '<p>Fermer votre session Pro Santé Connect ?</p>' +
+    form.replace('</form>', '<button type="submit" name="logout" value="yes" id="logout">Se déconnecter</button></form>'));
+}
+
+async function postLogoutSuccessSource(ctx: { type: string; body: string }): Promise<void> {
+  ctx.type = 'html';
+  ctx.body = logoutPage('Pro Santé Connect (simulateur)', '<p>Vous êtes déconnecté(e) de Pro Santé Connect.</p>');
+}
+
+const logoutPage = (title: string, body: string) =>
+  `<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>${esc(title)}</title></head><body style="font-family:sans-serif;max-width:40em;margin:2em auto"><h1>${esc(title)}</h1>${body}</body></html>`;
 
 interface SimulatorKeys {
   signingJwk: Record<string, unknown>;

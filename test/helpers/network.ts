@@ -113,7 +113,7 @@ export interface ConsumerNetwork {
   /** a logged-in clinician on box B (a real PSC token): the Cookie header value */
   login(rpps?: string): Promise<{ cookie: string; rpps: string; token: string }>;
   /** uploads Part 10 files to Orthanc A and publishes them as one study */
-  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string; retrieveBase?: string }): Promise<Published>;
+  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string; retrieveBase?: string; cda?: Buffer }): Promise<Published>;
   /** restarts box B on the same data directory (the cache must survive) */
   restartConsumer(): Promise<void>;
   close(): Promise<void>;
@@ -218,7 +218,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       const studyUid = infos[0].studyInstanceUid;
       const record = syntheticPublicationRecord({ studyInstanceUid: studyUid, accession: p.accession ?? `ACC-${seq}`, documentRoot: `1.2.250.1.999.1.1.8121.7.${Date.now()}.${seq}` });
       if (p.ins) record.patient.ins.value = p.ins;
-      record.cda = readFileSync('test/fixtures/ans/ans-poc/JeuxDeDonnees/exemples/CDA/IMG_CR_IMG_2023.11_CDA-R2-Niveau-1.xml');
+      record.cda = p.cda ?? readFileSync('test/fixtures/ans/ans-poc/JeuxDeDonnees/exemples/CDA/IMG_CR_IMG_2023.11_CDA-R2-Niveau-1.xml');
       record.studies[0].modalities = [...new Set(infos.map((i) => i.modality).filter(Boolean))].map((m) => ({ code: m!, codeSystem: '1.2.840.10008.2.16.4', displayName: m! }));
       const instances: KosInstance[] = infos.map((i) => ({ studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid }));
       const base = p.retrieveHost ? boxA.peerUrl.replace('127.0.0.1', p.retrieveHost) : boxA.peerUrl;
@@ -264,13 +264,15 @@ export function callForm(over: Record<string, string | undefined> = {}): Record<
 }
 
 /**
- * POSTs a contextual call (the form the launcher or the DPI submits) to box B's user listener. The
+ * POSTs a contextual call (the form the launcher or the DPI submits) to box B's user listener, from
+ * `origin` (default: box B's own public origin, as its launcher page; null: no Origin header). The
  * answer is returned unread: the caller consumes or dumps its body.
  */
-export function contextualCall(net: ConsumerNetwork, dispatcher: Dispatcher, form: Record<string, string>, o: { cookie?: string; accept?: string } = {}): ReturnType<typeof request> {
+export function contextualCall(net: ConsumerNetwork, dispatcher: Dispatcher, form: Record<string, string>, o: { cookie?: string; accept?: string; origin?: string | null } = {}): ReturnType<typeof request> {
+  const origin = o.origin === undefined ? new URL(net.boxB.config.user.publicUrl).origin : o.origin;
   return request(`${net.boxB.userUrl}/contextual-call`, {
     method: 'POST', dispatcher,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: o.accept ?? 'application/json', ...(o.cookie ? { cookie: o.cookie } : {}) },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: o.accept ?? 'application/json', ...(o.cookie ? { cookie: o.cookie } : {}), ...(origin ? { origin } : {}) },
     body: new URLSearchParams(form).toString(),
   });
 }

@@ -50,7 +50,10 @@ t.test('drimbox serve', async (t) => {
       health = await r.body.json() as { status?: string };
     } catch { await new Promise((r) => setTimeout(r, 200)); }
   }
-  t.match(health, { status: 'ok' }, 'the box answers /healthz');
+  // this box has neither PSC nor DMP configured: it answers, and says it cannot do its job
+  t.match(health, { status: 'unhealthy', checks: [{ name: 'pacs', state: 'ok' }] }, 'the box answers /healthz');
+  const named = Object.fromEntries(((health as { checks: { name: string; state: string }[] }).checks).map((c) => [c.name, c.state]));
+  t.match(named, { psc: 'down', dmp: 'down' }, 'naming the unconfigured dependencies');
   t.match(out, /DRIMBOX_LOG_LEVEL names no configuration key: ignored/, 'the stray variable is warned about');
   for (const f of ['drimbox.db', 'drimbox.db-wal', 'drimbox.db-shm']) {
     t.equal(statSync(join(dir, 'data', f)).mode & 0o777, 0o600, `${f} is readable by its owner only`);

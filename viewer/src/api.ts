@@ -85,6 +85,13 @@ export async function startImport(url: string, studyUid: string, seriesUid?: str
 
 export const importStatus = (url: string, jobId: string) => getJson<ImportJob>(`${url}/${encodeURIComponent(jobId)}`);
 
-export async function logout(url: string): Promise<void> {
-  try { await fetch(url, { method: 'POST', credentials: 'same-origin' }); } catch { /* leave anyway */ }
+/** Ends the session; resolves with where to go next (the PSC logout page when the box names one). */
+export async function logout(url: string): Promise<string> {
+  try {
+    const res = await fetch(url, { method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    const next = res.status === 200 ? ((await res.json()) as { redirect?: unknown }).redirect : undefined;
+    return typeof next === 'string' && /^https?:/.test(next) ? next : '/';
+  } catch {
+    return '/'; // leave anyway
+  }
 }

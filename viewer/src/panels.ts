@@ -40,7 +40,7 @@ export function renderBanner(root: HTMLElement, s: Session): void {
     toggle.setAttribute('aria-expanded', String(open));
   };
   const logoutBtn = el('button', { id: 'logout' }, t.logout);
-  logoutBtn.onclick = async () => { await logout(s.logoutUrl); location.href = '/'; };
+  logoutBtn.onclick = async () => { location.href = await logout(s.logoutUrl); };
   const clinician = el('div', { class: 'clinician' }, `${t.clinician} : `, el('strong', {}, s.clinician.name));
   root.replaceChildren(el('div', { class: 'identity' }, main, more), toggle, el('div', { class: 'spacer' }), clinician, logoutBtn);
 }

@@ -26,6 +26,7 @@ type Leaf =
   | { t: 'enum[]'; def?: string[]; values: string[] }
   | { t: 'string[]'; def?: string[] }
   | { t: 'file[]'; def?: string[] }
+  | { t: 'origin[]'; def?: string[] }
   | { t: 'bool'; def?: boolean };
 type Spec = { [k: string]: Leaf | Spec };
 
@@ -46,6 +47,7 @@ const common: Spec = {
     port: { t: 'port' },
     publicUrl: { t: 'url', protocols: ['https:', 'http:'] },
     tls: { cert: { t: 'file' }, key: { t: 'file' } },
+    allowedCallOrigins: { t: 'origin[]', def: [] },
   },
   peer: {
     host,
@@ -93,6 +95,7 @@ const common: Spec = {
     introspectionCacheMs: { t: 'int', def: 60_000, min: 0, max: 3_600_000 },
     sessionIdleMinutes: { t: 'int', def: 30, min: 1, max: 24 * 60 },
     sessionMaxHours: { t: 'int', def: 12, min: 1, max: 72 },
+    tokenKey: { t: 'string', def: '', pattern: /^$|^[A-Za-z0-9+/]{43}=$/, hint: '32 bytes in base64 (openssl rand -base64 32)' },
   },
   allowList: {
     url: { t: 'url', protocols: ['https:', 'http:'] },
@@ -283,6 +286,16 @@ function checkLeaf(s: Leaf, v: Json | undefined, path: string, base: string): { 
       const files = (v as string[]).map((f) => (isAbsolute(f) ? f : resolve(base, f)));
       const missing = files.find((f) => !existsSync(f));
       return missing ? `${path}: no such file ${missing}` : { value: files };
+    }
+    case 'origin[]': {
+      // an origin is scheme://host[:port], exactly what a browser sends in the Origin header
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) return `${path}: must be a list of origins (https://host[:port])`;
+      for (const x of v as string[]) {
+        let u: URL | undefined;
+        try { u = new URL(x); } catch { /* refused below */ }
+        if (!u || !['https:', 'http:'].includes(u.protocol) || u.origin !== x.replace(/\/$/, '')) return `${path}: ${JSON.stringify(x)} is not an origin (https://host[:port], no path)`;
+      }
+      return { value: (v as string[]).map((x) => new URL(x).origin) };
     }
     case 'bool':
       if (typeof v !== 'boolean') return `${path}: must be true or false`;

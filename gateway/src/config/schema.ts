@@ -44,7 +44,11 @@ export interface DrimboxConfig {
   dataDir: string;
   roles: Role[];
   /** user-facing listener: viewer, contextual call, report links, admin */
-  user: { host: string; port: number; publicUrl: string; tls: { cert: string; key: string } };
+  user: {
+    host: string; port: number; publicUrl: string; tls: { cert: string; key: string };
+    /** origins (https://dpi.example) of the DPI/RIS whose contextual calls open at once; any other asks the clinician first */
+    allowedCallOrigins: string[];
+  };
   /** peer listener: DICOMweb for other boxes, mutual TLS */
   peer: { host: string; port: number; publicUrl: string; tls: TlsFiles & PeerRevocation; allowedPeers: string[] };
   pacs: PacsConfig;
@@ -80,6 +84,8 @@ export interface DrimboxConfig {
     introspectionCacheMs: number;
     sessionIdleMinutes: number;
     sessionMaxHours: number;
+    /** base64 of 32 bytes sealing PSC tokens at rest (AES-256-GCM); empty: a key file in dataDir, made at first start */
+    tokenKey: string;
   };
   /** the signed network allow-list; replaces peer.allowedPeers when set */
   allowList?: {

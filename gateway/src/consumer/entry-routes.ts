@@ -1,12 +1,17 @@
 // How a clinician arrives on the consumer box: the contextual call (form POST from the RIS/DPI), the
 // report link (IHE IID), and the demo launcher page. Each ends in a new private viewer session and a
 // 303 to /viewer/?session=<id>. A call made before PSC login is parked and resumed after it.
+// The call is cross-site by design (the DPI posts it), so any page could post one: only a call from
+// the box's own origin or a listed DPI/RIS origin opens at once; any other (or no Origin) is parked
+// behind an interstitial naming the patient, which the clinician confirms with a one-time token bound
+// to the session. Nothing is searched or audited under the clinician's name before that.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DmpClient } from '../dmp/client.js';
 import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import { requireClinician } from '../trust/psc-login.js';
-import { SESSION_COOKIE, readCookie, type ClinicianSession } from '../trust/sessions.js';
+import { SESSION_COOKIE, hashId, readCookie, type ClinicianSession } from '../trust/sessions.js';
 import { CallFieldError, INS_OIDS, parseContextualCall, type ContextualCall } from './contextual-call.js';
 import { DmpSearchError, searchPatientStudies } from './dmp-search.js';
 import type { CallSessionStore } from './call-sessions.js';
@@ -23,7 +28,15 @@ export interface EntryRoutesOptions {
   launcher?: () => LauncherEntry[];
   /** for report links without a patientID: the INS of a study this box published (source role) */
   patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
+  /** the box's own origin (config user.publicUrl): its launcher and the confirmation post from there */
+  boxOrigin: string;
+  /** DPI/RIS origins whose contextual calls open at once (config user.allowedCallOrigins) */
+  allowedCallOrigins: string[];
 }
+
+/** parked-form key holding the Origin of a call that needs confirmation (not a call field: a real call naming it is refused) */
+const NEEDS_CONFIRMATION = '#origin';
+const CONFIRM_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 
 function wantsHtml(req: FastifyRequest): boolean {
@@ -101,24 +114,73 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
     }
   }
 
+  const trusted = new Set([o.boxOrigin, ...o.allowedCallOrigins].map((x) => new URL(x).origin));
+  /** a per-process key: a confirmation token is HMAC(key, session, parked call), single use as the parked call is */
+  const tokenKey = randomBytes(32);
+  const confirmToken = (session: ClinicianSession, pid: string) => createHmac('sha256', tokenKey).update(`${hashId(session.id)}|${pid}`).digest('base64url');
+
   app.post('/contextual-call', async (req, reply) => {
     if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
       return refuse(req, reply, 415, 'Formulaire attendu', 'the contextual call is an application/x-www-form-urlencoded POST');
     }
     const call = parse(req, reply, req.body);
     if (!('patient' in call)) return call;
+    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : '';
+    const form = req.body as Record<string, string>;
+    if (!trusted.has(origin)) {
+      const parked = calls.park({ ...form, [NEEDS_CONFIRMATION]: origin });
+      return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(parked)}`, 303);
+    }
     const session = req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (session) return open(req, reply, call, session, '/contextual-call');
     // Not logged in (or the RIS posted cross-site, which carries no SameSite=Lax cookie): park the
     // call, then a top-level GET resumes it — with the session cookie, or through PSC login.
-    const parked = calls.park(req.body as Record<string, string>);
+    const parked = calls.park(form);
     return reply.header('cache-control', 'no-store').redirect(`/contextual-call/resume/${encodeURIComponent(parked)}`, 303);
   });
 
   app.get('/contextual-call/resume/:pid', { preHandler: requireClinician }, async (req, reply) => {
+    const pid = (req.params as { pid: string }).pid;
+    const form = calls.unpark(pid);
+    if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
+    if (NEEDS_CONFIRMATION in form) {
+      const again = calls.park(form);
+      return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(again)}`, 303);
+    }
+    const call = parse(req, reply, form);
+    if (!('patient' in call)) return call;
+    return open(req, reply, call, req.clinicianSession!, '/contextual-call');
+  });
+
+  // The interstitial: names the patient and where the call came from; the parked call moves to a
+  // new id that only this page (its token) can confirm.
+  app.get('/contextual-call/confirm/:pid', { preHandler: requireClinician }, async (req, reply) => {
     const form = calls.unpark((req.params as { pid: string }).pid);
     if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
-    const call = parse(req, reply, form);
+    const { [NEEDS_CONFIRMATION]: origin = '', ...fields } = form;
+    const call = parse(req, reply, fields);
+    if (!('patient' in call)) return call;
+    const pid = calls.park({ ...fields, [NEEDS_CONFIRMATION]: origin });
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', CONFIRM_CSP)
+      .send(confirmPage(call, origin, pid, confirmToken(req.clinicianSession!, pid)));
+  });
+
+  app.post('/contextual-call/confirm', { preHandler: requireClinician }, async (req, reply) => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && new URL(o.boxOrigin).origin !== origin) {
+      return refuse(req, reply, 403, 'Confirmation refusée', 'the confirmation must come from this DRIMbox\'s own page');
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const pid = typeof body.pid === 'string' ? body.pid : '';
+    const token = typeof body.token === 'string' ? body.token : '';
+    const expected = Buffer.from(confirmToken(req.clinicianSession!, pid));
+    if (!pid || Buffer.byteLength(token) !== expected.length || !timingSafeEqual(Buffer.from(token), expected)) {
+      return refuse(req, reply, 403, 'Confirmation refusée', "ce lien de confirmation n'est pas valable pour votre session");
+    }
+    const form = calls.unpark(pid);
+    if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
+    const { [NEEDS_CONFIRMATION]: _origin, ...fields } = form;
+    const call = parse(req, reply, fields);
     if (!('patient' in call)) return call;
     return open(req, reply, call, req.clinicianSession!, '/contextual-call');
   });
@@ -153,6 +215,23 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
       .header('content-security-policy', "default-src 'self'; style-src 'unsafe-inline'; base-uri 'none'")
       .send(launcherPage(entries())));
   }
+}
+
+/** The interstitial for a call from an unlisted origin: who the patient is, who asked, confirm or leave. */
+function confirmPage(call: ContextualCall, origin: string, pid: string, token: string): string {
+  const p = call.patient;
+  const born = p.birthDate ? `${p.birthDate.slice(6, 8)}/${p.birthDate.slice(4, 6)}/${p.birthDate.slice(0, 4)}` : '';
+  return `<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Confirmer l'ouverture du dossier</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:3em auto">
+<h1>Confirmer l'ouverture du dossier d'imagerie</h1>
+<p>Une page ${origin ? `de <strong>${escapeHtml(origin)}</strong>` : "d'origine inconnue"}, qui n'est pas un logiciel déclaré pour cette DRIMbox, demande d'ouvrir le dossier de :</p>
+<p style="font-size:1.2em"><strong class="patient">${escapeHtml([p.birthName, ...p.givenNames].join(' '))}</strong>${born ? `, né(e) le ${escapeHtml(born)}` : ''} — INS ${escapeHtml(p.ins.value)}</p>
+<p>La recherche dans le DMP sera faite et tracée à votre nom. N'ouvrez ce dossier que si vous l'avez demandé vous-même.</p>
+<form method="post" action="/contextual-call/confirm">
+<input type="hidden" name="pid" value="${escapeHtml(pid)}"><input type="hidden" name="token" value="${escapeHtml(token)}">
+<button type="submit" id="confirm">Ouvrir le dossier</button>
+</form>
+</body></html>`;
 }
 
 export { HttpProblem };

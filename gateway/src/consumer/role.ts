@@ -130,7 +130,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
       return;
     }
     // two encapsulated plugins: the viewer API's hooks (PSC session required, audit) stay its own
-    await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, refreshAllowList: allowList && (() => allowList.refreshOnMiss()), launcher: opts.launcher, patientOfStudy: opts.patientOfStudy ?? (ctx.services.publications && publishedPatientOf(ctx.services.publications)) }));
+    await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, refreshAllowList: allowList && (() => allowList.refreshOnMiss()), launcher: opts.launcher, boxOrigin: config.user.publicUrl, allowedCallOrigins: config.user.allowedCallOrigins, patientOfStudy: opts.patientOfStudy ?? (ctx.services.publications && publishedPatientOf(ctx.services.publications)) }));
     await user.register(async (app) => viewerApi(app, { calls, cache, peer, audit: ctx.audit, imports, localPacs: ctx.pacs }));
   };
 }

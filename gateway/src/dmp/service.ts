@@ -3,10 +3,15 @@
 import { readFileSync } from 'node:fs';
 import type { RolePlugin } from '../box.js';
 import { DmpClient } from './client.js';
+import { notConfigured } from '../http/health.js';
+import { dmpHealthCheck } from '../http/dependency-checks.js';
 
 export const dmpService: RolePlugin = async (ctx) => {
   const d = ctx.config.dmp;
-  if (!d) return;
+  if (!d) {
+    ctx.healthChecks.push(notConfigured('dmp', 'nothing can be published or searched'));
+    return;
+  }
   const cert = readFileSync(ctx.config.peer.tls.cert, 'utf8');
   const key = readFileSync(ctx.config.peer.tls.key, 'utf8');
   const client = new DmpClient({
@@ -26,4 +31,7 @@ export const dmpService: RolePlugin = async (ctx) => {
   });
   ctx.services.dmp = client;
   ctx.onClose(() => client.close());
+  const health = dmpHealthCheck(d.registryUrl, { cert, key, ca: readFileSync(d.ca, 'utf8') });
+  ctx.healthChecks.push(health);
+  ctx.onClose(() => health.close());
 };

@@ -10,6 +10,7 @@ import { HttpProblem } from '../http/problem.js';
 import { AllowListClient } from './allowlist-client.js';
 import { TokenIntrospector } from './introspection.js';
 import { SessionStore } from './sessions.js';
+import { loadTokenKey } from './token-seal.js';
 import { pscLoginPlugin } from './psc-login.js';
 import type { PeerPrincipal } from '../source/peer-access.js';
 import { enrolAtRegistry } from './enrolment.js';
@@ -19,6 +20,8 @@ import { trustAdminRoutes } from './admin-routes.js';
 import { staticPeerList, subjectDn } from '../source/peer-access.js';
 import type { Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
+import { notConfigured } from '../http/health.js';
+import { pscHealthCheck } from '../http/dependency-checks.js';
 
 export const trustLayer: RolePlugin = async (ctx) => {
   const { config, access, logger } = ctx;
@@ -61,6 +64,9 @@ export const trustLayer: RolePlugin = async (ctx) => {
       },
     });
     ctx.onClose(() => client.stop());
+  } else {
+    // without the signed list a consumer calls no source box; a source falls back to peer.allowedPeers
+    ctx.healthChecks.push(notConfigured('allow-list', config.roles.includes('consumer') ? 'no source box can be called' : 'only the static peer.allowedPeers', config.roles.includes('consumer') ? 'critical' : 'warning'));
   }
 
   // a peer no longer listed, or whose certificate was revoked, loses its open connections at once
@@ -79,6 +85,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
   trustAdminRoutes(ctx.user, { token: config.admin.token, allowList: ctx.services.allowList, crl, audit: ctx.audit, dropUntrusted });
 
   const psc = config.psc;
+  ctx.healthChecks.push(psc ? pscHealthCheck(psc.issuer) : notConfigured('psc', 'no clinician can log in or be verified'));
   if (!psc) {
     access.use(() => {
       throw new HttpProblem(401, 'Token cannot be verified', 'this box has no Pro Santé Connect configuration');
@@ -98,6 +105,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
   const sessions = new SessionStore(ctx.db, {
     idleTimeoutMs: psc.sessionIdleMinutes * 60_000,
     absoluteTimeoutMs: psc.sessionMaxHours * 3600_000,
+    tokenKey: loadTokenKey(psc.tokenKey, config.dataDir),
   });
   ctx.services.sessions = sessions;
   await ctx.user.register(pscLoginPlugin, {
@@ -105,6 +113,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
     clientId: psc.clientId,
     clientSecret: psc.clientSecret,
     redirectUri: `${config.user.publicUrl}/auth/callback`,
+    postLogoutRedirectUri: `${config.user.publicUrl}/auth/logged-out`,
     acrValues: psc.acrValues,
     scopes: psc.scopes,
     sessions,

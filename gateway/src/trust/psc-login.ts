@@ -1,6 +1,7 @@
 // Clinician login with Pro Santé Connect (OpenID Connect, authorization code + PKCE + state +
 // nonce, openid-client 6) and the guard that puts a PSC session in front of user routes.
-// Routes: GET /auth/login?returnTo=/relative, GET /auth/callback, POST /auth/logout, GET /auth/me.
+// Routes: GET /auth/login?returnTo=/relative, GET /auth/callback, POST /auth/logout (ends the PSC
+// session too), GET /auth/logged-out, GET /auth/me.
 // A session's access token (what source boxes are shown) is renewed with its refresh token shortly
 // before it expires, once per session however many requests arrive together.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -14,6 +15,7 @@ export interface PscLoginOptions {
   clientId: string;
   clientSecret: string;
   redirectUri: string; // absolute URL of this box's GET /auth/callback, as registered at PSC
+  postLogoutRedirectUri?: string; // where PSC sends the browser after logout; default <origin of redirectUri>/auth/logged-out (register it at PSC)
   acrValues?: string[]; // default ['eidas1']; the ID token's acr must be one of them
   scopes?: string[]; // default ['openid', 'scope_all']
   sessions: SessionStore;
@@ -32,17 +34,27 @@ declare module 'fastify' {
   }
 }
 
-/** A same-origin relative path (`/…`, not `//…` or `/\…`), else '/'. */
-export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
-  if (/[\u0000-\u001f\\]/.test(value) || value.length > 2048) return '/';
-  try {
-    const u = new URL(value, 'http://box.invalid');
-    if (u.origin !== 'http://box.invalid') return '/';
-    return u.pathname + u.search + u.hash;
-  } catch {
-    return '/';
-  }
+/**
+ * Where to send the browser after login: a path on the box's own origin, else '/'. The value is
+ * resolved with the WHATWG URL parser, as the browser will resolve the Location header, and so is
+ * the path emitted: `/.//evil`, `/%2e//evil`, `/\evil`, tabs or newlines that collapse into `//evil`
+ * all resolve to another origin and are refused.
+ */
+export function safeReturnTo(value: unknown, origin = 'https://box.invalid'): string {
+  if (typeof value !== 'string' || value.length > 2048 || !value.startsWith('/')) return '/';
+  if (/[\u0000-\u001f\u007f]/.test(value)) return '/'; // the parser drops tabs and newlines: never guess what was meant
+  const sameOrigin = (v: string): URL | undefined => {
+    try {
+      const u = new URL(v, origin);
+      return u.origin === new URL(origin).origin ? u : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const u = sameOrigin(value);
+  if (!u) return '/';
+  const path = u.pathname + u.search + u.hash;
+  return path.startsWith('/') && sameOrigin(path)?.pathname === u.pathname ? path : '/';
 }
 
 function isLoopbackHttp(issuer: string): boolean {
@@ -61,6 +73,8 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   const acrValues = opts.acrValues ?? ['eidas1'];
   const insecure = opts.allowInsecureIssuer ?? isLoopbackHttp(opts.issuer);
   const { sessions } = opts;
+  const boxOrigin = new URL(opts.redirectUri).origin;
+  const postLogoutRedirectUri = opts.postLogoutRedirectUri ?? `${boxOrigin}/auth/logged-out`;
   if (!app.hasDecorator('pscSessions')) app.decorate('pscSessions', sessions);
   if (!app.hasRequestDecorator('clinicianSession')) app.decorateRequest('clinicianSession', undefined);
   const refreshing = new Map<string, Promise<ClinicianSession | undefined>>();
@@ -112,7 +126,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   }
 
   app.get('/auth/login', async (req, reply) => {
-    const returnTo = safeReturnTo((req.query as Record<string, unknown>).returnTo);
+    const returnTo = safeReturnTo((req.query as Record<string, unknown>).returnTo, boxOrigin);
     let cfg: oidc.Configuration;
     try {
       cfg = await getConfig();
@@ -197,12 +211,32 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
       .redirect(tx.returnTo, 303);
   });
 
+  // Logout ends the box session and, through the browser, the PSC session too (RP-initiated logout):
+  // otherwise the next login at PSC goes straight through as the same clinician. A browser form gets
+  // a 303 to PSC; a script (the viewer) gets {"redirect": url} to navigate to.
   app.post('/auth/logout', async (req, reply) => {
-    sessions.delete(readCookie(req.headers.cookie, SESSION_COOKIE));
-    reply.header('set-cookie', serializeCookie(SESSION_COOKIE, '', { maxAgeSeconds: 0 }));
-    if (String(req.headers.accept ?? '').includes('text/html')) return reply.redirect('/', 303);
-    return reply.code(204).send();
+    const id = readCookie(req.headers.cookie, SESSION_COOKIE);
+    const session = sessions.get(id);
+    sessions.delete(id);
+    reply.header('set-cookie', serializeCookie(SESSION_COOKIE, '', { maxAgeSeconds: 0 })).header('cache-control', 'no-store');
+    const html = String(req.headers.accept ?? '').includes('text/html');
+    let endSession: string | undefined;
+    if (session?.idToken) {
+      try {
+        const cfg = await getConfig();
+        if (cfg.serverMetadata().end_session_endpoint) {
+          endSession = oidc.buildEndSessionUrl(cfg, { id_token_hint: session.idToken, post_logout_redirect_uri: postLogoutRedirectUri }).href;
+        }
+      } catch (err) {
+        req.log.warn({ reason: (err as Error).message }, 'PSC unreachable at logout: its session stays open');
+      }
+    }
+    if (html) return reply.redirect(endSession ?? '/auth/logged-out', 303);
+    return endSession ? reply.send({ redirect: endSession }) : reply.code(204).send();
   });
+
+  app.get('/auth/logged-out', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
+    .send('<!doctype html><html lang="fr"><meta charset="utf-8"><title>Déconnecté</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>Vous êtes déconnecté(e)</h1><p>Votre session DRIMbox et votre session Pro Santé Connect sont fermées.</p></body></html>'));
 
   app.get('/auth/me', async (req, reply) => {
     const session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));

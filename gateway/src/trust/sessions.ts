@@ -1,9 +1,11 @@
 // Server-side clinician sessions (after PSC login) and in-flight login transactions, in SQLite.
 // The cookie holds a random 256-bit id; the table holds only its SHA-256, so a copy of the
-// database gives no usable session cookie. Idle and absolute expiry are enforced on every read.
+// database gives no usable session cookie, and the PSC tokens are sealed (AES-256-GCM, token-seal.ts),
+// so it gives no usable PSC token either. Idle and absolute expiry are enforced on every read.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import type { Clinician } from './psc-claims.js';
+import { TokenSealer } from './token-seal.js';
 
 export const SESSION_COOKIE = 'drimbox_session';
 export const LOGIN_COOKIE = 'drimbox_login';
@@ -35,6 +37,8 @@ export interface SessionStoreOptions {
   absoluteTimeoutMs?: number; // default 12 h
   loginTimeoutMs?: number; // how long a login may take at PSC; default 10 min
   now?: () => number; // for tests
+  /** 32-byte key sealing the PSC tokens at rest; default: a random key of this process (sessions do not survive a restart) */
+  tokenKey?: Buffer;
 }
 
 interface SessionRow {
@@ -57,8 +61,10 @@ export class SessionStore {
   readonly absoluteTimeoutMs: number;
   readonly loginTimeoutMs: number;
   private readonly now: () => number;
+  private readonly sealer: TokenSealer;
 
   constructor(private readonly db: Db, opts: SessionStoreOptions = {}) {
+    this.sealer = new TokenSealer(opts.tokenKey ?? randomBytes(32));
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30 * 60_000;
     this.absoluteTimeoutMs = opts.absoluteTimeoutMs ?? 12 * 3600_000;
     this.loginTimeoutMs = opts.loginTimeoutMs ?? 10 * 60_000;
@@ -67,6 +73,7 @@ export class SessionStore {
 
   create(clinician: Clinician, tokens: SessionTokens): ClinicianSession {
     const id = newId();
+    const key = hashId(id);
     const now = this.now();
     const expiresAt = now + this.absoluteTimeoutMs;
     this.db
@@ -74,8 +81,8 @@ export class SessionStore {
         `INSERT INTO sessions (id_hash, rpps, clinician_json, access_token, access_token_expires_at, refresh_token, id_token, created_at, last_seen_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(hashId(id), clinician.rpps, JSON.stringify(clinician), tokens.accessToken, tokens.accessTokenExpiresAt ?? null,
-        tokens.refreshToken ?? null, tokens.idToken ?? null, now, now, expiresAt);
+      .run(key, clinician.rpps, JSON.stringify(clinician), this.seal(tokens.accessToken, key, 'access'), tokens.accessTokenExpiresAt ?? null,
+        this.seal(tokens.refreshToken, key, 'refresh'), this.seal(tokens.idToken, key, 'id'), now, now, expiresAt);
     return { id, clinician, ...tokens, createdAt: now, lastSeenAt: now, expiresAt };
   }
 
@@ -90,14 +97,22 @@ export class SessionStore {
       this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(key);
       return undefined;
     }
+    const accessToken = this.sealer.open(row.access_token, `${key}|access`);
+    if (accessToken === undefined) {
+      // sealed with another key (key changed) or written in clear by an older version: log in again
+      this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(key);
+      return undefined;
+    }
     this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, key);
+    const refreshToken = row.refresh_token ? this.sealer.open(row.refresh_token, `${key}|refresh`) : undefined;
+    const idToken = row.id_token ? this.sealer.open(row.id_token, `${key}|id`) : undefined;
     return {
       id,
       clinician: JSON.parse(row.clinician_json) as Clinician,
-      accessToken: row.access_token,
+      accessToken,
       ...(row.access_token_expires_at != null ? { accessTokenExpiresAt: row.access_token_expires_at } : {}),
-      ...(row.refresh_token ? { refreshToken: row.refresh_token } : {}),
-      ...(row.id_token ? { idToken: row.id_token } : {}),
+      ...(refreshToken ? { refreshToken } : {}),
+      ...(idToken ? { idToken } : {}),
       createdAt: row.created_at,
       lastSeenAt: now,
       expiresAt: row.expires_at,
@@ -106,9 +121,17 @@ export class SessionStore {
 
   /** Replaces the PSC tokens of a session (after a refresh). */
   updateTokens(id: string, tokens: SessionTokens): void {
+    const key = hashId(id);
     this.db
       .prepare('UPDATE sessions SET access_token = ?, access_token_expires_at = ?, refresh_token = COALESCE(?, refresh_token), id_token = COALESCE(?, id_token) WHERE id_hash = ?')
-      .run(tokens.accessToken, tokens.accessTokenExpiresAt ?? null, tokens.refreshToken ?? null, tokens.idToken ?? null, hashId(id));
+      .run(this.seal(tokens.accessToken, key, 'access'), tokens.accessTokenExpiresAt ?? null, this.seal(tokens.refreshToken, key, 'refresh'),
+        this.seal(tokens.idToken, key, 'id'), key);
+  }
+
+  private seal(token: string, key: string, kind: 'access' | 'refresh' | 'id'): string;
+  private seal(token: string | undefined, key: string, kind: 'access' | 'refresh' | 'id'): string | null;
+  private seal(token: string | undefined, key: string, kind: 'access' | 'refresh' | 'id'): string | null {
+    return token === undefined ? null : this.sealer.seal(token, `${key}|${kind}`);
   }
 
   delete(id: string | undefined): boolean {
