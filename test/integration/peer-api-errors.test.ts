@@ -10,6 +10,8 @@ import { request, type Dispatcher } from 'undici';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
+import { sourceRole } from '../../gateway/src/source/role.js';
+import { grantKos, withKos } from '../helpers/kos-grant.js';
 import { multipartParts } from '../helpers/multipart.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
 import type { Box } from '../../gateway/src/box.js';
@@ -29,15 +31,17 @@ t.test('frames: unknown frame → 404, repeats served once, over-long list → 4
   t.teardown(() => orthanc.stop());
   await orthanc.upload(study.files.map((f) => f.part10));
   const boxes: [string, Box][] = [
-    ['Orthanc (DICOMweb)', await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl } })],
-    ['folder', await startTestBox({ pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'frames-pacs-')) } })],
+    ['Orthanc (DICOMweb)', await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } })],
+    ['folder', await startTestBox({ pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'frames-pacs-')) }, boxOptions: { plugins: [sourceRole] } })],
   ];
   await boxes[1][1].pacs.store((async function* () { for (const f of study.files) yield f.part10; })());
-  const client = await mtlsAgent((await testPki()).demoClient);
-  t.teardown(async () => { for (const [, b] of boxes) await b.close(); await client.close(); });
+  const agent = await mtlsAgent((await testPki()).demoClient);
+  t.teardown(async () => { for (const [, b] of boxes) await b.close(); await agent.close(); });
+  const files = study.files.map((f) => f.part10);
   const inst = `/studies/${study.studyInstanceUid}/series/${study.seriesInstanceUid}/instances/${study.files[0].sopInstanceUid}`;
 
   for (const [name, box] of boxes) {
+    const client = withKos(agent, grantKos(box, files)); // the box serves what a current KOS grants
     const one = await get(box, `${inst}/frames/1`, client);
     t.equal(one.status, 200, `${name}: frame 1`);
     const frame = (await multipartParts(Readable.from([one.body]), one.type))[0].data;
@@ -71,10 +75,12 @@ t.test('a PACS that refuses the box (401) is 502; a PACS that hangs is 504', asy
   const study = makeMgStudy({ size: [64, 48], seed: 8 });
   await orthanc.upload(study.files.map((f) => f.part10));
   // the box is configured without the PACS credentials: Orthanc answers 401 to everything
-  const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl, timeoutMs: 1500 } });
+  const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl, timeoutMs: 1500 }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => box.close());
-  const client = await mtlsAgent((await testPki()).demoClient);
-  t.teardown(() => client.close());
+  const agent = await mtlsAgent((await testPki()).demoClient);
+  t.teardown(() => agent.close());
+  const files = study.files.map((f) => f.part10);
+  const client = withKos(agent, grantKos(box, files));
 
   for (const path of ['/studies', `/studies/${study.studyInstanceUid}/metadata`, `/studies/${study.studyInstanceUid}/series`]) {
     const r = await get(box, path, client, 'application/dicom+json');
@@ -86,13 +92,14 @@ t.test('a PACS that refuses the box (401) is 502; a PACS that hangs is 504', asy
   // a PACS that stops answering (SIGSTOP: the socket accepts, nothing comes back)
   const open = await startOrthanc({ gdcm: false });
   t.teardown(() => open.stop());
-  const authed = await startTestBox({ pacs: { kind: 'dicomweb', url: open.dicomWebUrl, timeoutMs: 1500 } });
+  const authed = await startTestBox({ pacs: { kind: 'dicomweb', url: open.dicomWebUrl, timeoutMs: 1500 }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => authed.close());
-  t.equal((await get(authed, '/studies', client, 'application/dicom+json')).status, 200, 'an open PACS answers');
+  const authedClient = withKos(agent, grantKos(authed, files));
+  t.equal((await get(authed, '/studies', authedClient, 'application/dicom+json')).status, 200, 'an open PACS answers');
   open.proc.kill('SIGSTOP');
   try {
     const started = Date.now();
-    const r = await get(authed, '/studies', client, 'application/dicom+json');
+    const r = await get(authed, '/studies', authedClient, 'application/dicom+json');
     t.equal(r.status, 504, 'a PACS that does not answer in time is a gateway timeout');
     t.equal(r.type, PROBLEM);
     t.match(JSON.parse(r.body.toString()), { status: 504, title: 'PACS timeout' });
@@ -105,10 +112,13 @@ t.test('a PACS that refuses the box (401) is 502; a PACS that hangs is 504', asy
 t.test('a DIMSE PACS that hangs is 504', async (t) => {
   const orthanc = await startOrthanc({ gdcm: false });
   t.teardown(() => orthanc.stop());
-  const box = await startTestBox({ pacs: { kind: 'dimse', host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, timeoutMs: 1500 } });
+  const study = makeMgStudy({ size: [64, 48], seed: 10 });
+  await orthanc.upload(study.files.map((f) => f.part10));
+  const box = await startTestBox({ pacs: { kind: 'dimse', host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, timeoutMs: 1500 }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => box.close());
-  const client = await mtlsAgent((await testPki()).demoClient);
-  t.teardown(() => client.close());
+  const agent = await mtlsAgent((await testPki()).demoClient);
+  t.teardown(() => agent.close());
+  const client = withKos(agent, grantKos(box, study.files.map((f) => f.part10)));
   t.equal((await get(box, '/studies', client, 'application/dicom+json')).status, 200, 'C-FIND answers');
   orthanc.proc.kill('SIGSTOP');
   try {

@@ -10,6 +10,8 @@ import { request, type Dispatcher } from 'undici';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { startTestBox, mtlsAgent } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
+import { sourceRole } from '../../gateway/src/source/role.js';
+import { grantKos, withKos } from '../helpers/kos-grant.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
 
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
@@ -36,12 +38,13 @@ const closeDelimiterOf = (contentType: string) => `--${/boundary=([^;]+)/.exec(c
 
 t.test('a truncated file in a folder PACS aborts the study answer', async (t) => {
   const study = makeMgStudy({ size: [256, 256], seed: 41 });
-  const box = await startTestBox({ pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'trunc-pacs-')) } });
+  const box = await startTestBox({ pacs: { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'trunc-pacs-')) }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => box.close());
   const stored = await box.pacs.store((async function* () { for (const f of study.files) yield f.part10; })());
   t.equal(stored.stored.length, 4);
-  const client = await mtlsAgent((await testPki()).demoClient);
-  t.teardown(() => client.close());
+  const agent = await mtlsAgent((await testPki()).demoClient);
+  t.teardown(() => agent.close());
+  const client = withKos(agent, grantKos(box, study.files.map((f) => f.part10)));
   const url = `${box.peerUrl}/dicom-web/studies/${study.studyInstanceUid}`;
 
   const whole = await retrieve(url, client);
@@ -72,10 +75,11 @@ t.test('a file cut short in Orthanc\'s storage aborts the study answer', async (
   t.teardown(() => orthanc.stop());
   const study = makeMgStudy({ size: [256, 256], seed: 42 });
   await orthanc.upload(study.files.map((f) => f.part10));
-  const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl } });
+  const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => box.close());
-  const client = await mtlsAgent((await testPki()).demoClient);
-  t.teardown(() => client.close());
+  const agent = await mtlsAgent((await testPki()).demoClient);
+  t.teardown(() => agent.close());
+  const client = withKos(agent, grantKos(box, study.files.map((f) => f.part10)));
   const url = `${box.peerUrl}/dicom-web/studies/${study.studyInstanceUid}`;
 
   const whole = await retrieve(url, client);
