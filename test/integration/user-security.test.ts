@@ -263,7 +263,7 @@ t.test('security headers on every listener; box pages keep their own CSP', async
   await r.body.dump();
   t.match(String(r.headers['strict-transport-security']), /max-age=\d+/);
   t.equal(r.headers['x-content-type-options'], 'nosniff');
-  t.equal(r.headers['referrer-policy'], 'no-referrer');
+  t.equal(r.headers['referrer-policy'], 'same-origin', 'nothing leaks to other sites, and same-origin form posts keep their Origin');
   t.equal(r.headers['x-frame-options'], 'SAMEORIGIN');
   t.match(String(r.headers['content-security-policy']), /default-src 'none'/);
   t.match(String(r.headers['content-security-policy']), /sandbox/);

@@ -19,7 +19,7 @@ export interface ExportDeps {
   session(req: FastifyRequest): CallSession;
   studyOf(req: FastifyRequest, call: CallSession, studyUid: string): SessionStudy;
   specOr404(req: FastifyRequest, study: SessionStudy, seriesUid: string): SeriesSpec;
-  checkGrant(call: CallSession, study: SessionStudy, token: string): Promise<DicomJson[] | undefined>;
+  checkGrant(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<DicomJson[] | undefined>;
   peerProblem(e: unknown, call: CallSession, study: SessionStudy): never;
 }
 
@@ -38,7 +38,7 @@ export function exportRoutes(app: FastifyInstance, d: ExportDeps): void {
     const spec = d.specOr404(req, study, p.series);
     let handle;
     try {
-      await d.checkGrant(call, study, token(req));
+      await d.checkGrant(req, call, study);
       handle = d.cache.ensure(spec, token(req), rppsOf(req));
       await handle.instance(spec.expected[0]); // the first bytes are real before the 200 goes out
     } catch (e) { return d.peerProblem(e, call, study); }

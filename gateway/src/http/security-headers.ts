@@ -20,7 +20,9 @@ export async function securityHeaders(app: FastifyInstance): Promise<void> {
   await app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: DOCUMENT_CSP },
     strictTransportSecurity: { maxAge: 365 * 24 * 3600, includeSubDomains: true },
-    referrerPolicy: { policy: 'no-referrer' },
+    // not no-referrer: under it browsers send `Origin: null` on form posts, and the launcher's own
+    // contextual call could no longer be told from a foreign one
+    referrerPolicy: { policy: 'same-origin' },
     xFrameOptions: { action: 'sameorigin' },
     crossOriginOpenerPolicy: { policy: 'same-origin' },
     crossOriginResourcePolicy: { policy: 'same-origin' },
