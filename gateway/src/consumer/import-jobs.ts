@@ -79,10 +79,16 @@ export class ImportJobs {
       let diffs: string[];
       try {
         const handle = this.cache.ensure(spec, req.token, req.rpps);
-        await handle.instance(first);
-        const file = this.cache.instanceFile(spec, first);
-        if (!file) continue;
-        diffs = traitDifferences(req.patient, readPatientModule(await readFile(file.path)));
+        let part10: Buffer | undefined;
+        try {
+          await handle.instance(first);
+          const file = this.cache.instanceFile(spec, first);
+          part10 = file && await readFile(file.path);
+        } finally {
+          handle.release(); // its read lease: a lease never released keeps the series from eviction
+        }
+        if (!part10) continue;
+        diffs = traitDifferences(req.patient, readPatientModule(part10));
       } catch (e) {
         this.logger?.warn({ err: (e as Error).message }, 'import: the first instance could not be checked before the job');
         continue; // the job reports it per instance

@@ -341,6 +341,10 @@ export class StudyCache {
   unpin(owner: string, source?: string, kosUid?: string): void {
     if (source && kosUid) this.db.prepare('DELETE FROM consumer_cache_pins WHERE owner = ? AND source = ? AND kos_uid = ?').run(owner, source, kosUid);
     else this.db.prepare('DELETE FROM consumer_cache_pins WHERE owner = ?').run(owner);
+    // what the pin held may now go: an import pins past its read leases, so their release could not evict it
+    if (this.totalBytes() > this.opts.maxBytes) {
+      try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
+    }
   }
 
   totalBytes(): number {
