@@ -2,11 +2,11 @@
 // with ?format=csv) and GET /admin/audit/page (a small French HTML page). Rows are study accesses
 // (see store/audit-access.ts), filtered by patient INS, clinician RPPS, peer, study and date.
 // Every route needs `Authorization: Bearer <admin.token>`.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { stringify } from 'csv-stringify/sync';
 import { HttpProblem } from './problem.js';
 import { escapeHtml } from './html.js';
+import { adminCheck } from '../source/admin.js';
 import type { AuditLog } from '../store/audit.js';
 import { foldAccesses, type StudyAccess } from '../store/audit-access.js';
 
@@ -17,7 +17,6 @@ export interface AdminAuditOptions {
   windowMinutes: number;
 }
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_LIMIT = 100_000;
 
@@ -104,18 +103,11 @@ function queryString(s: Search): string {
   return p.toString();
 }
 
-function requireAdmin(req: FastifyRequest, expected: Buffer): void {
-  const h = req.headers.authorization;
-  if (!h) throw new HttpProblem(401, 'Admin credential required', 'send Authorization: Bearer <admin token>');
-  const m = /^Bearer\s+(.+)$/i.exec(h.trim());
-  if (!m || !timingSafeEqual(digest(m[1]), expected)) throw new HttpProblem(403, 'Admin credential refused', 'the admin token is not valid');
-}
-
 export function adminAuditRoutes(app: FastifyInstance, o: AdminAuditOptions): void {
-  const expected = digest(o.token);
+  const requireAdmin = adminCheck(o.token);
   const windowMs = o.windowMinutes * 60_000;
   app.register(async (admin) => {
-    admin.addHook('onRequest', async (req) => requireAdmin(req, expected));
+    admin.addHook('onRequest', async (req) => requireAdmin(req));
 
     admin.get('/admin/audit', async (req, reply) => {
       const q = req.query as Record<string, unknown>;
