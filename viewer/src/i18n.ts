@@ -57,6 +57,7 @@ export const t = {
   mprPlanes: { axial: 'Axial', sagittal: 'Sagittal', coronal: 'Coronal' } as Record<string, string>,
   mprLoading: 'Reconstruction du volume…',
   mprNeedsWebgl: 'La reconstruction MPR a besoin de WebGL, indisponible sur ce poste (affichage logiciel) : les coupes natives restent affichées.',
+  magnifyNeedsWebgl: 'La loupe a besoin de WebGL, indisponible sur ce poste (affichage logiciel) : utilisez le zoom (Z).',
   mprNotCtMr: 'MPR : réservée aux séries scanner (CT) et IRM (MR).',
   mprSingle: 'MPR impossible : la série n’a qu’une seule coupe.',
   mprTooFew: 'MPR impossible : il faut au moins 3 coupes.',
