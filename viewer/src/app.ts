@@ -147,7 +147,7 @@ function buildToolbar(): void {
   };
   const toolBtn = (k: ToolKey, label: string) => btn(`tool-${k}`, label, () => choosePrimaryTool(k));
   bar.replaceChildren(
-    menu('menu-layout', t.layout, ...LAYOUTS.map((l) => btn(`layout-${l}`, l.replace('x', '×'), () => setLayout(l)))),
+    menu('menu-layout', t.layoutMenu, ...LAYOUTS.map((l) => btn(`layout-${l}`, l.replace('x', '×'), () => setLayout(l)))),
     group(t.tools, ...(Object.keys(t.tool) as ToolKey[]).map((k) => toolBtn(k, t.tool[k]))),
     menu('menu-measures', t.measures, ...(Object.keys(t.measure) as ToolKey[]).map((k) => toolBtn(k, t.measure[k]))),
     menu('menu-presets', t.presetsMenu),

@@ -31,6 +31,7 @@ export const t = {
   series: 'Série',
   images: (n: number) => (n > 1 ? `${n} images` : `${n} image`),
   layout: 'Disposition',
+  layoutMenu: 'Grille',
   tools: 'Outils',
   presets: 'Préréglages de fenêtre',
   presetsMenu: 'Fenêtres',
