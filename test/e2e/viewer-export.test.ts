@@ -71,7 +71,7 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
   await settle(page);
 
   await t.test('PNG of the viewport, overlay burned in, audited with its hash', async (t) => {
-    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#export-png')]);
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#menu-export > summary').then(() => page.click('#export-png'))]);
     t.match(dl.suggestedFilename(), /^capture-MR-\d{14}\.png$/);
     const file = join(downloads, 'capture.png');
     await dl.saveAs(file);
@@ -104,7 +104,7 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
   });
 
   await t.test('the series as a DICOM zip: every file parses, audited', async (t) => {
-    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click('#export-zip')]);
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click('#menu-export > summary').then(() => page.click('#export-zip'))]);
     const file = join(downloads, 'serie.zip');
     await dl.saveAs(file);
     t.equal(await dl.failure(), null, 'download complete');
@@ -148,6 +148,7 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
     });
     t.ok(made.length > 10, `a ${made.length.toFixed(2)} mm length on the image`);
     const sent = page.waitForRequest((r) => r.method() === 'POST' && /\/import$/.test(r.url()));
+    await page.click('#menu-more > summary'); // the import is in the toolbar's "Plus" menu
     await page.click('#import');
     const body = JSON.parse((await sent).postData() ?? '{}');
     t.ok(typeof body.measurements === 'string' && body.measurements.length > 100, 'the import carries the measurement report');
@@ -182,7 +183,7 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
     await settle(page);
     await page.screenshot({ path: join(SHOTS, 'measurement-restored.png') });
     // exported now, the PNG shows the measurement too (Cornerstone draws it in yellow)
-    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#export-png')]);
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.click('#menu-export > summary').then(() => page.click('#export-png'))]);
     const file = join(downloads, 'with-measurement.png');
     await dl.saveAs(file);
     const yellow = await page.evaluate(async (b64) => {
@@ -201,6 +202,7 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
 
   await t.test('a call naming another patient: the import is refused, the reason shown', async (t) => {
     await openViewer(page, launcherUrl, issuer, { 'Patient.birthDate': '1980-01-01' });
+    await page.click('#menu-more > summary'); // the import is in the toolbar's "Plus" menu
     await page.click('#import');
     await page.waitForSelector('#import-status[data-state]', { timeout: 30_000 });
     const text = await page.locator('#import-status').innerText();

@@ -184,10 +184,13 @@ for (const mode of ['webgl', 'cpu'] as const) {
       await settle(page);
       const w0 = await cellShot(page, 0);
       const voi0 = (await cells(page))[0].voi!;
-      await page.keyboard.press('4');
+      // MR: no CT presets; the image's windows and the automatic window from the histogram
+      await page.click('#menu-presets > summary');
+      t.notOk(await page.locator('#preset-bone').count(), 'no CT bone preset on an MR');
+      await page.click('#preset-auto');
       await settle(page);
       const voi1 = (await cells(page))[0].voi!;
-      t.same([voi1.lower, voi1.upper], [-700, 1300], 'bone preset sets W 2000 / C 300');
+      t.ok(voi1.lower !== voi0.lower || voi1.upper !== voi0.upper, `auto window from the histogram (${voi0.lower}..${voi0.upper} → ${voi1.lower.toFixed(0)}..${voi1.upper.toFixed(0)})`);
       const w1 = await screenshotGray(page, page.locator('.cell[data-index="0"] .cs'));
       t.ok(diff(w0, w1) > 2, `preset changes the displayed pixel values (diff ${diff(w0, w1).toFixed(2)})`);
       await page.keyboard.press('1');
@@ -251,6 +254,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
       t.equal(await page.locator('#error').innerText(), 'Examen retiré ou introuvable.', '410 from the source → plain French message');
       await page.click(`.study[data-study="${MR_STUDY}"] .study-head`);
       await page.waitForFunction(() => (window as any).__viewer.cells()[0]?.rendered);
+      await page.click('#menu-more > summary');
       await page.click('#import');
       await page.waitForFunction(() => document.querySelector('#import-status')?.textContent?.includes('Import terminé'), null, { timeout: 10000 });
       t.match(await page.locator('#import-status').innerText(), '4 / 4 images importées');
@@ -317,7 +321,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
       await page.keyboard.press('m');
       await page.waitForFunction(() => document.body.dataset.hung === 'cop-CC', null, { timeout: 30000 });
       const cop = await cells(page);
-      t.same(cop.map((c) => c.label), ['RCC', 'LCC', 'RCC (antérieur)', 'LCC (antérieur)'], 'current CC over prior CC');
+      t.same(cop.map((c) => c.label), ['RCC', 'LCC', 'RCC · précédent 10/01/2022', 'LCC · précédent 10/01/2022'], 'current CC over prior CC');
       t.same(cop.map((c) => c.studyUid), [mgCurrent.studyUid, mgCurrent.studyUid, mgPrior.studyUid, mgPrior.studyUid]);
       t.same(cop.map((c) => c.flipHorizontal), [true, false, false, false], 'prior already mirrored by the modality: not flipped again');
       for (const i of [2, 3]) {

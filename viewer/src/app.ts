@@ -1,15 +1,19 @@
 // The viewer proper: session → banner, study list, series, viewport grid, tools, comparison, mammo
 // hanging. Loaded by main.ts once the session's first answers are on their way.
-import { imageLoader, utilities } from '@cornerstonejs/core';
+import { imageLoader, utilities, type Types } from '@cornerstonejs/core';
 import { t } from './i18n.js';
 import { firstStudy, loadSession, sessionBase, UserError, type Session, type StudyRef } from './api.js';
 import { loadSeries, middleIndex, type Series } from './dicomweb.js';
-import { listSeries, str, strs, seq } from './dicom-json.js';
-import { initImaging, initRendering, PRESETS, type Rendering } from './cs.js';
+import { listSeries, str } from './dicom-json.js';
+import { initImaging, initRendering, type Rendering } from './cs.js';
+import { presetsFor, type Preset } from './presets.js';
+import { mprProblem } from './mpr-geometry.js';
+import type { Mpr } from './mpr.js';
 import type { ToolKey } from './tools.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
-import { classifyMg, mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
-import { el, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
+import { mgInfo } from './mg-info.js';
+import { mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
+import { el, fmtDate, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
 import { renderIdentityNotices } from './identity-warning.js';
 
 let T0 = 0;
@@ -24,6 +28,7 @@ let tools: Tools | undefined;
 const toolsLoaded: Promise<Tools> = firstDisplay.then(() => import('./tools.js')).then((m) => {
   m.initTools();
   tools = m;
+  refreshMeasures = m.mountMeasurements($('measures'), measurementHost);
   document.body.dataset.tools = 'ready';
   performance.mark('viewer-tools');
   syncToolbar();
@@ -48,7 +53,10 @@ const state = {
   progress: new Map<string, { done: number; total: number }>(),
   timings: {} as Record<string, number>,
   errors: [] as string[],
+  mpr: undefined as Mpr | undefined,
+  mprMessage: '',
 };
+let refreshMeasures: () => void = () => undefined;
 
 function showError(msg: string): void {
   const box = $('error');
@@ -95,7 +103,11 @@ async function main(): Promise<void> {
   // the report panel takes its place now, so the viewports are made at their final size (a resize
   // of every viewport otherwise follows as soon as the report shows)
   if (first?.report) { $('report').hidden = false; document.body.classList.add('with-report'); }
-  state.grid = new Grid($('grid'), state.rendering.engine, (cell, uid) => void dropSeries(cell, uid), () => syncToolbar());
+  state.grid = new Grid($('grid'), state.rendering.engine, (cell, uid) => void dropSeries(cell, uid), () => {
+    // reference lines are drawn from the active viewport's plane
+    if (tools?.referenceLinesOn()) tools.setReferenceLines(true, state.grid?.cells[state.grid.active]?.viewportId);
+    syncToolbar();
+  });
   // the first study's layout at once: each viewport made and dropped costs a rendering context resize
   const firstSeries = first ? await ensureStudy(first).catch(() => []) : [];
   state.grid.setLayout(hangsAsMammo(mgItems(firstSeries)) ? '2x2' : '1x1');
@@ -119,21 +131,42 @@ async function preloadFirstImages(ref: StudyRef): Promise<void> {
   await new Promise((r) => setTimeout(r, 0)); // let the requests leave before the long synchronous set-up
 }
 
+/**
+ * The toolbar, in groups; the less used ones are menus (a <details>: keyboard reachable, closes after
+ * a choice) so it fits 1280 px. "Exporter" has its place, kept for the export feature.
+ */
 function buildToolbar(): void {
   const bar = $('toolbar');
   const group = (label: string, ...kids: HTMLElement[]) => el('div', { class: 'group', role: 'group', 'aria-label': label }, ...kids);
-  const btn = (id: string, label: string, fn: () => void, title = label) => { const b = el('button', { id, title }, label); b.onclick = fn; return b; };
+  const btn = (id: string, label: string, fn: () => void, title = label) => { const b = el('button', { id, title, type: 'button' }, label); b.onclick = fn; return b; };
+  const menu = (id: string, label: string, ...items: HTMLElement[]) => {
+    const d = el('details', { class: 'menu', id }, el('summary', {}, label), el('div', { class: 'menu-items', role: 'menu' }, ...items));
+    d.addEventListener('toggle', () => { if (d.open) for (const o of bar.querySelectorAll('details.menu[open]')) if (o !== d) (o as HTMLDetailsElement).open = false; });
+    d.addEventListener('click', (e) => { if ((e.target as HTMLElement).closest('.menu-items button')) d.open = false; });
+    return d;
+  };
+  const toolBtn = (k: ToolKey, label: string) => btn(`tool-${k}`, label, () => choosePrimaryTool(k));
   bar.replaceChildren(
-    group(t.layout, ...LAYOUTS.map((l) => btn(`layout-${l}`, l.replace('x', '×'), () => setLayout(l)))),
-    group(t.tools, ...(Object.keys(t.tool) as ToolKey[]).map((k) => btn(`tool-${k}`, t.tool[k], () => withTools((m) => { m.setPrimaryTool(k); syncToolbar(); })))),
-    group(t.presets, ...Object.keys(PRESETS).map((k) => btn(`preset-${k}`, t.presetNames[k], () => applyPreset(k)))),
-    group(t.tools, btn('invert', t.invert, invert), btn('fit', t.fit, fit), btn('reset', t.reset, reset)),
-    group(t.hanging, btn('hanging-toggle', t.currentOverPrior, toggleHanging)),
-    group(t.import, btn('import', t.import, () => void importShown())),
-    group(t.exportLabel, btn('export-png', t.exportPng, () => void runExport('png')), btn('export-zip', t.exportZip, () => void runExport('zip'))),
-    btn('report-toggle', t.showReport, () => toggleReport()),
-    btn('help-button', t.help, () => { $('help').hidden = !$('help').hidden; }),
+    menu('menu-layout', t.layoutMenu, ...LAYOUTS.map((l) => btn(`layout-${l}`, l.replace('x', '×'), () => setLayout(l)))),
+    group(t.tools, ...(Object.keys(t.tool) as ToolKey[]).map((k) => toolBtn(k, t.tool[k]))),
+    menu('menu-measures', t.measures, ...(Object.keys(t.measure) as ToolKey[]).map((k) => toolBtn(k, t.measure[k]))),
+    menu('menu-presets', t.presetsMenu),
+    menu('menu-view', t.view,
+      btn('invert', t.invert, invert), btn('fit', t.fit, fit), btn('reset', t.reset, reset),
+      btn('flip-h', t.flipH, () => flip('h')), btn('flip-v', t.flipV, () => flip('v')), btn('rotate', t.rotate, rotate),
+      btn('reference-lines', t.referenceLines, toggleReferenceLines)),
+    el('div', { class: 'group', role: 'group', 'aria-label': t.cine, id: 'cine-group' }, btn('cine-toggle', `▶ ${t.cine}`, toggleCine, `${t.cine} : ${t.play} / ${t.pause}`),
+      el('label', { class: 'fps', title: t.fps }, el('input', { id: 'cine-fps', type: 'number', min: '1', max: '60', value: '10', 'aria-label': t.fps }), t.fpsShort)),
+    btn('mpr-open', t.mpr, () => void openMprView()),
+    group(t.hanging, btn('hanging-toggle', t.hangingTo['cop-CC'], toggleHanging)),
+    menu('menu-more', t.more,
+      btn('tags-open', t.tags, showTagBrowser),
+      btn('import', t.import, () => void importShown()),
+      btn('report-toggle', t.showReport, () => toggleReport())),
+    menu('menu-export', t.exportLabel, btn('export-png', t.exportPng, () => void runExport('png')), btn('export-zip', t.exportZip, () => void runExport('zip'))),
+    btn('help-button', '?', () => { $('help').hidden = !$('help').hidden; }, t.help),
   );
+  $('cine-fps').addEventListener('change', () => cineSpeed(0));
   syncToolbar();
 }
 
@@ -185,19 +218,40 @@ async function runExport(kind: 'png' | 'zip'): Promise<void> {
 }
 
 function syncToolbar(): void {
-  for (const k of Object.keys(t.tool)) document.getElementById(`tool-${k}`)?.classList.toggle('on', (tools?.primaryTool() ?? 'wl') === k);
+  for (const k of [...Object.keys(t.tool), ...Object.keys(t.measure)]) document.getElementById(`tool-${k}`)?.classList.toggle('on', (tools?.primaryTool() ?? 'wl') === k);
   for (const l of LAYOUTS) document.getElementById(`layout-${l}`)?.classList.toggle('on', state.grid?.layout === l);
   const hang = document.getElementById('hanging-toggle') as HTMLButtonElement | null;
   if (hang) {
     hang.hidden = !state.hanging;
+    const next = state.hanging ? nextHangingMode(state.hanging, !!findMgPrior()) : 'cop-CC';
     hang.disabled = !findMgPrior();
-    hang.textContent = state.hanging && state.hanging !== 'four' ? t.sideBySide : t.currentOverPrior;
+    // the button says where it goes
+    hang.textContent = t.hangingTo[next];
   }
+  const presets = document.querySelector('#menu-presets .menu-items');
+  if (presets) {
+    const list = activePresets();
+    presets.replaceChildren(...list.map((p, i) => {
+      const b = el('button', { id: `preset-${p.key}`, type: 'button', title: i < 5 ? `${p.label} (${i + 1})` : p.label }, p.label);
+      b.onclick = () => applyPreset(p.key);
+      return b;
+    }));
+  }
+  const cine = document.getElementById('cine-toggle');
+  if (cine) { const on = !!tools?.cinePlaying(); cine.textContent = on ? `⏸ ${t.pause}` : `▶ ${t.cine}`; cine.classList.toggle('on', on); }
+  document.getElementById('reference-lines')?.classList.toggle('on', !!tools?.referenceLinesOn());
+  // only what can act on the active image: cine on a stack, MPR on a CT or MR series
+  const active = state.grid?.cells[state.grid.active]?.series;
+  const cineGroup = document.getElementById('cine-group');
+  if (cineGroup) cineGroup.hidden = !active || active.imageIds.length < 2;
+  const mpr = document.getElementById('mpr-open');
+  if (mpr) mpr.hidden = !active || !['CT', 'MR'].includes(active.modality);
   $('sync-state').textContent = tools?.isSynced() ? t.syncOn : '';
 }
 
 function setLayout(l: Layout): void {
   tools?.unsync(); // the linked viewports are made again
+  tools?.stopCine();
   state.grid!.setLayout(l);
   syncToolbar();
 }
@@ -233,7 +287,7 @@ function renderThumbnails(ref: StudyRef, series: Series[]): void {
     const frame = el('div', { class: 'thumb-img' }, canvas);
     const bar = el('progress', { max: String(s.imageIds.length), value: '0' });
     const card = el('div', { class: 'thumb', draggable: 'true', 'data-series': s.seriesUid, title: s.description || s.modality },
-      frame, el('div', { class: 'thumb-label' }, `${s.modality} ${s.number || ''} · ${s.imageIds.length} ${t.images}`), el('div', { class: 'thumb-desc' }, s.description), bar);
+      frame, el('div', { class: 'thumb-label' }, `${s.modality} ${s.number || ''} · ${t.images(s.imageIds.length)}`), el('div', { class: 'thumb-desc' }, s.description), bar);
     card.ondragstart = (e) => { e.dataTransfer?.setData('application/x-series-uid', s.seriesUid); e.dataTransfer?.setData('text/plain', s.seriesUid); };
     card.onclick = (e) => { e.stopPropagation(); void dropSeries(state.grid!.active, s.seriesUid); };
     host.append(card);
@@ -272,6 +326,7 @@ async function dropSeries(cell: number, uid: string): Promise<void> {
   const s = findSeries(uid);
   if (!s) return;
   state.hanging = undefined;
+  say(''); // a tool's message was about the series shown before
   tools?.unsync(); // another series in a linked viewport: the comparison's pairing no longer holds
   await state.grid!.show(cell, s, mgOptions(s));
   syncToolbar();
@@ -283,13 +338,6 @@ function mgOptions(s: Series) {
   return mgFlips(mgInfo(s.instances[0].meta));
 }
 
-function mgInfo(meta: Record<string, { vr: string; Value?: unknown[] }>): MgImageInfo {
-  const viewCode = seq(meta, '00540220')[0];
-  return classifyMg({
-    imageLaterality: str(meta, '00200062'), laterality: str(meta, '00200060'), viewPosition: str(meta, '00185101'),
-    viewCode: viewCode ? str(viewCode, '00080100') : undefined, patientOrientation: strs(meta, '00200020'),
-  });
-}
 
 function mgItems(series: Series[]): MgItem[] {
   const out: MgItem[] = [];
@@ -314,6 +362,7 @@ function findMgPrior(): StudyRef | undefined {
 async function openStudy(ref: StudyRef): Promise<void> {
   state.shown = ref;
   state.prior = undefined;
+  say('');
   tools?.unsync();
   for (const [uid, li] of state.items) li.classList.toggle('shown', uid === ref.studyUid);
   void renderReport($('report'), ref).then(syncReportButton);
@@ -361,7 +410,9 @@ async function hang(): Promise<void> {
     const p = findMgPrior();
     if (p) prior = mgItems(await ensureStudy(p).catch(() => []));
   }
-  const slots = hangMammo(cur, prior, state.hanging ?? 'four');
+  const priorRef = state.hanging !== 'four' ? findMgPrior() : undefined;
+  const slots = hangMammo(cur, prior, state.hanging ?? 'four', (v) => t.priorView(v, fmtDate(priorRef?.date)));
+  tools?.unsync();
   if (grid.layout !== '2x2') grid.setLayout('2x2');
   await Promise.all(slots.map(async (slot, i) => {
     grid.clear(i);
@@ -369,6 +420,16 @@ async function hang(): Promise<void> {
     const f = mgFlips(slot.item.info);
     await grid.show(i, slot.item.series, { ...f, label: slot.label });
   }));
+  // current over prior: each view's zoom and pan follow its prior's (top row over bottom row)
+  // (WebGL only: on the CPU renderer the linked camera moved the prior off its place, see the e2e mammography test)
+  if (state.hanging !== 'four' && !state.rendering!.cpu && grid.cells.slice(0, 4).every((c) => c.series)) {
+    const ids = grid.cells.map((c) => c.viewportId);
+    withTools((m) => {
+      if (ids.some((id, i) => grid.cells[i]?.viewportId !== id)) return; // hung again meanwhile
+      m.linkZoomPan([[ids[0], ids[2]], [ids[1], ids[3]]]);
+      syncToolbar();
+    });
+  }
   markFirstImage();
   const started = performance.now();
   const waitAll = () => {
@@ -425,11 +486,143 @@ async function compareWith(prior: StudyRef): Promise<void> {
   syncToolbar();
 }
 
+function activePresets(index = state.grid?.active ?? 0): Preset[] {
+  const grid = state.grid;
+  const c = grid?.cells[index];
+  return presetsFor(c?.series?.modality, c?.series ? grid!.viewport(index)?.getCornerstoneImage() as Types.IImage | undefined : undefined);
+}
+
+/** Applies preset `key` to the active viewport (to every view in the mammography hanging). */
 function applyPreset(key: string): void {
   const grid = state.grid!;
   const targets = state.hanging ? grid.cells.map((c) => c.index) : [grid.active];
-  for (const i of targets) grid.applyVoi(i, PRESETS[key]);
+  for (const i of targets) {
+    const p = activePresets(i).find((x) => x.key === key);
+    if (p) grid.applyVoi(i, p.voi);
+  }
 }
+
+function flip(axis: 'h' | 'v'): void {
+  const vp = state.grid!.viewport();
+  if (!vp || !state.grid!.cells[state.grid!.active]?.series) return;
+  const cam = vp.getCamera();
+  vp.setCamera(axis === 'h' ? { flipHorizontal: !cam.flipHorizontal } : { flipVertical: !cam.flipVertical });
+  vp.render();
+}
+
+function rotate(): void {
+  const grid = state.grid!;
+  const vp = grid.viewport();
+  if (!vp || !grid.cells[grid.active]?.series) return;
+  vp.setViewPresentation({ rotation: (grid.rotation() + 90) % 360 });
+  vp.render();
+}
+
+function toggleCine(): void {
+  withTools((m) => {
+    if (m.cinePlaying()) m.stopCine();
+    else {
+      const vp = state.grid!.viewport();
+      const fps = Number(($('cine-fps') as HTMLInputElement).value) || 10;
+      if (vp && (vp.getImageIds().length ?? 0) > 1) m.playCine(vp.element as HTMLDivElement, fps);
+    }
+    syncToolbar();
+  });
+}
+
+function cineSpeed(delta: number): void {
+  const input = $('cine-fps') as HTMLInputElement;
+  input.value = String(Math.max(1, Math.min(60, (Number(input.value) || 10) + delta)));
+  withTools((m) => { if (m.cinePlaying()) { m.stopCine(); toggleCine(); } });
+}
+
+function toggleReferenceLines(): void {
+  withTools((m) => { m.setReferenceLines(!m.referenceLinesOn(), state.grid!.cells[state.grid!.active]?.viewportId); syncToolbar(); });
+}
+
+/** A status line under the toolbar: what a tool cannot do here, and why. */
+function say(text: string): void {
+  const msg = $('mpr-msg');
+  msg.textContent = text;
+  msg.hidden = !text;
+  state.mprMessage = text;
+}
+
+function choosePrimaryTool(k: ToolKey): void {
+  // Cornerstone's magnifier copies the viewport's properties, which the CPU renderer refuses (VOI LUT function)
+  if (k === 'magnify' && state.rendering?.cpu) { say(t.magnifyNeedsWebgl); return; }
+  withTools((m) => { m.setPrimaryTool(k); syncToolbar(); });
+}
+
+/** MPR of the active series, or the reason it cannot be shown. */
+async function openMprView(): Promise<void> {
+  const grid = state.grid!;
+  const series = grid.cells[grid.active]?.series;
+  if (!series) return;
+  if (state.mpr) { state.mpr.close(); return; }
+  if (state.rendering!.cpu) { say(t.mprNeedsWebgl); return; }
+  const problem = mprProblem(series);
+  if (problem) { say(problem); return; }
+  say(t.mprLoading);
+  try {
+    await toolsLoaded;
+    const { openMpr } = await import('./mpr.js');
+    tools?.stopCine();
+    $('grid').hidden = true;
+    state.mpr = await openMpr($('mpr'), state.rendering!.engine, series.imageIds, () => {
+      state.mpr = undefined;
+      $('grid').hidden = false;
+      document.body.dataset.mpr = '';
+      state.grid!.resize();
+    });
+    document.body.dataset.mpr = 'open';
+    say('');
+  } catch (e) {
+    console.warn('MPR failed', e);
+    state.mpr?.close();
+    $('grid').hidden = false;
+    say(t.mprFailed);
+  }
+}
+
+/** The DICOM attributes of the image in the active viewport. */
+function showTagBrowser(): void {
+  const grid = state.grid!;
+  const c = grid.cells[grid.active];
+  const vp = grid.viewport();
+  if (!c?.series || !vp) return;
+  const idx = vp.getCurrentImageIdIndex();
+  const imageId = c.series.imageIds[idx];
+  const inst = c.series.instances.find((i) => imageId?.includes(`/instances/${i.sopUid}/`)) ?? c.series.instances[0];
+  void import('./tag-browser.js').then((m) => m.showTags($('tags'), inst.meta, t.tagsTitle(idx + 1, c.series!.imageIds.length)));
+}
+
+/** What the measurement panel needs from the viewer: where an image is, how to show it. */
+const measurementHost = {
+  describe(imageId: string) {
+    for (const st of state.studies.values()) for (const s of st.series) {
+      const k = s.imageIds.indexOf(imageId);
+      if (k >= 0) return { seriesUid: s.seriesUid, seriesLabel: `${fmtDate(st.ref.date)} · ${t.series} ${s.number || ''} ${s.modality} ${s.description}`.trim(), image: `${t.image} ${k + 1}` };
+    }
+    return undefined;
+  },
+  jump(imageId: string) {
+    const grid = state.grid!;
+    let cell = grid.cells.find((c) => c.series?.imageIds.includes(imageId));
+    if (!cell) {
+      const s = [...state.studies.values()].flatMap((st) => st.series).find((x) => x.imageIds.includes(imageId));
+      if (!s) return;
+      void grid.show(grid.active, s, { index: s.imageIds.indexOf(imageId) }).then(syncToolbar);
+      return;
+    }
+    grid.activate(cell.index);
+    const vp = grid.viewport(cell.index);
+    const k = cell.series!.imageIds.indexOf(imageId);
+    if (vp && vp.getCurrentImageIdIndex() !== k) void vp.setImageIdIndex(k);
+  },
+  remove(uid: string) { withTools((m) => { m.selectOnly(uid); m.deleteSelected(); }); },
+  undo() { withTools((m) => m.undo()); },
+};
 
 function invert(): void {
   const vp = state.grid!.viewport();
@@ -438,21 +631,29 @@ function invert(): void {
   vp.render();
 }
 
+/** Fits the image to its viewport, keeping the user's flips and rotation. */
 function fit(): void {
   const grid = state.grid!;
   const vp = grid.viewport();
-  const o = grid.cells[grid.active]?.options ?? {};
-  if (!vp) return;
+  if (!vp || !grid.cells[grid.active]?.series) return;
+  const keep = grid.presentation();
   vp.resetCamera({ resetPan: true, resetZoom: true });
-  if (o.flipHorizontal || o.flipVertical) vp.setCamera({ flipHorizontal: !!o.flipHorizontal, flipVertical: !!o.flipVertical });
+  vp.setCamera({ flipHorizontal: !!keep.flipHorizontal, flipVertical: !!keep.flipVertical });
+  if (keep.rotation) vp.setViewPresentation({ rotation: keep.rotation });
   vp.render();
 }
 
+/** Back to the image as first shown: window, zoom, pan, and the hanging's flips (not the user's). */
 function reset(): void {
-  const vp = state.grid!.viewport();
-  if (!vp) return;
+  const grid = state.grid!;
+  const vp = grid.viewport();
+  const o = grid.cells[grid.active]?.options ?? {};
+  if (!vp || !grid.cells[grid.active]?.series) return;
   vp.resetProperties();
-  fit();
+  vp.resetCamera({ resetPan: true, resetZoom: true, resetRotation: true } as never);
+  vp.setCamera({ flipHorizontal: !!o.flipHorizontal, flipVertical: !!o.flipVertical });
+  vp.setViewPresentation({ rotation: 0 });
+  vp.render();
 }
 
 function scrollBy(delta: number, absolute?: 'first' | 'last'): void {
@@ -481,30 +682,53 @@ function toggleReport(): void {
 
 function bindKeys(): void {
   document.addEventListener('keydown', (e) => {
-    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.ctrlKey || e.metaKey || e.altKey) return;
-    const presetKeys: Record<string, string> = { '1': 'default', '2': 'soft', '3': 'lung', '4': 'bone', '5': 'mammo' };
-    const toolKeys: Record<string, ToolKey> = { w: 'wl', z: 'zoom', p: 'pan', s: 'scroll' };
     const k = e.key;
+    // Escape closes the tag browser even from its search field
+    if (k === 'Escape' && !$('tags').hidden) { $('tags').hidden = true; e.preventDefault(); return; }
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement || e.metaKey || e.altKey) return;
+    if (e.ctrlKey) {
+      if (k === 'z' || k === 'Z') withTools((m) => m.undo());
+      else if (k === 'y' || k === 'Y') withTools((m) => m.redo());
+      else return;
+      e.preventDefault();
+      return;
+    }
+    const toolKeys: Record<string, ToolKey> = {
+      w: 'wl', z: 'zoom', p: 'pan', s: 'scroll', l: 'length', a: 'angle', k: 'cobb', e: 'ellipse', x: 'rect', d: 'probe', b: 'bidir', n: 'arrow', u: 'magnify',
+    };
+    const lower = k.toLowerCase();
     let handled = true;
-    if (k === 'ArrowUp' || k === 'ArrowLeft') scrollBy(-1);
+    if (state.mpr && k === 'Escape') state.mpr.close();
+    else if (k === 'Escape') { $('help').hidden = true; $('tags').hidden = true; }
+    else if (state.mpr) handled = false; // the MPR has its own mouse tools; grid keys do not act on it
+    else if (k === 'ArrowUp' || k === 'ArrowLeft') scrollBy(-1);
     else if (k === 'ArrowDown' || k === 'ArrowRight') scrollBy(1);
     else if (k === 'PageUp') scrollBy(-10);
     else if (k === 'PageDown') scrollBy(10);
     else if (k === 'Home') scrollBy(0, 'first');
     else if (k === 'End') scrollBy(0, 'last');
-    else if (presetKeys[k]) applyPreset(presetKeys[k]);
-    else if (toolKeys[k.toLowerCase()]) { const key = toolKeys[k.toLowerCase()]; withTools((m) => { m.setPrimaryTool(key); syncToolbar(); }); }
-    else if (k === 'i' || k === 'I') invert();
-    else if (k === 'r' || k === 'R') reset();
-    else if (k === 'f' || k === 'F') fit();
-    else if (k === 'g' || k === 'G') setLayout(LAYOUTS[(LAYOUTS.indexOf(state.grid!.layout) + 1) % LAYOUTS.length]);
-    else if (k === 'o' || k === 'O') state.grid!.setOverlaysVisible(!state.grid!.showOverlays);
+    else if (/^[1-9]$/.test(k)) { const p = activePresets()[Number(k) - 1]; if (p) applyPreset(p.key); }
+    else if (e.shiftKey && lower === 'r') toggleReferenceLines();
+    else if (e.shiftKey && lower === 'm') void openMprView();
+    else if (e.shiftKey && lower === 't') showTagBrowser();
+    else if (toolKeys[lower]) choosePrimaryTool(toolKeys[lower]);
+    else if (k === 'Delete' || k === 'Backspace') withTools((m) => m.deleteSelected());
+    else if (lower === 'h') flip('h');
+    else if (lower === 'v') flip('v');
+    else if (lower === 'q') rotate();
+    else if (k === ' ') toggleCine();
+    else if (k === '+') cineSpeed(2);
+    else if (k === '-') cineSpeed(-2);
+    else if (lower === 'i') invert();
+    else if (lower === 'r') reset();
+    else if (lower === 'f') fit();
+    else if (lower === 'g') setLayout(LAYOUTS[(LAYOUTS.indexOf(state.grid!.layout) + 1) % LAYOUTS.length]);
+    else if (lower === 'o') state.grid!.setOverlaysVisible(!state.grid!.showOverlays);
     else if (k === 'Tab') state.grid!.activate((state.grid!.active + 1) % state.grid!.size);
-    else if (k === 'c' || k === 'C') { const p = state.session?.studies.find((s) => !s.current && s.status === 'available'); if (p) void compareWith(p); }
-    else if (k === 'm' || k === 'M') toggleHanging();
-    else if (k === 't' || k === 'T') toggleReport();
+    else if (lower === 'c') { const p = state.session?.studies.find((s) => !s.current && s.status === 'available'); if (p) void compareWith(p); }
+    else if (lower === 'm') toggleHanging();
+    else if (lower === 't') toggleReport();
     else if (k === '?') $('help').hidden = !$('help').hidden;
-    else if (k === 'Escape') $('help').hidden = true;
     else handled = false;
     if (handled) e.preventDefault();
   });
@@ -516,6 +740,19 @@ function bindKeys(): void {
   get timings() { return { ...state.timings }; },
   get errors() { return [...state.errors]; },
   get hanging() { return state.hanging; },
+  get mprMessage() { return state.mprMessage; },
+  /** the MPR's three planes: camera focal point and slice normal (crosshairs move the others' slices) */
+  mpr() {
+    const m = state.mpr;
+    if (!m) return undefined;
+    return m.viewportIds.map((id) => {
+      const vp = state.rendering!.engine.getViewport(id);
+      const cam = vp?.getCamera();
+      return { id, focalPoint: cam?.focalPoint, normal: cam?.viewPlaneNormal, rendered: !!vp?.getDefaultActor?.() };
+    });
+  },
+  get cine() { return !!tools?.cinePlaying(); },
+  measurements() { return tools?.listMeasurements() ?? []; },
   progress(uid: string) { return state.progress.get(uid); },
   /** Cornerstone's core and tools modules (their annotation API), for end-to-end tests and support */
   cornerstone: async () => ({ core: await import('@cornerstonejs/core'), tools: (await toolsLoaded, await import('@cornerstonejs/tools')) }),
@@ -529,7 +766,8 @@ function bindKeys(): void {
       return {
         index: c.index, viewportId: c.viewportId, label: c.overlays.label.textContent, studyUid: c.series?.studyUid, seriesUid: c.series?.seriesUid,
         imageIndex: c.series ? vp?.getCurrentImageIdIndex() : undefined, count: c.series?.imageIds.length,
-        flipHorizontal: !!cam?.flipHorizontal, flipVertical: !!cam?.flipVertical, rendered: !!c.firstRenderAt,
+        flipHorizontal: !!cam?.flipHorizontal, flipVertical: !!cam?.flipVertical, rotation: c.series ? g.rotation(c.index) : 0, rendered: !!c.firstRenderAt,
+        edges: c.series ? [c.overlays.top.textContent, c.overlays.right.textContent, c.overlays.bottom.textContent, c.overlays.left.textContent] : undefined,
         voi: props?.voiRange, invert: !!props?.invert, zoom: c.series ? vp?.getZoom() : undefined, error: c.error,
         laterality: c.series?.modality === 'MG' ? str(c.series.instances[0]?.meta ?? {}, '00200062') : undefined,
       };

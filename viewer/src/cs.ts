@@ -27,11 +27,32 @@ export function initImaging(forceCpu = false): { cpu: boolean } {
   // each frame single part: Cornerstone scans a multipart body for its boundary on the main thread
   loaderInit({ maxWebWorkers, beforeSend: () => ({ Accept: FRAME_ACCEPT }) });
   metaData.addProvider(saneWindowProvider, 10000);
+  metaData.addProvider(detectorSpacingProvider, 10000);
   return { cpu };
 }
 
 export function initRendering({ cpu }: { cpu: boolean }): Rendering {
   return { engine: new RenderingEngine(ENGINE_ID), cpu };
+}
+
+/** images whose measurements are in mm at the detector (Imager Pixel Spacing): their labels say so */
+const detectorCalibrated = new Set<string>();
+export const isDetectorCalibrated = (imageId: string) => detectorCalibrated.has(imageId);
+
+/**
+ * Projection images (mammography, radiography) often carry only Imager Pixel Spacing (0018,1164): the
+ * pixel size at the detector, larger than at the object by the magnification. The image loader ignores
+ * it (measurements in px); it is used here so lengths are in mm, labelled "au plan du détecteur".
+ */
+function detectorSpacingProvider(type: string, imageId: string): unknown {
+  if (type !== 'imagePlaneModule' || !imageId.startsWith('wadors:')) return undefined;
+  const meta = wadors.metaDataManager.get(imageId) as Record<string, { Value?: unknown[] }> | undefined;
+  const ips = meta?.['00181164']?.Value?.map(Number);
+  if (!meta || meta['00280030']?.Value?.length || !ips || ips.length < 2 || !ips.every((v) => v > 0)) return undefined;
+  const base = wadors.metaData.metaDataProvider(type, imageId) as Record<string, unknown> | undefined;
+  if (!base) return undefined;
+  detectorCalibrated.add(imageId);
+  return { ...base, pixelSpacing: ips, rowPixelSpacing: ips[0], columnPixelSpacing: ips[1], usingDefaultValues: false };
 }
 
 /**
@@ -46,12 +67,3 @@ function saneWindowProvider(type: string, imageId: string): unknown {
   if (!widths.length || widths.every((w) => Number(w) > 0)) return undefined;
   return { ...mod, windowCenter: undefined, windowWidth: undefined };
 }
-
-/** Window presets (width, centre) in modality units. */
-export const PRESETS: Record<string, { ww: number; wc: number } | null> = {
-  default: null,
-  soft: { ww: 400, wc: 40 },
-  lung: { ww: 1500, wc: -600 },
-  bone: { ww: 2000, wc: 300 },
-  mammo: { ww: 2600, wc: 2200 },
-};

@@ -1,16 +1,20 @@
-// The viewport grid: 1×1, 1×2 or 2×2 stack viewports with their text overlays and orientation markers.
+// The viewport grid: 1×1 to 3×3 (and 1×3) stack viewports with their text overlays and orientation markers.
 import { Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
 import { middleIndex, type Series } from './dicomweb.js';
 import { str, strs, nums } from './dicom-json.js';
-import { edgeLabels, rowColLetters } from './orientation.js';
+import { edgeLabels, rotateLabels, rowColLetters } from './orientation.js';
+import { mgInfo } from './mg-info.js';
+import { viewLabel } from './hanging.js';
 import { t } from './i18n.js';
 
-export type Layout = '1x1' | '1x2' | '2x2';
-export const LAYOUTS: Layout[] = ['1x1', '1x2', '2x2'];
+/** rows × columns */
+export type Layout = '1x1' | '1x2' | '1x3' | '2x1' | '2x2' | '2x3' | '3x3';
+export const LAYOUTS: Layout[] = ['1x1', '1x2', '1x3', '2x1', '2x2', '2x3', '3x3'];
+const dims = (l: Layout) => l.split('x').map(Number) as [number, number];
 /** attempts at loading the shown image before the cell reports the failure */
 const SHOW_ATTEMPTS = 3;
 
-export interface ShowOptions { flipHorizontal?: boolean; flipVertical?: boolean; label?: string; index?: number; voi?: { ww: number; wc: number } }
+export interface ShowOptions { flipHorizontal?: boolean; flipVertical?: boolean; rotation?: number; label?: string; index?: number; voi?: { ww: number; wc: number } }
 
 export interface Cell {
   index: number;
@@ -49,14 +53,16 @@ export class Grid {
     }) as EventListener);
   }
 
-  get size(): number { return this.layout === '1x1' ? 1 : this.layout === '1x2' ? 2 : 4; }
+  get size(): number { const [r, c] = dims(this.layout); return r * c; }
 
   setLayout(layout: Layout): void {
-    const keep = this.cells.map((c) => ({ series: c.series, options: { ...c.options, index: c.series ? this.viewport(c.index)?.getCurrentImageIdIndex() : undefined } }));
+    const keep = this.cells.map((c) => ({ series: c.series, options: { ...c.options, ...this.presentation(c.index), index: c.series ? this.viewport(c.index)?.getCurrentImageIdIndex() : undefined } }));
     for (const c of this.cells) this.engine.disableElement(c.viewportId);
     this.container.replaceChildren();
     this.layout = layout;
     this.container.dataset.layout = layout;
+    const [rows, cols] = dims(layout);
+    this.container.style.gridTemplate = `repeat(${rows}, minmax(0, 1fr)) / repeat(${cols}, minmax(0, 1fr))`;
     this.cells = [];
     for (let i = 0; i < this.size; i++) this.cells.push(this.makeCell(i));
     this.active = Math.min(this.active, this.size - 1);
@@ -172,11 +178,26 @@ export class Grid {
     if (options.flipHorizontal || options.flipVertical) {
       vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
     }
+    if (options.rotation) vp.setViewPresentation({ rotation: options.rotation });
     if (options.voi) this.applyVoi(index, options.voi);
     cell.root.classList.add('loaded');
     cell.shown = true;
     vp.render();
     this.updateOverlay(cell);
+  }
+
+  /** The cell's flips and rotation as the user left them (kept when the layout changes). */
+  presentation(index = this.active): Pick<ShowOptions, 'flipHorizontal' | 'flipVertical' | 'rotation'> {
+    const vp = this.viewport(index);
+    if (!vp || !this.cells[index]?.series) return {};
+    const cam = vp.getCamera();
+    return { flipHorizontal: !!cam.flipHorizontal, flipVertical: !!cam.flipVertical, rotation: this.rotation(index) };
+  }
+
+  /** Display rotation in degrees, clockwise, 0 / 90 / 180 / 270. */
+  rotation(index = this.active): number {
+    const r = this.viewport(index)?.getViewPresentation()?.rotation ?? 0;
+    return ((Math.round(r / 90) * 90) % 360 + 360) % 360;
   }
 
   applyVoi(index: number, voi: { ww: number; wc: number } | null): void {
@@ -198,6 +219,8 @@ export class Grid {
     const o = cell.overlays;
     o.tl.innerText = [str(m, '00100010')?.replace(/\^/g, ' '), fmtDate(str(m, '00100030')), str(m, '00100020')].filter(Boolean).join('\n');
     o.tr.innerText = [str(m, '00080080'), fmtDate(str(m, '00080020')), str(m, '00081030')].filter(Boolean).join('\n');
+    // an MG stack shown in one viewport: each image says which view it is
+    if (series.modality === 'MG' && series.instances.length > 1) o.label.textContent = viewLabel(mgInfo(m)) ?? '';
     o.bl.innerText = [`${t.series} ${series.number || ''} ${series.modality} ${series.description}`.trim(),
       `${t.image} ${idx + 1} / ${series.imageIds.length}${inst ? ` (n° ${inst.number})` : ''}`].join('\n');
     const props = vp.getProperties();
@@ -207,7 +230,7 @@ export class Grid {
     const cam = vp.getCamera();
     const rc = rowColLetters(nums(m, '00200037'), strs(m, '00200020'));
     if (rc) {
-      const e = edgeLabels(rc[0], rc[1], !!cam.flipHorizontal, !!cam.flipVertical);
+      const e = rotateLabels(edgeLabels(rc[0], rc[1], !!cam.flipHorizontal, !!cam.flipVertical), this.rotation(cell.index));
       o.left.textContent = frLetters(e.left); o.right.textContent = frLetters(e.right);
       o.top.textContent = frLetters(e.top); o.bottom.textContent = frLetters(e.bottom);
     }

@@ -65,7 +65,7 @@ export interface Slot<T> { item?: T; label: string }
  * Places images in a 2×2 grid (index 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right).
  * 'four': RCC | LCC over RMLO | LMLO of the current study. 'cop-*': one view, current over prior.
  */
-export function hangMammo<T extends { info: MgImageInfo }>(current: T[], prior: T[] | undefined, mode: HangingMode): Slot<T>[] {
+export function hangMammo<T extends { info: MgImageInfo }>(current: T[], prior: T[] | undefined, mode: HangingMode, priorLabel: (view: string) => string = (v) => `${v} · précédent`): Slot<T>[] {
   const find = (list: T[] | undefined, lat: Laterality, view: MgViewName) =>
     list?.find((x) => x.info.laterality === lat && x.info.view === view);
   if (mode === 'four' || !prior) {
@@ -80,9 +80,14 @@ export function hangMammo<T extends { info: MgImageInfo }>(current: T[], prior: 
   return [
     { item: find(current, 'R', v), label: `R${v}` },
     { item: find(current, 'L', v), label: `L${v}` },
-    { item: find(prior, 'R', v), label: `R${v} (antérieur)` },
-    { item: find(prior, 'L', v), label: `L${v} (antérieur)` },
+    { item: find(prior, 'R', v), label: priorLabel(`R${v}`) },
+    { item: find(prior, 'L', v), label: priorLabel(`L${v}`) },
   ];
+}
+
+/** The MG view an image shows, as its label reads ("RCC", "LMLO"), or undefined when it is not lateralised. */
+export function viewLabel(info: MgImageInfo): string | undefined {
+  return info.laterality ? `${info.laterality}${info.view === 'OTHER' ? '' : info.view}` : undefined;
 }
 
 export function nextHangingMode(mode: HangingMode, hasPrior: boolean): HangingMode {

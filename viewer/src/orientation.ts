@@ -30,6 +30,13 @@ export function edgeLabels(row: string, col: string, flipH: boolean, flipV: bool
   return { left, right, top, bottom };
 }
 
+/** Edge labels after the image is turned `degrees` clockwise on screen (a multiple of 90). */
+export function rotateLabels(e: EdgeLabels, degrees: number): EdgeLabels {
+  let out = e;
+  for (let q = ((Math.round(degrees / 90) % 4) + 4) % 4; q > 0; q--) out = { top: out.left, right: out.top, bottom: out.right, left: out.bottom };
+  return out;
+}
+
 /** Row/column letters from ImageOrientationPatient, or from PatientOrientation when there is none. */
 export function rowColLetters(iop?: number[], patientOrientation?: string[]): [string, string] | undefined {
   if (iop && iop.length >= 6) return [letters(iop.slice(0, 3)), letters(iop.slice(3, 6))];
