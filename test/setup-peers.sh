@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "setup-peers: $*" >&2; exit 1; }
 
-PKGS=(orthanc orthanc-dicomweb orthanc-gdcm dcmtk dicom3tools libgdcm-tools xmlsec1 chromium)
+PKGS=(orthanc orthanc-dicomweb orthanc-gdcm dcmtk dicom3tools libgdcm-tools xmlsec1 chromium postgresql haproxy)
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in "${PKGS[@]}"; do have "$p" || need+=("$p"); done
@@ -15,7 +15,8 @@ if [[ ${#need[@]} -gt 0 ]]; then
   echo "setup-peers: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # a temporary policy-rc.d keeps the packaged Orthanc service from starting: tests run their own
+  # a temporary policy-rc.d keeps the packaged Orthanc, PostgreSQL and HAProxy services from starting:
+  # tests run their own
   own_policy=0
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_policy=1
@@ -27,7 +28,13 @@ fi
 if command -v service >/dev/null && pgrep -x Orthanc >/dev/null && [[ -f /etc/orthanc/orthanc.json ]]; then
   pgrep -af Orthanc | grep -q /etc/orthanc && { service orthanc stop >/dev/null 2>&1 || true; }
 fi
-for bin in Orthanc dcmdump storescu dciodvfy xmlsec1 chromium gdcmconv; do
+# The same for the packaged PostgreSQL cluster and HAProxy (tests start throw-away ones on loopback).
+if command -v service >/dev/null; then
+  pgrep -x postgres >/dev/null && pgrep -af postgres | grep -q /etc/postgresql && { service postgresql stop >/dev/null 2>&1 || true; }
+  pgrep -x haproxy >/dev/null && pgrep -af haproxy | grep -q /etc/haproxy/haproxy.cfg && { service haproxy stop >/dev/null 2>&1 || true; }
+fi
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "PostgreSQL initdb missing after install"
+for bin in Orthanc dcmdump storescu dciodvfy xmlsec1 chromium gdcmconv haproxy; do
   command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || die "$bin still missing after install"
 done
 [[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]] || ls /usr/lib/orthanc/libOrthancDicomWeb.so* >/dev/null 2>&1 \
@@ -45,4 +52,4 @@ if [[ ! -f $SAMPLES/.complete ]]; then
   cp -r "$tmp/x/usr/lib/python3/dist-packages/pydicom/data/test_files" "$SAMPLES/pydicom"
   touch "$SAMPLES/.complete"
 fi
-echo "setup-peers: Orthanc $(Orthanc --version 2>/dev/null | head -1 | awk '{print $NF}'), dcmtk, dicom3tools, xmlsec1, chromium ready" >&2
+echo "setup-peers: Orthanc $(Orthanc --version 2>/dev/null | head -1 | awk '{print $NF}'), dcmtk, dicom3tools, xmlsec1, chromium, PostgreSQL, HAProxy ready" >&2
