@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { DrimboxConfig } from './config/schema.js';
 import { openDb, type Db } from './store/db.js';
 import { AuditLog } from './store/audit.js';
+import type { CrlStore } from './trust/crl.js';
 import { createPacs } from './pacs/index.js';
 import type { Pacs } from './pacs/pacs.js';
 import { PeerAccess, staticPeerList } from './source/peer-access.js';
@@ -53,6 +54,8 @@ export interface Services {
   sessions?: SessionStore;
   introspector?: TokenIntrospector;
   allowList?: AllowListClient;
+  /** the CAs' revocation lists (peer.tls.crlFiles/crlUrls), for peer certificates both ways */
+  revocation?: CrlStore;
   /** what this box published (source role): lets its consumer role resolve report links */
   publications?: PublicationRepository;
 }

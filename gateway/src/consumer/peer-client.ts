@@ -3,9 +3,14 @@
 // (same scheme, host and port as a listed box, path under its /dicom-web/) — a KOS naming anything else,
 // another port or an admin path of a listed host included, is refused before a connection is opened,
 // so no clinician token ever goes there.
-// Every request carries the clinician's PSC token and the KOS that grants the access.
+// Every request carries the clinician's PSC token and the KOS that grants the access. A source box
+// whose server certificate the CA revoked is refused in the handshake, as its client certificate is
+// refused at its own listener.
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
+import { X509Certificate } from 'node:crypto';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import type { RevocationCheck } from '../trust/crl.js';
 import { abortableSleep } from '../abortable-sleep.js';
 
 /** Transfer syntaxes in the order ANS lists them, then "as stored" so what we cache is what the PACS holds. */
@@ -30,6 +35,8 @@ export interface PeerClientOptions {
   retries?: number;
   /** connections per source box */
   connections?: number;
+  /** the revocation status of a source box's server certificate (the CRLs the trust layer keeps) */
+  revocation?: (cert: X509Certificate) => RevocationCheck;
 }
 
 export interface PeerCall {
@@ -63,6 +70,14 @@ export function peerRefusalKind(e: PeerStatusError): 'token' | 'certificate' | '
   if (/^Clinician token (refused|required)$/i.test(e.title)) return 'token';
   if (/^Client certificate (refused|required)$/i.test(e.title)) return 'certificate';
   return 'other';
+}
+
+/** The source box's server certificate is revoked, or its revocation status unknown: not retried. */
+export class PeerCertificateRevokedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PeerCertificateRevokedError';
+  }
 }
 
 /** The source box could not be reached or failed while answering. */
@@ -110,7 +125,10 @@ export class PeerClient {
     let a = this.agents.get(origin);
     if (!a) {
       a = new Agent({
-        connect: { cert: this.opts.tls.cert, key: this.opts.tls.key, ca: this.opts.tls.ca, rejectUnauthorized: true, timeout: this.connectTimeoutMs },
+        connect: {
+          cert: this.opts.tls.cert, key: this.opts.tls.key, ca: this.opts.tls.ca, rejectUnauthorized: true, timeout: this.connectTimeoutMs,
+          checkServerIdentity: (host: string, cert: PeerCertificate) => checkServerIdentity(host, cert) ?? this.revoked(cert),
+        },
         connections: this.opts.connections ?? 16,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
@@ -143,6 +161,7 @@ export class PeerClient {
         });
       } catch (e) {
         if (call.signal?.aborted) throw e;
+        if (e instanceof PeerCertificateRevokedError) throw e;
         lastErr = new PeerUnavailableError(`source box unreachable: ${describe(e)}`, { cause: e });
         continue;
       }
@@ -177,9 +196,25 @@ export class PeerClient {
     return (text ? JSON.parse(text) : []) as T;
   }
 
+  /** Drops every open connection (a new CRL: connections to a box revoked since are not reused). */
+  async resetConnections(): Promise<void> {
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.allSettled(agents.map((a) => a.destroy()));
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([...this.agents.values()].map((a) => a.close()));
     this.agents.clear();
+  }
+
+  private revoked(cert: PeerCertificate): Error | undefined {
+    if (!this.opts.revocation || !cert.raw) return undefined;
+    const r = this.opts.revocation(new X509Certificate(cert.raw));
+    if (r.ok) return undefined;
+    return new PeerCertificateRevokedError(r.reason === 'revoked'
+      ? "the source box's certificate is revoked by its CA"
+      : "the revocation status of the source box's certificate is unknown (no verified CRL for its CA)");
   }
 }
 

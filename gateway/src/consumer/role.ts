@@ -64,8 +64,10 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     const peer = new PeerClient({
       tls: { cert: readFileSync(config.peer.tls.cert, 'utf8'), key: readFileSync(config.peer.tls.key, 'utf8'), ca: readFileSync(config.peer.tls.ca, 'utf8') },
       isUrlAllowed: isHostAllowed,
+      revocation: ctx.services.revocation?.enabled ? (cert) => ctx.services.revocation!.check(cert) : undefined,
       ...opts.peer,
     });
+    ctx.services.revocation?.on('updated', () => void peer.resetConnections());
     const cache = new StudyCache(ctx.db, {
       dir: join(config.dataDir, 'consumer-cache'),
       maxBytes: config.cache.maxBytes,

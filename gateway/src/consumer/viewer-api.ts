@@ -15,7 +15,7 @@ import { requireClinician } from '../trust/psc-login.js';
 import { callKey, type CallSession, type CallSessionStore } from './call-sessions.js';
 import type { SessionStudy } from './dmp-search.js';
 import type { SessionDocument } from './session-document.js';
-import { PeerNotAllowedError, PeerStatusError, PeerUnavailableError, peerRefusalKind, type PeerClient } from './peer-client.js';
+import { PeerCertificateRevokedError, PeerNotAllowedError, PeerStatusError, PeerUnavailableError, peerRefusalKind, type PeerClient } from './peer-client.js';
 import { IdentityMismatchError } from './instance-check.js';
 import { mergeWarnings, traitDifferences } from './identity-check.js';
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
@@ -132,6 +132,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       throw new HttpProblem(409, "Incohérence d'identité", why);
     }
     if (e instanceof PeerNotAllowedError) throw new HttpProblem(403, 'Source non autorisée', e.message);
+    if (e instanceof PeerCertificateRevokedError) throw new HttpProblem(502, 'Certificat de la source révoqué', "le certificat de la DRIMbox source est révoqué par son autorité de certification, ou son statut de révocation est inconnu : l'examen n'est pas demandé");
     if (e instanceof PeerStatusError) {
       if (e.status === 404 || e.status === 410) {
         calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'the source box no longer serves this study' });

@@ -28,6 +28,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
 
   // revocation of peer certificates, checked first: a revoked box is refused before anything else
   const crl = await startRevocation(ctx);
+  ctx.services.revocation = crl;
   if (crl.enabled) {
     access.use((req) => {
       const cert = (req.raw.socket as TLSSocket).getPeerX509Certificate?.();
