@@ -33,5 +33,7 @@ export default defineConfig({
     target: 'es2022',
     chunkSizeWarningLimit: 8000,
     reportCompressedSize: false,
+    // two pages: the viewer, and the screening batches and worklist (its own entry: the viewer's stays as light)
+    rollupOptions: { input: { index: fileURLToPath(new URL('./index.html', import.meta.url)), screening: fileURLToPath(new URL('./screening.html', import.meta.url)) } },
   },
 });

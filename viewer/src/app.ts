@@ -12,7 +12,8 @@ import type { Mpr } from './mpr.js';
 import type { ToolKey } from './tools.js';
 import { Grid, LAYOUTS, type Layout } from './grid.js';
 import { mgInfo } from './mg-info.js';
-import { mgFlips, hangMammo, nextHangingMode, type HangingMode, type MgImageInfo } from './hanging.js';
+import { mgFlips, hangMammo, nextHangingMode, type HangingMode } from './hanging.js';
+import { mgItems, hangsAsMammo, showSlots, type MgItem } from './mg-items.js';
 import { el, fmtDate, renderBanner, renderStudyList, renderReport, runImport, renderHelp } from './panels.js';
 import { renderIdentityNotices } from './identity-warning.js';
 
@@ -39,7 +40,6 @@ toolsLoaded.catch(() => showError(t.errors.tools));
 const withTools = (fn: (m: Tools) => void) => void toolsLoaded.then(fn, () => undefined);
 
 interface StudyState { ref: StudyRef; series: Series[]; error?: string; loading?: Promise<Series[]> }
-interface MgItem { info: MgImageInfo; series: Series; imageId: string }
 
 const state = {
   session: undefined as Session | undefined,
@@ -339,18 +339,6 @@ function mgOptions(s: Series) {
 }
 
 
-function mgItems(series: Series[]): MgItem[] {
-  const out: MgItem[] = [];
-  for (const s of series) if (s.modality === 'MG') for (const inst of s.instances) {
-    // one viewport per image: a one-image "series" view of the stack
-    out.push({ info: mgInfo(inst.meta), series: { ...s, instances: [inst], imageIds: [inst.imageId] }, imageId: inst.imageId });
-  }
-  return out;
-}
-
-/** A study with several lateralised MG images opens in the four-view hanging. */
-const hangsAsMammo = (mg: MgItem[]) => mg.length >= 2 && mg.some((m) => m.info.laterality);
-
 function findMgPrior(): StudyRef | undefined {
   const cur = state.shown;
   if (!cur || !state.session) return undefined;
@@ -414,12 +402,7 @@ async function hang(): Promise<void> {
   const slots = hangMammo(cur, prior, state.hanging ?? 'four', (v) => t.priorView(v, fmtDate(priorRef?.date)));
   tools?.unsync();
   if (grid.layout !== '2x2') grid.setLayout('2x2');
-  await Promise.all(slots.map(async (slot, i) => {
-    grid.clear(i);
-    if (!slot.item) { grid.cells[i].overlays.label.textContent = slot.label; grid.setMessage(grid.cells[i], `${slot.label} : —`); return; }
-    const f = mgFlips(slot.item.info);
-    await grid.show(i, slot.item.series, { ...f, label: slot.label });
-  }));
+  await showSlots(grid, slots);
   // current over prior: each view's zoom and pan follow its prior's (top row over bottom row)
   // (WebGL only: on the CPU renderer the linked camera moved the prior off its place, see the e2e mammography test)
   if (state.hanging !== 'four' && !state.rendering!.cpu && grid.cells.slice(0, 4).every((c) => c.series)) {

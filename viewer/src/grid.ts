@@ -7,8 +7,8 @@ import { mgInfo } from './mg-info.js';
 import { viewLabel } from './hanging.js';
 import { t } from './i18n.js';
 
-/** rows × columns */
-export type Layout = '1x1' | '1x2' | '1x3' | '2x1' | '2x2' | '2x3' | '3x3';
+/** rows × columns ('2x4': the screening worklist's current over prior, not in the user's list) */
+export type Layout = '1x1' | '1x2' | '1x3' | '2x1' | '2x2' | '2x3' | '3x3' | '2x4';
 export const LAYOUTS: Layout[] = ['1x1', '1x2', '1x3', '2x1', '2x2', '2x3', '3x3'];
 const dims = (l: Layout) => l.split('x').map(Number) as [number, number];
 /** attempts at loading the shown image before the cell reports the failure */

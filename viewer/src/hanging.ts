@@ -58,16 +58,23 @@ export function mgFlips(info: MgImageInfo): { flipHorizontal: boolean; flipVerti
   return { flipHorizontal, flipVertical };
 }
 
-export type HangingMode = 'four' | 'cop-CC' | 'cop-MLO';
+export type HangingMode = 'four' | 'cop-CC' | 'cop-MLO' | 'over-prior';
 export interface Slot<T> { item?: T; label: string }
 
 /**
  * Places images in a 2×2 grid (index 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right).
  * 'four': RCC | LCC over RMLO | LMLO of the current study. 'cop-*': one view, current over prior.
+ * 'over-prior' (screening second reading): a 2×4 grid, RCC | LCC | RMLO | LMLO of the current study
+ * over the same four views of the prior, each pair of a view back to back.
  */
 export function hangMammo<T extends { info: MgImageInfo }>(current: T[], prior: T[] | undefined, mode: HangingMode, priorLabel: (view: string) => string = (v) => `${v} · précédent`): Slot<T>[] {
   const find = (list: T[] | undefined, lat: Laterality, view: MgViewName) =>
     list?.find((x) => x.info.laterality === lat && x.info.view === view);
+  if (mode === 'over-prior' && prior) {
+    const row = (list: T[], label: (v: string) => string) => (['CC', 'MLO'] as const).flatMap((v) =>
+      (['R', 'L'] as const).map((lat) => ({ item: find(list, lat, v), label: label(`${lat}${v}`) })));
+    return [...row(current, (v) => v), ...row(prior, priorLabel)];
+  }
   if (mode === 'four' || !prior) {
     return [
       { item: find(current, 'R', 'CC'), label: 'RCC' },

@@ -125,9 +125,10 @@ export async function runImport(root: HTMLElement, importUrl: string, studyUid: 
   }
 }
 
-export function renderHelp(root: HTMLElement): void {
+/** The keyboard help: the viewer's shortcuts, or a page's own (the screening worklist's). */
+export function renderHelp(root: HTMLElement, shortcuts: [string, string][] = t.shortcuts): void {
   const close = el('button', { class: 'close' }, t.close);
   close.onclick = () => { root.hidden = true; };
-  const rows = t.shortcuts.map(([k, d]) => el('tr', {}, el('th', {}, el('kbd', {}, k)), el('td', {}, d)));
+  const rows = shortcuts.map(([k, d]) => el('tr', {}, el('th', {}, el('kbd', {}, k)), el('td', {}, d)));
   root.replaceChildren(el('div', { class: 'help-box', role: 'dialog', 'aria-label': t.helpTitle }, el('h2', {}, t.helpTitle), el('table', {}, ...rows), close));
 }

@@ -16,7 +16,7 @@ function newestMtime(path: string): number {
 /** Returns the build time in ms (0 when the existing build is up to date). */
 export function ensureViewerBuilt(repo: string): number {
   const index = join(repo, 'viewer', 'dist', 'index.html');
-  const sources = [join(repo, 'viewer', 'src'), join(repo, 'viewer', 'index.html'), join(repo, 'viewer', 'vite.config.ts')];
+  const sources = [join(repo, 'viewer', 'src'), join(repo, 'viewer', 'index.html'), join(repo, 'viewer', 'screening.html'), join(repo, 'viewer', 'vite.config.ts')];
   if (existsSync(index) && statSync(index).mtimeMs >= Math.max(...sources.map(newestMtime))) return 0;
   const t0 = Date.now();
   execFileSync(join(repo, 'node_modules', '.bin', 'vite'), ['build', '--config', 'viewer/vite.config.ts', '--logLevel', 'error'], { cwd: repo, stdio: 'inherit' });
