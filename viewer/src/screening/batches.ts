@@ -155,6 +155,8 @@ function actionButtons(b: Batch): HTMLElement[] {
   };
   const out: HTMLElement[] = [el('a', { href: `?batch=${encodeURIComponent(b.id)}`, class: 'button' }, s.open)];
   if (b.state === 'prefetching') out.push(btn(s.pause, 'pause'));
+  // the prefetch acts under its creator's PSC identity: a new login gives it a new one, then resume
+  if (b.state === 'psc-reconnect') out.push(el('a', { href: `/auth/login?returnTo=${encodeURIComponent(location.pathname)}`, class: 'button', id: 'psc-login' }, s.reconnect));
   if (b.state === 'paused' || b.state === 'psc-reconnect') out.push(btn(s.resume, 'resume'));
   if (LIVE.includes(b.state)) out.push(btn(s.cancel, 'cancel'));
   if (b.state !== 'closed' && b.state !== 'cancelled') out.push(btn(s.close, 'close', s.confirmClose));

@@ -17,6 +17,7 @@ export const s = {
   created: (name: string, n: number, failed: number) => `Série « ${name} » créée : ${n} examens${failed ? `, dont ${failed} en erreur (voir la série)` : ''}.`,
   columns: { name: 'Série', state: 'État', progress: 'Récupération', cases: 'Examens', read: 'Lus', by: 'Créée par', due: 'Échéance', actions: '' },
   open: 'Ouvrir la liste de lecture',
+  reconnect: 'Se reconnecter (PSC)',
   pause: 'Suspendre', resume: 'Reprendre', cancel: 'Annuler la récupération', close: 'Clore la série', export: 'Résultats (CSV)',
   confirmClose: 'Clore la série ? Les avis ne pourront plus être modifiés.',
   state: { prefetching: 'Récupération en cours', paused: 'Suspendue', 'psc-reconnect': 'Reconnexion PSC requise', ready: 'Prête', closed: 'Close', cancelled: 'Annulée' } as Record<BatchState, string>,

@@ -263,6 +263,7 @@ const guardActive = () => st.panel.normalFrom === undefined || performance.now()
 /** N: adequate and normal, recorded at once, then the next case. Does nothing in the first 2 s of a case. */
 async function quickNormal(): Promise<void> {
   if (st.panel.amending) { st.panel.draft.mode = 'normal'; panel(); return; }
+  if (st.panel.c?.verdict) { problem(s.problems.already); return; }
   if (guardActive()) { problem(s.problems.guard); return; }
   st.panel.draft.mode = 'normal';
   await submit();
