@@ -119,6 +119,14 @@ const common: Spec = {
     stableSeconds: { t: 'int', def: 3, min: 0, max: 600 },
     concurrency: { t: 'int', def: 2, min: 1, max: 16 },
   },
+  screening: {
+    concurrency: { t: 'int', def: 4, min: 1, max: 32 },
+    perSourceConcurrency: { t: 'int', def: 2, min: 1, max: 16 },
+    retries: { t: 'int', def: 3, min: 0, max: 10 },
+    retryBaseMs: { t: 'int', def: 2_000, min: 10, max: 600_000 },
+    retryFailedSeconds: { t: 'int', def: 120, min: 1, max: 24 * 3600 },
+    examBytesEstimate: { t: 'int', def: 60 * 1024 ** 2, min: 1024, max: 4 * 1024 ** 3 },
+  },
   audit: {
     retentionDays: { t: 'int', def: 365, min: 1, max: 3650 },
     accessWindowMinutes: { t: 'int', def: 30, min: 1, max: 24 * 60 },
