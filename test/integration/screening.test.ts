@@ -25,7 +25,7 @@ let patients: ScreeningPatient[];
 t.before(async () => {
   net = await startConsumerNetwork({
     secondSource: true, consumerOrthanc: false, cacheMaxBytes: CACHE_MAX,
-    consumerConfig: { screening: { concurrency: 4, perSourceConcurrency: 2, retries: 2, retryBaseMs: 50, retryFailedSeconds: 2, examBytesEstimate: EXAM_ESTIMATE } },
+    consumerConfig: { screening: { concurrency: 4, perSourceConcurrency: 2, retries: 2, retryBaseMs: 50, retryFailedSeconds: 4, examBytesEstimate: EXAM_ESTIMATE } },
   });
   agent = await mtlsAgent();
   // 50 patients, alternately on box A and box C; one in three with a prior two years before
@@ -48,7 +48,7 @@ t.test('whole-file faults: 4xx problem+json in French, and no batch created', as
 
   const dup = await up(csv(['ins,birthDate,sex,accessionNumber', `${patients[0].ins},19640312,F,A1`, `${patients[1].ins},19640312,F,A2`, `${patients[0].ins},19640312,F,A1`]));
   t.equal(dup.status, 400);
-  t.match(dup.json.detail, /lignes en double.*ligne 4 = ligne 2/);
+  t.match(dup.json.detail, /lignes en double.*ligne 3 = ligne 1/);
 
   const row = `${patients[0].ins};19640312;F`;
   const many = (n: number) => Buffer.from(['ins;birthDate;sex;accessionNumber', ...Array.from({ length: n }, (_, i) => `${row};X${i}`)].join('\n'));
@@ -246,9 +246,9 @@ t.test('50 cases from two source boxes, one going down midway: its cases fail wi
 
 t.test('a batch whose PSC tokens cannot be renewed waits for its creator: psc-reconnect, then resume', async (t) => {
   const clinician = net.psc.clinicians[2];
-  const short = await net.psc.issueAccessToken({ rpps: clinician.rpps, clientId: 'box-b', ttlSeconds: 30 });
+  const short = await net.psc.issueAccessToken({ rpps: clinician.rpps, clientId: 'box-b', ttlSeconds: 45 });
   // a session whose token expires within the renewal margin and has no refresh token
-  const s = await net.boxB.services.sessions!.create({ rpps: clinician.rpps, nationalId: `8${clinician.rpps}`, sub: 'x', name: 'Short Lived' }, { accessToken: short, accessTokenExpiresAt: Date.now() + 30_000 });
+  const s = await net.boxB.services.sessions!.create({ rpps: clinician.rpps, nationalId: `8${clinician.rpps}`, sub: 'x', name: 'Short Lived' }, { accessToken: short, accessTokenExpiresAt: Date.now() + 45_000 });
   const api = screeningClient(net, agent, `${SESSION_COOKIE}=${s.id}`);
   const r = await api.post('/api/screening/batches', { name: 'PSC', rows: patients.slice(0, 2).map(rowOf) });
   t.equal(r.status, 201);

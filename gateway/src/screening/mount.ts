@@ -1,10 +1,9 @@
 // Wires screening batches into the consumer role: the tables, the repository, the prefetch engine
 // (started with the box, stopped before the cache closes) and the API on the user listener.
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { RoleContext } from '../box.js';
 import type { ConsumerServices } from '../consumer/role.js';
 import { loadTokenKey, TokenSealer } from '../trust/token-seal.js';
-import * as m040 from '../store/migrations/040-screening.js';
 import { ScreeningRepository } from './repository.js';
 import { PrefetchEngine } from './prefetch.js';
 import { screeningRoutes } from './routes.js';
@@ -14,8 +13,7 @@ import { BatchTokens } from './tokens.js';
 export async function mountScreening(ctx: RoleContext, consumer: ConsumerServices, o: { isHostAllowed: (url: string) => boolean; refreshAllowList?: () => Promise<void> }): Promise<PrefetchEngine | undefined> {
   const { config } = ctx;
   if (!config.psc || !ctx.user.pscSessions) return undefined; // no PSC login: no identity to prefetch under
-  const db = new Kysely<ScreeningSchema>({ dialect: new SqliteDialect({ database: ctx.db }) });
-  await new Migrator({ db, provider: { getMigrations: async () => ({ '040-screening': m040 }) }, migrationTableName: 'kysely_migration_screening', migrationLockTableName: 'kysely_migration_screening_lock' }).migrateToLatest().then((r) => { if (r.error) throw r.error; });
+  const db = ctx.store.db as unknown as Kysely<ScreeningSchema>; // its tables: migration 040-screening
   const repo = new ScreeningRepository(db);
   const sealer = new TokenSealer(loadTokenKey(config.psc.tokenKey, config.dataDir));
   const tokens = new BatchTokens(sealer, ctx.user.pscRefresh, async (id, sealed) => { await repo.updateBatch(id, { tokens_sealed: sealed }); });

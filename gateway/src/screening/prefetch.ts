@@ -71,6 +71,11 @@ export class PrefetchEngine {
   private timer?: NodeJS.Timeout;
   private sweeper?: NodeJS.Timeout;
   private stopped = false;
+  /**
+   * source boxes whose last case failed for a transient reason (down): their other cases fail at once
+   * with the same reason instead of each waiting on the network, until the next sweep tries again
+   */
+  private readonly down = new Map<string, string>();
 
   constructor(private readonly d: PrefetchDeps) {}
 
@@ -102,6 +107,7 @@ export class PrefetchEngine {
 
   /** Cases failed for a transient reason are tried again (a source box back up). */
   async sweep(batchId?: string): Promise<void> {
+    this.down.clear();
     const before = new Date(Date.now() - (batchId ? 0 : this.d.settings.retryFailedSeconds * 1000)).toISOString();
     const batches = await this.d.repo.requeueRetryable(before, batchId);
     for (const id of batches) {
@@ -157,6 +163,8 @@ export class PrefetchEngine {
     try {
       const resolved = c.resolved_json ? JSON.parse(c.resolved_json) as Resolved : await this.resolve(batch, c);
       const source = resolved.studies[0].source;
+      const down = this.down.get(source);
+      if (down) throw new CaseFailure(down, true);
       if (!this.takeSource(source)) throw new NotNow();
       held = source;
       await this.fetchAll(batch, c, resolved);
@@ -299,6 +307,7 @@ export class PrefetchEngine {
       return;
     }
     const f = classify(e, c.source ?? undefined);
+    const source = (await repo.case(c.batch_id, c.id))?.source;
     if (!(e instanceof CaseFailure)) this.d.logger?.warn({ batch: batch.id, err: (e as Error).message }, 'screening case failed');
     const attempts = c.attempts + 1;
     if (f.retryable && attempts <= this.d.settings.retries) {
@@ -307,6 +316,7 @@ export class PrefetchEngine {
       this.wakeAt(new Date(Date.now() + delay).toISOString());
       return;
     }
+    if (f.retryable && source && !(e instanceof CaseFailure)) this.down.set(source, f.message);
     await repo.updateCase(c.id, { state: 'failed', error: f.message, retryable: f.retryable ? 1 : 0, attempts }, ['fetching']);
   }
 

@@ -53,6 +53,9 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   });
 
   const me = (req: FastifyRequest) => req.clinicianSession!.clinician;
+  /** open event streams: ended when the box closes (an open stream would hold the listener open) */
+  const streams = new Set<FastifyReply>();
+  app.addHook('preClose', async () => { for (const r of streams) r.sse.close(); });
 
   async function batchOr404(req: FastifyRequest): Promise<ScreeningBatchRow> {
     const b = await repo.batch((req.params as P).id);
@@ -196,6 +199,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   app.get('/api/screening/batches/:id/events', { sse: 'only' }, async (req, reply) => {
     const b = await batchOr404(req);
     reply.sse.keepAlive();
+    streams.add(reply);
     let batchTimer: NodeJS.Timeout | undefined;
     const pendingCases = new Set<string>();
     let sending = Promise.resolve();
@@ -221,6 +225,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
     engine.events.on('case', onCase);
     engine.events.on('batch', onBatch);
     reply.sse.onClose(() => {
+      streams.delete(reply);
       engine.events.off('case', onCase);
       engine.events.off('batch', onBatch);
       clearTimeout(batchTimer);

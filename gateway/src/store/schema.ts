@@ -1,6 +1,7 @@
 // The database schema as Kysely sees it: one interface per table (columns as the driver returns
 // them: epoch ms and counts as number, JSON as string, binary as Buffer). Generated<> marks columns
 // the database fills (row ids, defaults). Each area keeps its tables in its own block.
+import type { ScreeningBatchRow, ScreeningCaseRow, ScreeningSessionRow } from '../screening/schema.js';
 import type { Generated } from 'kysely';
 
 // ---- core: audit, PSC sessions, publication outbox (store-core) ----
@@ -209,4 +210,8 @@ export interface Schema {
   consumer_cache_series: ConsumerCacheSeriesTable;
   consumer_cache_pins: ConsumerCachePinsTable;
   consumer_import_jobs: ConsumerImportJobsTable;
+  // screening batches (040-screening; the row types live with their domain)
+  screening_batches: ScreeningBatchRow;
+  screening_cases: ScreeningCaseRow;
+  screening_sessions: ScreeningSessionRow;
 }
