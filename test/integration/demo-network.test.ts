@@ -27,7 +27,7 @@ t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clea
     await new Promise((r) => setTimeout(r, 250));
   }
   const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
-  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source', 'consumer']], ['box-b', ['consumer']]]);
+  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source', 'consumer']], ['box-b', ['consumer']], ['box-c', ['source']]]);
   for (const b of m.boxes) t.match(b, { userUrl: /^https:\/\/127\.0\.0\.1:\d+$/, peerUrl: /^https:\/\/127\.0\.0\.1:\d+$/ });
   t.match(m.boxes[0], { mllp: { host: '127.0.0.1', port: Number }, iocm: { host: '127.0.0.1', port: Number, aeTitle: 'DRIMBOX_IOCM', callingAets: ['DEMO_PACS'] } }, 'the source lists its MLLP and IOCM listeners');
   t.notOk(m.boxes[1].mllp ?? m.boxes[1].iocm, 'the consumer-only box has neither');

@@ -244,6 +244,8 @@ export class PrefetchEngine {
       for (const spec of seriesSpecs(study)) {
         const fetchSeries = async () => {
           const t0 = performance.now();
+          // a series already complete in the cache is no fetch: nothing goes to the source, nothing to audit
+          const cached = (await cache.state(spec)) === 'complete';
           const h = await cache.ensure(spec, token, batch.created_by_rpps);
           let n = 0;
           let b = 0;
@@ -263,7 +265,7 @@ export class PrefetchEngine {
           } finally {
             h.release();
           }
-          this.auditFetch(batch, c, spec, study, undefined, b, t0);
+          if (!cached) this.auditFetch(batch, c, spec, study, undefined, b, t0);
           done += n;
           bytes += b;
         };
@@ -306,8 +308,10 @@ export class PrefetchEngine {
       this.events.batch(batch.id);
       return;
     }
-    const f = classify(e, c.source ?? undefined);
-    const source = (await repo.case(c.batch_id, c.id))?.source;
+    const now = await repo.case(c.batch_id, c.id);
+    const source = now?.source;
+    const root = now?.resolved_json ? (JSON.parse(now.resolved_json) as Resolved).studies[0].sourceRoot : undefined;
+    const f = classify(e, root ? new URL(root).host : undefined);
     if (!(e instanceof CaseFailure)) this.d.logger?.warn({ batch: batch.id, err: (e as Error).message }, 'screening case failed');
     const attempts = c.attempts + 1;
     if (f.retryable && attempts <= this.d.settings.retries) {
