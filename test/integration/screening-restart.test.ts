@@ -1,6 +1,11 @@
 // A consumer box restarted in the middle of a batch's prefetch: the batch resumes by itself, and no
 // series that was complete before the restart is fetched again from its source box.
 import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testPki } from '../helpers/pki.js';
 import { startConsumerNetwork, type ConsumerNetwork } from '../helpers/network.js';
 import { mtlsAgent } from '../helpers/box.js';
 import { waitFor } from '../helpers/wait.js';
@@ -40,4 +45,37 @@ t.test('restart mid-prefetch: resumes, never fetches a completed series again', 
   const series = patients.length + patients.filter((p) => p.prior).length;
   t.equal(ok.size, series, 'every series fetched');
   t.ok([...ok.values()].every((n) => n === 1), 'none fetched twice');
+});
+
+/** runs the drimbox CLI (bin/drimbox.js) asynchronously: the box it talks to runs in this process */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/drimbox.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c; });
+    child.stderr.on('data', (c: Buffer) => { stderr += c; });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('drimbox batch create FILE.csv, then drimbox batch status ID follows the progress to ready', async (t) => {
+  const patients = await publishScreeningExams(net, 3, { seed: 'cli', sources: ['box-a'] });
+  const { cookie } = await net.login();
+  const session = cookie.split('=')[1];
+  const dir = mkdtempSync(join(tmpdir(), 'batch-cli-'));
+  const file = join(dir, 'lot-cli.csv');
+  writeFileSync(file, ['ins,insOid,birthDate,sex,familyName,accessionNumber', ...patients.map((p) => `${p.ins},${rowOf(p).insOid},${p.birthDate},F,${p.familyName},${p.accession}`)].join('\n'));
+  const conn = ['--url', net.boxB.userUrl, '--session', session, '--ca', (await testPki()).ca.cert];
+  const created = await cli(['batch', 'create', file, '--priors', '0', ...conn]);
+  t.equal(created.code, 0, created.stderr);
+  const [id] = created.stdout.split('\t');
+  t.match(created.stdout, /lot-cli \[.*\] 0\/3 dossiers/);
+  const status = await cli(['batch', 'status', id, ...conn]);
+  t.equal(status.code, 0, status.stderr);
+  const lines = status.stdout.trim().split('\n');
+  t.match(lines.at(-1), /\[█{30}\] 3\/3 dossiers \(3 prêts, 0 en échec, 0 en cours\) · 12\/12 images .* · ready/, 'the last bar: ready');
+  const bad = await cli(['batch', 'status', 'nope', ...conn]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /404 Lot inconnu/);
 });
