@@ -34,6 +34,8 @@ t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clea
   t.match(out, new RegExp(`IOCM rejection notes: storescu -aet DEMO_PACS -aec DRIMBOX_IOCM 127\\.0\\.0\\.1 ${m.boxes[0].iocm.port} `), 'and the start-up output says how to reach IOCM');
   t.match(m.boxes[1], { contextualCallUrl: /\/contextual-call$/, launcherUrl: /\/$/ });
   t.ok(m.studies.length >= 3 && m.studies.every((s: { state: string; kosUid?: string }) => s.state === 'published' && s.kosUid), 'every demo report published');
+  t.match(m.screening, { cases: 20, worklistUrl: new RegExp(`^${m.boxes[1].userUrl}/viewer/screening\\.html\\?batch=[\\w-]+$`) }, 'a demo screening batch on box-b');
+  t.ok(out.includes(m.screening.worklistUrl), 'and its worklist URL is printed');
   t.ok(m.studies.some((s: { modality: string }) => s.modality === 'MG'), 'a mammography study');
 
   // the printed curl command, run as printed (mTLS + PSC token + KOS)
