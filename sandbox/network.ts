@@ -22,6 +22,8 @@ import { startDmpSimulator, type DmpSimulator } from './dmp/simulator.js';
 import { demoStudies, TEST_INS_OID, type DemoStudy } from './demo-data/catalogue.js';
 import { demoReportMessages } from './demo-data/reports.js';
 import { sendMllp } from './mllp-send.js';
+import { screeningDemo } from './demo-data/screening.js';
+import { SESSION_COOKIE } from '../gateway/src/trust/sessions.js';
 import { freePort } from './ports.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
@@ -35,6 +37,8 @@ export interface DemoNetworkOptions {
   /** where the dev PKI lives (default certs/out) */
   pkiDir?: string;
   logLevel?: string;
+  /** a screening demo: a second source box (box-c), 20 screening mammograms with priors across box-a and box-c, a batch on box-b */
+  screening?: boolean;
 }
 
 export interface BoxManifest {
@@ -62,6 +66,8 @@ export interface DemoManifest {
   psc: { issuer: string; clinicians: { rpps: string; name: string }[] };
   dmp: { url: string; registryUrl: string; repositoryUrl: string; documentsUrl: string };
   studies: { box: string; studyInstanceUid: string; patientIns: string; modality: string; description: string; kosUid?: string; state: string }[];
+  /** with `screening`: the demo batch on box-b and its worklist */
+  screening?: { batchId: string; worklistUrl: string; cases: number };
 }
 
 export interface DemoNetwork {
@@ -78,14 +84,14 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
   const runDir = o.runDir ?? join(ROOT, 'sandbox', '.run');
   rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  const pki = await ensureDevPki(o.pkiDir ?? join(ROOT, 'certs', 'out'), { boxes: ['box-a', 'box-b'] });
+  const pki = await ensureDevPki(o.pkiDir ?? join(ROOT, 'certs', 'out'), { boxes: ['box-a', 'box-b', 'box-c'] });
   const logLevel = o.logLevel ?? 'warn';
   const read = (f: string) => readFileSync(f, 'utf8');
   const closers: (() => Promise<unknown>)[] = [];
   const close = async () => { for (const c of closers.reverse()) await c().catch(() => undefined); };
 
   try {
-    const ports = { a: { user: await freePort(), peer: await freePort(), iocm: await freePort() }, b: { user: await freePort(), peer: await freePort() } };
+    const ports = { a: { user: await freePort(), peer: await freePort(), iocm: await freePort() }, b: { user: await freePort(), peer: await freePort() }, c: { user: await freePort(), peer: await freePort() } };
     const userUrl = (p: number) => `https://127.0.0.1:${p}`;
 
     const registryAdmin = randomBytes(24).toString('base64url');
@@ -99,11 +105,12 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
     closers.push(() => registry.close());
     await enrolDemoClient(pki, registry);
 
-    const secrets = { a: randomBytes(24).toString('base64url'), b: randomBytes(24).toString('base64url') };
+    const secrets = { a: randomBytes(24).toString('base64url'), b: randomBytes(24).toString('base64url'), c: randomBytes(24).toString('base64url') };
     const psc = await startPscSimulator({
       clients: [
         { client_id: 'box-a', client_secret: secrets.a, redirect_uris: [`${userUrl(ports.a.user)}/auth/callback`] },
         { client_id: 'box-b', client_secret: secrets.b, redirect_uris: [`${userUrl(ports.b.user)}/auth/callback`] },
+        ...(o.screening ? [{ client_id: 'box-c', client_secret: secrets.c, redirect_uris: [`${userUrl(ports.c.user)}/auth/callback`] }] : []),
       ],
       dataDir: join(runDir, 'psc'),
     });
@@ -117,29 +124,47 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
     closers.push(() => dmp.close());
 
     const studies = await demoStudies();
+    const screening = o.screening ? screeningDemo() : undefined;
+    // the screening demo publishes 36 more studies: no wait for stability (the PACS is seeded before the reports)
+    const publication = screening ? { publication: { stableSeconds: 0, concurrency: 4 } } : {};
     const common = { pki, runDir, logLevel, registry, psc, dmp };
-    const boxA = await startDemoBox({ ...common, name: 'box-a', roles: ['source', 'consumer'], ports: ports.a, secret: secrets.a });
+    const boxA = await startDemoBox({ ...common, name: 'box-a', roles: ['source', 'consumer'], ports: ports.a, secret: secrets.a, extra: publication });
     closers.push(() => boxA.close());
     await seedFolderPacs(boxA, studies);
+    const boxC = screening ? await startDemoBox({ ...common, name: 'box-c', roles: ['source'], ports: ports.c, secret: secrets.c, extra: publication }) : undefined;
+    if (boxC) closers.push(() => boxC.close());
+    if (screening) {
+      await seedFolderPacs(boxA, screening.byBox['box-a']);
+      await seedFolderPacs(boxC!, screening.byBox['box-c']);
+    }
     const launcher: LauncherEntry[] = launcherEntries(studies, boxA);
     const boxB = await startDemoBox({ ...common, name: 'box-b', roles: ['consumer'], ports: ports.b, secret: secrets.b, roleOptions: { consumer: { launcher: () => launcher } } });
     closers.push(() => boxB.close());
     // box-a fetched the list before box-b enrolled: take the new list now rather than at the daily refresh
-    for (const box of [boxA, boxB]) {
+    for (const box of [boxA, boxB, ...(boxC ? [boxC] : [])]) {
       if (!(await box.services.allowList?.refresh())) throw new Error(`${box.config.box.name}: the allow-list refresh was refused`);
     }
 
     // the RIS validates the reports: publish them through MLLP and wait for the DMP's acknowledgements
-    const mllp = boxA.addresses.mllp;
-    for (const msg of demoReportMessages(studies)) {
-      const ack = await sendMllp(mllp.host, mllp.port, msg);
-      if (!/\rMSA\|AA\|/.test(ack)) throw new Error(`demo report refused by box-a: ${ack.replace(/\r/g, ' | ')}`);
+    const sendReports = async (box: Box, list: DemoStudy[], prefix?: string) => {
+      const mllp = box.addresses.mllp;
+      for (const msg of demoReportMessages(list, { controlIdPrefix: prefix })) {
+        const ack = await sendMllp(mllp.host, mllp.port, msg);
+        if (!/\rMSA\|AA\|/.test(ack)) throw new Error(`demo report refused by ${box.config.box.name}: ${ack.replace(/\r/g, ' | ')}`);
+      }
+    };
+    await sendReports(boxA, studies);
+    if (screening) {
+      await sendReports(boxA, screening.byBox['box-a'], 'DEP');
+      await sendReports(boxC!, screening.byBox['box-c'], 'DEP');
     }
-    const published = await waitForPublications(boxA, studies.length);
+    const published = await waitForPublications(boxA, studies.length + (screening?.byBox['box-a'].length ?? 0));
+    if (screening) await waitForPublications(boxC!, screening.byBox['box-c'].length);
+    const batch = screening ? await createDemoBatch(boxB, psc, screening.rows) : undefined;
 
     const manifest: DemoManifest = {
       startedAt: new Date().toISOString(),
-      boxes: [{ ...describe(boxA, pki), contextualCallUrl: `${boxA.userUrl}/contextual-call` }, { ...describe(boxB, pki), contextualCallUrl: `${boxB.userUrl}/contextual-call`, launcherUrl: `${boxB.userUrl}/` }],
+      boxes: [{ ...describe(boxA, pki), contextualCallUrl: `${boxA.userUrl}/contextual-call` }, { ...describe(boxB, pki), contextualCallUrl: `${boxB.userUrl}/contextual-call`, launcherUrl: `${boxB.userUrl}/` }, ...(boxC ? [describe(boxC, pki)] : [])],
       demoClient: { cert: pki.demoClient.cert, key: pki.demoClient.key, ca: pki.ca.cert, subjectDn: pki.demoClient.subjectDn },
       registry: { url: registry.url, allowListUrl: registry.allowListUrl, adminToken: registryAdmin },
       psc: { issuer: psc.issuer, clinicians: psc.clinicians.map((c) => ({ rpps: c.rpps, name: `${c.givenName ?? ''} ${c.familyName ?? ''}`.trim() })) },
@@ -149,8 +174,9 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
         return { box: 'box-a', studyInstanceUid: s.studyInstanceUid, patientIns: s.patient.ins, modality: s.modality, description: s.description, kosUid: p?.kosUid, state: p?.state ?? 'unknown' };
       }),
     };
+    if (batch) manifest.screening = { batchId: batch, worklistUrl: `${boxB.userUrl}/viewer/screening.html?batch=${batch}`, cases: screening!.rows.length };
     writeFileSync(join(runDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
-    return { manifest, boxes: { 'box-a': boxA, 'box-b': boxB }, pki, psc, dmp, registry, close };
+    return { manifest, boxes: { 'box-a': boxA, 'box-b': boxB, ...(boxC ? { 'box-c': boxC } : {}) }, pki, psc, dmp, registry, close };
   } catch (e) {
     await close();
     throw e;
@@ -158,7 +184,7 @@ export async function startDemoNetwork(o: DemoNetworkOptions = {}): Promise<Demo
 }
 
 interface DemoBoxOptions {
-  name: 'box-a' | 'box-b';
+  name: 'box-a' | 'box-b' | 'box-c';
   roles: ('source' | 'consumer')[];
   ports: { user: number; peer: number; iocm?: number };
   secret: string;
@@ -169,12 +195,14 @@ interface DemoBoxOptions {
   psc: PscSimulator;
   dmp: DmpSimulator;
   roleOptions?: RoleOptions;
+  /** more configuration sections */
+  extra?: Record<string, unknown>;
 }
 
 async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
   const id = o.pki.boxes[o.name];
   const raw = {
-    box: { name: o.name, organization: id.organization, retrieveLocationUid: o.name === 'box-a' ? '1.2.250.1.999.1.1' : '1.2.250.1.999.1.2' },
+    box: { name: o.name, organization: id.organization, retrieveLocationUid: { 'box-a': '1.2.250.1.999.1.1', 'box-b': '1.2.250.1.999.1.2', 'box-c': '1.2.250.1.999.1.3' }[o.name] },
     dataDir: join(o.runDir, o.name),
     roles: o.roles,
     user: { port: o.ports.user, publicUrl: `https://127.0.0.1:${o.ports.user}`, tls: { cert: id.chain, key: id.key } },
@@ -182,17 +210,18 @@ async function startDemoBox(o: DemoBoxOptions): Promise<Box> {
     // the source role: the demo RIS and PACS run on this machine, so only 127.0.0.1 may send
     ...(o.roles.includes('source') ? {
       hl7: { port: 1, allowedSenders: ['127.0.0.1'] },
-      source: { iocmPort: o.ports.iocm, iocmCallingAets: [DEMO_PACS_AET], iocmAllowedAddresses: ['127.0.0.1'] },
+      ...(o.ports.iocm ? { source: { iocmPort: o.ports.iocm, iocmCallingAets: [DEMO_PACS_AET], iocmAllowedAddresses: ['127.0.0.1'] } } : {}),
     } : {}),
     admin: { token: randomBytes(24).toString('base64url') },
     log: { level: o.logLevel },
     pacs: { kind: 'folder', path: join(o.runDir, o.name, 'pacs') },
     dmp: {
       registryUrl: o.dmp.registryUrl, repositoryUrl: o.dmp.repositoryUrl, ca: o.pki.ca.cert,
-      finess: FINESS, sourceId: o.name === 'box-a' ? '1.2.250.1.999.2.1' : '1.2.250.1.999.2.2',
+      finess: FINESS, sourceId: { 'box-a': '1.2.250.1.999.2.1', 'box-b': '1.2.250.1.999.2.2', 'box-c': '1.2.250.1.999.2.3' }[o.name],
     },
     psc: { issuer: o.psc.issuer, clientId: o.name, clientSecret: o.secret },
     allowList: { url: o.registry.allowListUrl, trustAnchors: [o.pki.ca.cert], enrolUrl: o.registry.url, supportContact: 'support@demo.invalid' },
+    ...o.extra,
   };
   const config: DrimboxConfig = validateConfig(raw as never);
   if (config.hl7) config.hl7.port = 0; // any free port; reported in box.addresses.mllp
@@ -242,6 +271,30 @@ async function waitForPublications(box: Box, count: number, timeoutMs = 60_000):
       if (settled.length >= count || Date.now() > deadline) return items;
       await new Promise((res) => setTimeout(res, 250));
     }
+  } finally {
+    await agent.close();
+  }
+}
+
+/**
+ * The demo screening batch on box-b, created through its API as the first test clinician (a session
+ * made with a PSC token of theirs): the prefetch starts at once, under that identity.
+ */
+async function createDemoBatch(box: Box, psc: PscSimulator, rows: unknown[]): Promise<string> {
+  const c = psc.clinicians[0];
+  const accessToken = await psc.issueAccessToken({ rpps: c.rpps, clientId: 'box-b', ttlSeconds: 12 * 3600 });
+  const name = `${c.givenName ?? ''} ${c.familyName ?? ''}`.trim();
+  const s = await box.services.sessions!.create({ rpps: c.rpps, nationalId: `8${c.rpps}`, sub: `demo-${c.rpps}`, name, givenName: c.givenName, familyName: c.familyName }, { accessToken, accessTokenExpiresAt: Date.now() + 12 * 3600_000 });
+  const agent = new Agent({ connect: { ca: readFileSync(box.config.peer.tls.ca) } });
+  try {
+    const r = await request(`${box.userUrl}/api/screening/batches`, {
+      method: 'POST', dispatcher: agent,
+      headers: { cookie: `${SESSION_COOKIE}=${s.id}`, 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ name: 'Démo — 2e lecture, 20 mammographies', priorsWanted: 1, dueDate: new Date(Date.now() + 15 * 86400_000).toISOString().slice(0, 10), rows }),
+    });
+    const body = await r.body.json() as { id?: string; detail?: string };
+    if (r.statusCode !== 201 || !body.id) throw new Error(`demo screening batch refused: ${r.statusCode} ${body.detail ?? ''}`);
+    return body.id;
   } finally {
     await agent.close();
   }

@@ -12,14 +12,15 @@ if (!existsSync(join(root, 'viewer', 'dist', 'index.html'))) {
   execFileSync(join(root, 'node_modules', '.bin', 'vite'), ['build', '--config', 'viewer/vite.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
 }
 
-console.log('starting the demo network (registry, PSC, DMP, box-a source + consumer, box-b consumer)…');
+console.log('starting the demo network (registry, PSC, DMP, box-a source + consumer, box-b consumer, box-c source)…');
 const net = await startDemoNetwork({
   logLevel: process.env.DRIMBOX_LOG_LEVEL ?? 'warn',
   runDir: process.env.DRIMBOX_DEMO_RUN_DIR || undefined,
   pkiDir: process.env.DRIMBOX_DEMO_PKI_DIR || undefined,
+  screening: true,
 });
 const m = net.manifest;
-const [a, b] = m.boxes;
+const [a, b, c] = m.boxes;
 const study = m.studies.find((s) => s.modality === 'MG' && s.kosUid) ?? m.studies.find((s) => s.kosUid) ?? m.studies[0];
 const clinician = m.psc.clinicians[0];
 const token = await net.psc.issueAccessToken({ rpps: clinician.rpps, clientId: 'box-b', ttlSeconds: 3600 });
@@ -36,7 +37,7 @@ DRIMbox demo network is running (Ctrl-C to stop). Certificates: dev CA ${m.demoC
   box-a (source)    user ${a.userUrl}   peer ${a.peerUrl}   MLLP ${a.mllp?.host}:${a.mllp?.port}
 ${a.iocm ? `                    IOCM rejection notes: storescu -aet ${a.iocm.callingAets[0]} -aec ${a.iocm.aeTitle} ${a.iocm.host} ${a.iocm.port} NOTE.dcm\n` : ''}                    admin: curl --cacert ${q(m.demoClient.ca)} -H 'Authorization: Bearer ${a.adminToken}' ${a.userUrl}/admin/publications
   box-b (consumer)  user ${b.userUrl}   peer ${b.peerUrl}   contextual call POST ${b.contextualCallUrl}
-  registry          ${m.registry.url}/admin  (signed allow-list ${m.registry.allowListUrl})
+${c ? `  box-c (source)    user ${c.userUrl}   peer ${c.peerUrl}   MLLP ${c.mllp?.host}:${c.mllp?.port}\n` : ''}  registry          ${m.registry.url}/admin  (signed allow-list ${m.registry.allowListUrl})
   PSC simulator     ${m.psc.issuer}
   DMP simulator     ${m.dmp.documentsUrl}
 
@@ -50,7 +51,12 @@ ${Array.isArray(docs) ? `  The DMP holds ${docs.length} document entries.\n` : '
       -H 'Accept: multipart/related; type="application/dicom"; transfer-syntax=*' \\
       -o study.multipart ${a.peerUrl}/dicom-web/studies/${study.studyInstanceUid}
 
-  Machine-readable description: ${process.env.DRIMBOX_DEMO_RUN_DIR ?? 'sandbox/.run'}/manifest.json
+${m.screening ? `  Screening second reading: a batch of ${m.screening.cases} mammograms (priors, a missing view, swapped labels)
+  from box-a and box-c, prefetched by box-b as ${clinician.name || clinician.rpps}. Worklist:
+    ${m.screening.worklistUrl}
+    (progress: drimbox batch status ${m.screening.batchId} --url ${b.userUrl} --session <your drimbox_session cookie> --ca ${q(m.demoClient.ca)})
+
+` : ''}  Machine-readable description: ${process.env.DRIMBOX_DEMO_RUN_DIR ?? 'sandbox/.run'}/manifest.json
 `);
 
 let stopping = false;

@@ -7,7 +7,11 @@ const USAGE = `usage:
   drimbox serve --config FILE          run a box (every key can be overridden by DRIMBOX_* variables)
   drimbox allowlist verify FILE [--trust-anchor PEM ...]
                                        check a signed DRIM-M allow-list and print its entries
-  drimbox audit verify --config FILE   check the audit trail's hash chain; exits 1 naming the first broken row`;
+  drimbox audit verify --config FILE   check the audit trail's hash chain; exits 1 naming the first broken row
+  drimbox batch create FILE.csv [--name N] [--priors N] [--due YYYY-MM-DD] --url URL --session VALUE [--ca PEM]
+                                       create a screening batch (second reading) from a CSV file
+  drimbox batch status ID --url URL --session VALUE [--ca PEM] [--once]
+                                       follow a batch's prefetch with a live progress bar (env DRIMBOX_URL, DRIMBOX_SESSION, DRIMBOX_CA)`;
 
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -41,6 +45,10 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'audit' && rest[0] === 'verify') {
     const { auditVerifyCommand } = await import('./store/audit-cli.js');
     return auditVerifyCommand(rest.slice(1));
+  }
+  if (cmd === 'batch') {
+    const { batchCommand } = await import('./screening/cli.js');
+    return batchCommand(rest);
   }
   if (cmd === 'allowlist' && rest[0] === 'verify') {
     const { allowlistVerifyCommand } = await import('./trust/cli.js');

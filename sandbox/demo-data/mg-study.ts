@@ -28,6 +28,8 @@ export interface MgStudyOptions {
    * breast's chest wall at the last column, P\L / P\F).
    */
   rightUnmirrored?: boolean;
+  /** label every view with the other breast (ImageLaterality, PatientOrientation): a laterality error to catch at reading */
+  swapLaterality?: boolean;
 }
 
 export interface MgStudy {
@@ -54,6 +56,7 @@ export function makeMgStudy(o: MgStudyOptions = {}): MgStudy {
   for (const view of MG_VIEWS) {
     n++;
     const lat = view[0] as 'L' | 'R';
+    const labelLat = o.swapLaterality ? (lat === 'L' ? 'R' : 'L') : lat;
     const pos = view.slice(1) as 'CC' | 'MLO';
     const sopInstanceUid = seededUid(`${key}|sop|${view}`);
     const chestWallAtLeft = lat === 'L' || Boolean(o.rightUnmirrored);
@@ -110,9 +113,9 @@ export function makeMgStudy(o: MgStudyOptions = {}): MgStudy {
       StudyID: '1',
       SeriesNumber: '1',
       InstanceNumber: String(n),
-      PatientOrientation: [chestWallAtLeft ? 'A' : 'P', pos === 'CC' ? (lat === 'L' ? 'R' : 'L') : 'F'],
+      PatientOrientation: [chestWallAtLeft ? 'A' : 'P', pos === 'CC' ? (labelLat === 'L' ? 'R' : 'L') : 'F'],
       FrameOfReferenceUID: frameOfReferenceUid,
-      ImageLaterality: lat,
+      ImageLaterality: labelLat,
       PositionReferenceIndicator: '',
       SamplesPerPixel: 1,
       PhotometricInterpretation: 'MONOCHROME2',

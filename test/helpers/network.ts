@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { startOrthanc, type Orthanc } from './orthanc.js';
-import { startTestBox } from './box.js';
+import { startTestBox, testBoxConfig } from './box.js';
+import { startBox } from '../../gateway/src/box.js';
+import { createLogger } from '../../gateway/src/log.js';
 import { testPki } from './pki.js';
 import { dmpTestPki } from './dmp-pki.js';
 import { syntheticPublicationRecord } from './publication-record.js';
@@ -30,7 +32,7 @@ import { relabel } from '../../sandbox/demo-data/relabel.js';
 import { freePort } from './ports.js';
 import { seededUid } from '../../sandbox/demo-data/part10.js';
 
-const SECRET = { 'box-a': 'box-a-secret-0123456789', 'box-b': 'box-b-secret-0123456789' };
+const SECRET = { 'box-a': 'box-a-secret-0123456789', 'box-b': 'box-b-secret-0123456789', 'box-c': 'box-c-secret-0123456789' };
 
 export interface NetworkOptions {
   cacheMaxBytes?: number;
@@ -41,6 +43,10 @@ export interface NetworkOptions {
   sourcePacsRelay?: boolean;
   /** Orthanc A's in-memory storage cache in MB: 0 lets a test damage a stored file (`orthanc.ts`) */
   sourceStorageCacheMb?: number;
+  /** a second source box, box C (its own data, Orthanc A as its PACS): `publish(files, { source: 'box-c' })` */
+  secondSource?: boolean;
+  /** more configuration sections for box B (e.g. screening) */
+  consumerConfig?: Record<string, unknown>;
 }
 
 /** A TCP relay in front of a PACS: `cutAfter(n)` kills the next connection that relays more than n bytes back. */
@@ -109,11 +115,15 @@ export interface ConsumerNetwork {
   sourcePacsRelay?: PacsRelay;
   boxA: Box;
   boxB: Box;
+  /** with `secondSource`: box C, a second source box (stopped and started again on the same ports) */
+  boxC?: Box;
+  stopSecondSource(): Promise<void>;
+  startSecondSource(): Promise<void>;
   consumer: ConsumerServices;
   /** a logged-in clinician on box B (a real PSC token): the Cookie header value */
   login(rpps?: string): Promise<{ cookie: string; rpps: string; token: string }>;
   /** uploads Part 10 files to Orthanc A and publishes them as one study */
-  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string; retrieveBase?: string; cda?: Buffer }): Promise<Published>;
+  publish(files: Buffer[], o?: { ins?: string; accession?: string; retrieveHost?: string; retrieveBase?: string; cda?: Buffer; source?: 'box-a' | 'box-c'; studyDate?: string }): Promise<Published>;
   /** restarts box B on the same data directory (the cache must survive) */
   restartConsumer(): Promise<void>;
   close(): Promise<void>;
@@ -143,6 +153,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const psc = await startPscSimulator({ clients: [
     { client_id: 'box-a', client_secret: SECRET['box-a'], redirect_uris: ['https://127.0.0.1/auth/callback'] },
     { client_id: 'box-b', client_secret: SECRET['box-b'], redirect_uris: ['https://127.0.0.1/auth/callback'] },
+    { client_id: 'box-c', client_secret: SECRET['box-c'], redirect_uris: ['https://127.0.0.1/auth/callback'] },
   ] });
   closers.push(() => psc.close());
 
@@ -165,7 +176,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const sourcePacsRelay = o.sourcePacsRelay ? await startPacsRelay(orthancA.dicomWebUrl) : undefined;
   if (sourcePacsRelay) closers.push(() => sourcePacsRelay.close());
 
-  const extra = (name: 'box-a' | 'box-b') => ({
+  const extra = (name: 'box-a' | 'box-b' | 'box-c') => ({
     allowList: { url: registry.allowListUrl, trustAnchors: [pki.ca.cert] },
     psc: { issuer: psc.issuer, clientId: name, clientSecret: SECRET[name], introspectionCacheMs: 0 },
     dmp: dmpConfig,
@@ -181,13 +192,34 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   closers.push(() => boxA.close());
   await enrolApproved(registry, pki.boxes['box-a'], new URL(boxA.peerUrl).host, 'Centre box-a');
 
+  // box C: a second source box, started again on the same ports and data (a box that went down and came back)
+  let boxC: Box | undefined;
+  let boxCConfig: Awaited<ReturnType<typeof testBoxConfig>> | undefined;
+  const startC = async () => {
+    boxCConfig ??= await testBoxConfig({
+      name: 'box-c', pacs: { kind: 'dicomweb', url: orthancA.dicomWebUrl }, allowedPeers: [],
+      extra: { ...extra('box-c'), roles: ['source'], box: { name: 'box-c', organization: pki.boxes['box-c'].organization, retrieveLocationUid: '1.2.250.1.999.1.3' } },
+    });
+    boxC = await startBox(boxCConfig, { logger: createLogger(boxCConfig.log.level, 'box-c'), plugins: [trustLayer, dmpService, sourceRole] });
+    boxCConfig.peer.port = Number(new URL(boxC.peerUrl).port);
+    boxCConfig.user.port = Number(new URL(boxC.userUrl).port);
+  };
+  let cDown = true;
+  const stopC = async () => { if (!cDown) { cDown = true; await boxC!.close(); } };
+  if (o.secondSource) {
+    await startC();
+    cDown = false;
+    closers.push(() => stopC());
+    await enrolApproved(registry, pki.boxes['box-c'], new URL(boxC!.peerUrl).host, 'Centre box-c');
+  }
+
   const consumerPacs = orthancB ? { kind: 'dicomweb', url: orthancB.dicomWebUrl } : { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'box-b-pacs-')) };
   let boxB!: Box;
   let dataDir: string | undefined;
   const startB = async () => {
     boxB = await startTestBox({
       name: 'box-b', pacs: consumerPacs, allowedPeers: [],
-      extra: { ...extra('box-b'), roles: ['consumer'], ...(dataDir ? { dataDir } : {}), ...(o.cacheMaxBytes ? { cache: { maxBytes: Math.max(o.cacheMaxBytes, 1024 ** 2) } } : {}) },
+      extra: { ...extra('box-b'), roles: ['consumer'], ...(dataDir ? { dataDir } : {}), ...(o.cacheMaxBytes ? { cache: { maxBytes: Math.max(o.cacheMaxBytes, 1024 ** 2) } } : {}), ...o.consumerConfig },
       boxOptions: { plugins: [trustLayer, dmpService, createConsumerRole({ peer: { timeoutMs: 5_000, connectTimeoutMs: 2_000, retries: 1 }, ...o.consumer })] },
     });
     dataDir = boxB.config.dataDir;
@@ -199,10 +231,12 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   await startB();
   closers.push(() => boxB.close());
 
-  const repoA = new PublicationRepository(boxA.db);
   let seq = 0;
   const net: ConsumerNetwork = {
     registry, psc, dmp, orthancA, orthancB, sourcePacsRelay, boxA,
+    get boxC() { return boxC; },
+    stopSecondSource: stopC,
+    async startSecondSource() { if (cDown) { await startC(); cDown = false; } },
     get boxB() { return boxB; },
     get consumer() { return consumerOf(boxB.services)!; },
     async login(rpps = psc.clinicians[0].rpps) {
@@ -221,13 +255,16 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       record.cda = p.cda ?? readFileSync('test/fixtures/ans/ans-poc/JeuxDeDonnees/exemples/CDA/IMG_CR_IMG_2023.11_CDA-R2-Niveau-1.xml');
       record.studies[0].modalities = [...new Set(infos.map((i) => i.modality).filter(Boolean))].map((m) => ({ code: m!, codeSystem: '1.2.840.10008.2.16.4', displayName: m! }));
       const instances: KosInstance[] = infos.map((i) => ({ studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid }));
-      const base = p.retrieveHost ? boxA.peerUrl.replace('127.0.0.1', p.retrieveHost) : boxA.peerUrl;
+      const src = p.source === 'box-c' ? boxC! : boxA;
+      if (p.studyDate) record.studies[0].startTime = `${p.studyDate}092200+0100`;
+      const base = p.retrieveHost ? src.peerUrl.replace('127.0.0.1', p.retrieveHost) : src.peerUrl;
       // like the publication worker: the PACS's own patient id goes into the KOS's OtherPatientIDs
-      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: p.retrieveBase ?? `${base}/dicom-web`, retrieveLocationUid: boxA.config.box.retrieveLocationUid, patientFromPacs: { patientId: infos[0].patientId } });
+      const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: p.retrieveBase ?? `${base}/dicom-web`, retrieveLocationUid: src.config.box.retrieveLocationUid, patientFromPacs: { patientId: infos[0].patientId } });
       await boxA.services.dmp!.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10: kos.part10 }, includeReport: true });
       // box A's KOS guard must know what it published (done in one tick: the outbox worker cannot interleave)
       const refs: Record<string, Record<string, string[]>> = {};
       for (const i of instances) ((refs[i.studyUid] ??= {})[i.seriesUid] ??= []).push(i.sopInstanceUid);
+      const repoA = new PublicationRepository(src.db);
       const { job } = repoA.enqueue({ kind: 'publish', idemKey: `test|${kos.sopInstanceUid}`, setId: `test-${seq}`, payload: {}, state: 'done' });
       const kosId = repoA.saveBuiltKos(job.id, { setId: `test-${seq}`, sopInstanceUid: kos.sopInstanceUid, patientId: record.patient.ins.value, part10: kos.part10, refs, studies: [{ studyUid, accession: record.studies[0].accessionNumber?.value ?? '' }] });
       repoA.markPublished(job.id, kosId, { kos: `urn:uuid:test-${seq}` });

@@ -27,13 +27,15 @@ t.test('npm start: demo network, manifest, printed curl retrieve, launcher, clea
     await new Promise((r) => setTimeout(r, 250));
   }
   const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
-  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source', 'consumer']], ['box-b', ['consumer']]]);
+  t.same(m.boxes.map((b: { name: string; roles: string[] }) => [b.name, b.roles]), [['box-a', ['source', 'consumer']], ['box-b', ['consumer']], ['box-c', ['source']]]);
   for (const b of m.boxes) t.match(b, { userUrl: /^https:\/\/127\.0\.0\.1:\d+$/, peerUrl: /^https:\/\/127\.0\.0\.1:\d+$/ });
   t.match(m.boxes[0], { mllp: { host: '127.0.0.1', port: Number }, iocm: { host: '127.0.0.1', port: Number, aeTitle: 'DRIMBOX_IOCM', callingAets: ['DEMO_PACS'] } }, 'the source lists its MLLP and IOCM listeners');
   t.notOk(m.boxes[1].mllp ?? m.boxes[1].iocm, 'the consumer-only box has neither');
   t.match(out, new RegExp(`IOCM rejection notes: storescu -aet DEMO_PACS -aec DRIMBOX_IOCM 127\\.0\\.0\\.1 ${m.boxes[0].iocm.port} `), 'and the start-up output says how to reach IOCM');
   t.match(m.boxes[1], { contextualCallUrl: /\/contextual-call$/, launcherUrl: /\/$/ });
   t.ok(m.studies.length >= 3 && m.studies.every((s: { state: string; kosUid?: string }) => s.state === 'published' && s.kosUid), 'every demo report published');
+  t.match(m.screening, { cases: 20, worklistUrl: new RegExp(`^${m.boxes[1].userUrl}/viewer/screening\\.html\\?batch=[\\w-]+$`) }, 'a demo screening batch on box-b');
+  t.ok(out.includes(m.screening.worklistUrl), 'and its worklist URL is printed');
   t.ok(m.studies.some((s: { modality: string }) => s.modality === 'MG'), 'a mammography study');
 
   // the printed curl command, run as printed (mTLS + PSC token + KOS)

@@ -42,6 +42,8 @@ export interface DrimboxConfig {
     retrieveLocationUid: string;
   };
   dataDir: string;
+  /** where the box's state lives: `sqlite:PATH` (one instance) or `postgres://…` (several instances share it) */
+  database: { url: string };
   roles: Role[];
   /** user-facing listener: viewer, contextual call, report links, admin */
   user: {
@@ -106,6 +108,11 @@ export interface DrimboxConfig {
   /** concurrency: jobs of different reports run side by side (one report's jobs stay in order);
    *  stableSeconds: a study's instance count must not change over this interval before its KOS is built */
   publication: { studyWaitMinutes: number; retryMaxMinutes: number; stableSeconds: number; concurrency: number };
+  /** screening batches (second reading): cases prefetched at most `concurrency` at once, `perSourceConcurrency`
+   *  per source box; a failed fetch is retried `retries` times (backoff from retryBaseMs, ×3); a case failed for
+   *  a transient reason (source down) is tried again every retryFailedSeconds; examBytesEstimate: bytes of one
+   *  exam (current or prior) when a batch is checked against the cache budget at creation */
+  screening: { concurrency: number; perSourceConcurrency: number; retries: number; retryBaseMs: number; retryFailedSeconds: number; examBytesEstimate: number };
   /** audit trail: rows older than retentionDays are deleted (daily); requests of one peer/clinician/
    *  patient/study/kind closer than accessWindowMinutes are shown as one access */
   audit: { retentionDays: number; accessWindowMinutes: number };

@@ -14,6 +14,7 @@ import type { LauncherEntry } from './launcher.js';
 import { PeerClient } from './peer-client.js';
 import { StudyCache } from './study-cache.js';
 import { viewerApi } from './viewer-api.js';
+import { mountScreening } from '../screening/mount.js';
 
 export interface ConsumerRoleOptions {
   /** entries of the demo launcher page at GET / (read on every request); no launcher when absent */
@@ -134,6 +135,9 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     // two encapsulated plugins: the viewer API's hooks (PSC session required, audit) stay its own
     await user.register(async (app) => entryRoutes(app, { calls, dmp: ctx.services.dmp, audit: ctx.audit, isHostAllowed, refreshAllowList: allowList && (() => allowList.refreshOnMiss()), launcher: opts.launcher, boxOrigin: config.user.publicUrl, allowedCallOrigins: config.user.allowedCallOrigins, patientOfStudy: opts.patientOfStudy ?? (ctx.services.publications && publishedPatientOf(ctx.services.publications)) }));
     await user.register(async (app) => viewerApi(app, { calls, cache, peer, audit: ctx.audit, imports, localPacs: ctx.pacs }));
+    // screening batches (second reading): prefetch into this cache, the worklist's API
+    const screening = await mountScreening(ctx, { cache, peer, calls, imports }, { isHostAllowed, refreshAllowList: allowList && (() => allowList.refreshOnMiss()) });
+    if (screening) ctx.onClose(() => screening.stop()); // before the cache drains (closers run in reverse)
   };
 }
 
