@@ -47,7 +47,7 @@ async function newContext(mode: RenderMode, sessionId: string, userUrl: string):
 }
 
 t.test('screening: batch from CSV with live progress, keyboard reading, amend, CSV results', async (t) => {
-  const net: ConsumerNetwork = await startConsumerNetwork({ consumerOrthanc: false });
+  const net: ConsumerNetwork = await startConsumerNetwork({ consumerOrthanc: false, consumerOwnOrigin: true });
   t.teardown(() => net.close());
   for (const [i, p] of PATIENTS.entries()) {
     for (const [date, accession, seed] of [['20241105', p.accession, 10 + i], ['20221020', `SCR-PRI-${i}`, 40 + i]] as const) {

@@ -16,6 +16,8 @@ export interface TestBoxOptions {
   allowedPeers?: string[];
   extra?: Record<string, unknown>;
   boxOptions?: BoxOptions;
+  /** the user listener on this port (picked by the test) and its publicUrl naming it, so a browser's Origin is the box's own */
+  userPort?: number;
 }
 
 /** What makes a test box's configuration (`startTestBox` without the run-time options). */
@@ -48,6 +50,7 @@ export async function testBoxConfig(o: TestBoxConfigOptions): Promise<DrimboxCon
   // the schema requires 1-65535 for real configs, so port 0 is patched in after validation
   const cfg = validateConfig(await rawTestBoxConfig(o) as never) as DrimboxConfig;
   cfg.user.port = 0;
+  if (o.userPort) { cfg.user.port = o.userPort; cfg.user.publicUrl = `https://127.0.0.1:${o.userPort}`; }
   cfg.peer.port = 0;
   if (cfg.hl7) cfg.hl7.port = 0;
   return cfg;

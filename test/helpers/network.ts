@@ -47,6 +47,8 @@ export interface NetworkOptions {
   secondSource?: boolean;
   /** more configuration sections for box B (e.g. screening) */
   consumerConfig?: Record<string, unknown>;
+  /** box B's user listener on a port picked beforehand, named by its publicUrl: browser pages post with the box's own Origin */
+  consumerOwnOrigin?: boolean;
 }
 
 /** A TCP relay in front of a PACS: `cutAfter(n)` kills the next connection that relays more than n bytes back. */
@@ -216,9 +218,11 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
   const consumerPacs = orthancB ? { kind: 'dicomweb', url: orthancB.dicomWebUrl } : { kind: 'folder', path: mkdtempSync(join(tmpdir(), 'box-b-pacs-')) };
   let boxB!: Box;
   let dataDir: string | undefined;
+  let userPortB: number | undefined;
   const startB = async () => {
+    if (o.consumerOwnOrigin) userPortB ??= await freePort();
     boxB = await startTestBox({
-      name: 'box-b', pacs: consumerPacs, allowedPeers: [],
+      name: 'box-b', pacs: consumerPacs, allowedPeers: [], userPort: userPortB,
       extra: { ...extra('box-b'), roles: ['consumer'], ...(dataDir ? { dataDir } : {}), ...(o.cacheMaxBytes ? { cache: { maxBytes: Math.max(o.cacheMaxBytes, 1024 ** 2) } } : {}), ...o.consumerConfig },
       boxOptions: { plugins: [trustLayer, dmpService, createConsumerRole({ peer: { timeoutMs: 5_000, connectTimeoutMs: 2_000, retries: 1 }, ...o.consumer })] },
     });
