@@ -87,7 +87,7 @@ async function renderTable(table: HTMLElement): Promise<void> {
 
 function connect(r: Row): void {
   if (r.stream) return;
-  r.stream = watchBatch(r.batch.id, { batch: (b) => r.update(b), case: (c) => r.cases.get(c.id)?.(c) ?? addCase(r, c) });
+  r.stream = watchBatch(r.batch.id, { batch: (b) => r.update(b), case: (c) => showCase(r, c) });
 }
 
 function makeRow(b: Batch): HTMLElement[] {
@@ -119,10 +119,16 @@ function makeRow(b: Batch): HTMLElement[] {
   details.addEventListener('toggle', () => {
     if (!details.open) return;
     if (LIVE.includes(row.batch.state)) connect(row);
-    else void getBatch(b.id).then((full) => { for (const c of full.cases) (row.cases.get(c.id) ?? ((x: Case) => addCase(row, x)))(c); }, () => undefined);
+    else void getBatch(b.id).then((full) => { for (const c of full.cases) showCase(row, c); }, () => undefined);
   });
   rows.set(b.id, row);
   return [tr, detailRow];
+}
+
+/** A case's line under its batch: updated in place, added the first time. */
+function showCase(r: Row, c: Case): void {
+  const update = r.cases.get(c.id);
+  if (update) update(c); else addCase(r, c);
 }
 
 function addCase(r: Row, c: Case): void {
