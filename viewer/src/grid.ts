@@ -14,7 +14,11 @@ const dims = (l: Layout) => l.split('x').map(Number) as [number, number];
 /** attempts at loading the shown image before the cell reports the failure */
 const SHOW_ATTEMPTS = 3;
 
-export interface ShowOptions { flipHorizontal?: boolean; flipVertical?: boolean; rotation?: number; label?: string; index?: number; voi?: { ww: number; wc: number } }
+export interface ShowOptions {
+  flipHorizontal?: boolean; flipVertical?: boolean; rotation?: number; label?: string; index?: number; voi?: { ww: number; wc: number };
+  /** the cell's viewport showed another image: its window, zoom, pan and flips are reset instead of a new viewport being made (see reuse in mg-items.ts) */
+  resetView?: boolean;
+}
 
 export interface Cell {
   index: number;
@@ -175,7 +179,12 @@ export class Grid {
       }
     }
     this.clearMessage(cell);
-    if (options.flipHorizontal || options.flipVertical) {
+    if (options.resetView) {
+      vp.resetProperties();
+      vp.resetCamera({ resetPan: true, resetZoom: true } as never);
+      vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
+      vp.setViewPresentation({ rotation: 0 });
+    } else if (options.flipHorizontal || options.flipVertical) {
       vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
     }
     if (options.rotation) vp.setViewPresentation({ rotation: options.rotation });

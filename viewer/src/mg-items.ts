@@ -19,11 +19,16 @@ export function mgItems(series: Series[]): MgItem[] {
 /** A study with several lateralised MG images opens in the four-view hanging. */
 export const hangsAsMammo = (mg: MgItem[]) => mg.length >= 2 && mg.some((m) => m.info.laterality);
 
-/** Shows each slot's image in the grid cell of the same index, mirrored by the convention; an empty slot says which view is missing. */
-export async function showSlots(grid: Grid, slots: Slot<MgItem>[]): Promise<void> {
+/**
+ * Shows each slot's image in the grid cell of the same index, mirrored by the convention; an empty slot
+ * says which view is missing. `reuse` (the worklist, case after case): a cell showing an image keeps its
+ * viewport, reset, since making a new one resizes the rendering context and redraws every other viewport.
+ */
+export async function showSlots(grid: Grid, slots: Slot<MgItem>[], reuse = false): Promise<void> {
   await Promise.all(slots.map(async (slot, i) => {
-    grid.clear(i);
+    const keep = reuse && !!slot.item && !!grid.cells[i]?.shown;
+    if (!keep) grid.clear(i);
     if (!slot.item) { grid.cells[i].overlays.label.textContent = slot.label; grid.setMessage(grid.cells[i], `${slot.label} : —`); return; }
-    await grid.show(i, slot.item.series, { ...mgFlips(slot.item.info), label: slot.label });
+    await grid.show(i, slot.item.series, { ...mgFlips(slot.item.info), label: slot.label, resetView: keep });
   }));
 }

@@ -177,7 +177,7 @@ async function goTo(i: number, keyAt: number, again = false): Promise<void> {
   if (grid.layout !== layout) grid.setLayout(layout);
   if (!withPrior) caseMessage(s.noPrior);
   if (!lc.currentItems.length) caseMessage(t.errors.noImages);
-  await showSlots(grid, slots);
+  await showSlots(grid, slots, true);
   if (seq !== st.seq) return;
   await drawn(grid, seq);
   if (seq !== st.seq) return;
@@ -207,7 +207,13 @@ function drawn(grid: Grid, seq: number): Promise<void> {
 function armGuard(seq: number): void {
   st.panel.normalFrom = performance.now() + NORMAL_GUARD_MS;
   panel();
-  setTimeout(() => { if (seq === st.seq && !st.panel.busy) panel(); }, NORMAL_GUARD_MS + 20);
+  // only the button changes: a whole new panel would take the focus from a field being typed in
+  setTimeout(() => {
+    const b = document.getElementById('key-normal');
+    if (seq !== st.seq || !b) return;
+    b.removeAttribute('data-waiting');
+    b.textContent = s.normalKey;
+  }, NORMAL_GUARD_MS + 20);
 }
 
 function prefetchAround(i: number): void {
