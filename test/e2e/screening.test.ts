@@ -5,7 +5,7 @@
 // reading worklist, keyboard only: the 2 s guard on N, a normal case and the toast's undo, a
 // positive case with a lesion, a technical recall, a second verdict refused (amend instead), an
 // amendment; the results exported as CSV and checked. Then the CPU rendering path and its
-// keystroke → all views drawn times (bench/screening-viewer.ts's measure).
+// keystroke → all views drawn times (bench/screening-viewer.ts's measure), and a deferral with its reason.
 import t from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -237,6 +237,18 @@ t.test('screening: batch from CSV with live progress, keyboard reading, amend, C
     const m = await measureNextCaseInPage(cpu.page, 3);
     t.ok(m.samples.every((x) => x > 0 && x < 5000), `next case, cached, CPU path: ${m.samples.join(', ')} ms (median ${m.median}, p95 ${m.p95})`);
     console.log(JSON.stringify({ event: 'screening-next-case', render: 'cpu', ...m }));
+
+    // the last case deferred: not without its reason
+    t.equal(await shown(cpu.page), cases[3].id);
+    await cpu.page.keyboard.press('d');
+    await cpu.page.keyboard.press('Enter');
+    t.match(await cpu.page.locator('#problem').innerText(), /motif/, 'D then Entrée without a reason: the panel asks for it');
+    t.equal((await api('GET', `/api/screening/batches/${batchId}`)).json.cases.find((c: CaseDoc) => c.id === cases[3].id).deferral, null, 'nothing recorded');
+    await cpu.page.keyboard.press('3');
+    await cpu.page.keyboard.press('Enter');
+    await cpu.page.waitForFunction(() => /Différé : Antériorités attendues/.test(document.getElementById('toast')?.textContent ?? ''), null, { timeout: 10_000 });
+    const deferred = (await api('GET', `/api/screening/batches/${batchId}`)).json.cases.find((c: CaseDoc) => c.id === cases[3].id);
+    t.match(deferred.deferral, { reason: 'priors-awaited' }, 'deferred with its reason');
   });
 
   t.same(pageErrors, [], 'no uncaught page errors');
