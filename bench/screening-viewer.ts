@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { CHROMIUM, chromiumArgs } from '../test/e2e/helpers/chromium.js';
 import { SESSION_COOKIE } from '../gateway/src/trust/sessions.js';
 
-export interface NextCaseMs { median: number; p95: number; samples: number[] }
+/** ms; `phases`: per case change, until the case's data was ready, the images placed, then drawn */
+export interface NextCaseMs { median: number; p95: number; samples: number[]; phases: unknown[] }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 
-type Screening = { index: number; caseId?: string; shownCase?: string; count: number; nextCaseMs: number[]; isCached(i: number): boolean };
+type Screening = { index: number; caseId?: string; shownCase?: string; count: number; nextCaseMs: number[]; phases: unknown[]; isCached(i: number): boolean; prefetchIdle(): boolean };
 
 /** On a worklist page showing its first case: `cases` times → (the next case cached first), keystroke to drawn. */
 export async function measureNextCaseInPage(page: Page, cases: number): Promise<NextCaseMs> {
@@ -22,13 +23,15 @@ export async function measureNextCaseInPage(page: Page, cases: number): Promise<
   for (let k = 0; k < cases; k++) {
     const at = await page.evaluate(() => { const s = (window as unknown as { __screening: Screening }).__screening; return { index: s.index, count: s.count, before: s.nextCaseMs.length }; });
     if (at.index + 1 >= at.count) throw new Error(`the batch has ${at.count} cases: ${cases + 1} are needed for ${cases} case changes`);
-    await page.waitForFunction((i) => (window as unknown as { __screening: Screening }).__screening.isCached(i), at.index + 1, { timeout: 60_000 });
+    // the reader has spent a while on the case: the cases fetched ahead are in the cache, nothing decodes meanwhile
+    await page.waitForFunction((i) => { const s = (window as unknown as { __screening: Screening }).__screening; return s.isCached(i) && s.prefetchIdle(); }, at.index + 1, { timeout: 60_000 });
     await page.keyboard.press('ArrowRight');
     await page.waitForFunction((n) => { const s = (window as unknown as { __screening: Screening }).__screening; return s.shownCase !== undefined && s.shownCase === s.caseId && s.nextCaseMs.length > n; }, at.before, { timeout: 60_000 });
     samples.push(await page.evaluate(() => { const s = (window as unknown as { __screening: Screening }).__screening; return s.nextCaseMs[s.nextCaseMs.length - 1]; }));
   }
   const sorted = [...samples].sort((a, b) => a - b);
-  return { median: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), samples };
+  const phases = await page.evaluate((n) => (window as unknown as { __screening: Screening }).__screening.phases.slice(-n), cases);
+  return { median: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), samples, phases };
 }
 
 /** Opens the worklist of `batchId` on the box at `userUrl` as the PSC session `sessionId`, CPU rendering, and measures. */

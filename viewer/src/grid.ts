@@ -180,10 +180,12 @@ export class Grid {
     }
     this.clearMessage(cell);
     if (options.resetView) {
-      vp.resetProperties();
-      vp.resetCamera({ resetPan: true, resetZoom: true } as never);
-      vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
-      vp.setViewPresentation({ rotation: 0 });
+      // setStack has reset the window, inversion, flips and camera already; only what differs is set (each setter costs a render)
+      const pan = vp.getPan();
+      if (Math.abs(vp.getZoom() - 1) > 1e-3 || Math.hypot(pan[0], pan[1]) > 1e-3) vp.resetCamera({ resetPan: true, resetZoom: true } as never);
+      const cam = vp.getCamera();
+      if (!!cam.flipHorizontal !== !!options.flipHorizontal || !!cam.flipVertical !== !!options.flipVertical) vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
+      if (this.rotation(index)) vp.setViewPresentation({ rotation: 0 });
     } else if (options.flipHorizontal || options.flipVertical) {
       vp.setCamera({ flipHorizontal: !!options.flipHorizontal, flipVertical: !!options.flipVertical });
     }

@@ -41,6 +41,8 @@ const st = {
   toast: undefined as Toast | undefined,
   /** keystroke → every view of the case drawn (ms), per case change */
   nextCaseMs: [] as number[],
+  /** where each of those went: case data ready, images placed in the viewports, drawn */
+  phases: [] as { load: number; place: number; draw: number }[],
   items: new Map<string, { li: HTMLElement; set(c: Case): void }>(),
   shownCase: undefined as string | undefined,
   tools: false,
@@ -170,18 +172,23 @@ async function goTo(i: number, keyAt: number, again = false): Promise<void> {
   }
   if (seq !== st.seq) return;
   renderPatient(c, lc);
-  void renderReport($('report'), lc.current).then(() => { if (!lc.current?.report) reportPlaceholder(); });
   const withPrior = lc.priorItems.length > 0;
   const slots = hangMammo(lc.currentItems, withPrior ? lc.priorItems : undefined, withPrior ? 'over-prior' : 'four', (v) => t.priorView(v, fmtDate(lc.prior?.date)));
   const layout = withPrior ? '2x4' : '2x2';
   if (grid.layout !== layout) grid.setLayout(layout);
   if (!withPrior) caseMessage(s.noPrior);
   if (!lc.currentItems.length) caseMessage(t.errors.noImages);
+  const loadedAt = performance.now();
   await showSlots(grid, slots, true);
   if (seq !== st.seq) return;
+  const placedAt = performance.now();
   await drawn(grid, seq);
   if (seq !== st.seq) return;
-  st.nextCaseMs.push(Math.round(performance.now() - keyAt));
+  const now = performance.now();
+  st.nextCaseMs.push(Math.round(now - keyAt));
+  st.phases.push({ load: Math.round(loadedAt - keyAt), place: Math.round(placedAt - loadedAt), draw: Math.round(now - placedAt) });
+  // the report after the images: a PDF's frame is costly to lay out, and the images are what the reader looks at first
+  void renderReport($('report'), lc.current).then(() => { if (!lc.current?.report) reportPlaceholder(); });
   st.shownCase = c.id;
   document.body.dataset.caseShown = c.id;
   armGuard(seq);
@@ -461,6 +468,15 @@ function bindKeys(): void {
   get nextCaseMs() { return [...st.nextCaseMs]; },
   /** the images of case i are all in the cache (the bench measures "next case" on cached cases) */
   isCached(i: number) { const id = st.cases[i]?.sessionId; return !!id && !!st.loader?.isCached(id); },
+  /** every case the worklist fetches ahead of the one shown is in the cache: no fetch or decode is running */
+  prefetchIdle() {
+    for (let k = st.index + 1; k <= Math.min(st.cases.length - 1, st.index + AHEAD); k++) {
+      const c = st.cases[k];
+      if (c.state === 'ready' && c.sessionId && !st.loader?.isCached(c.sessionId)) return false;
+    }
+    return true;
+  },
+  get phases() { return [...st.phases]; },
   get count() { return st.cases.length; },
   get renderPath() { return st.rendering ? (st.rendering.cpu ? 'cpu' : 'webgl') : undefined; },
   cells() {
