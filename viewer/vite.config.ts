@@ -34,6 +34,10 @@ export default defineConfig({
     chunkSizeWarningLimit: 8000,
     reportCompressedSize: false,
     // two pages: the viewer, and the screening batches and worklist (its own entry: the viewer's stays as light)
-    rollupOptions: { input: { index: fileURLToPath(new URL('./index.html', import.meta.url)), screening: fileURLToPath(new URL('./screening.html', import.meta.url)) } },
+    rollupOptions: {
+      input: { index: fileURLToPath(new URL('./index.html', import.meta.url)), screening: fileURLToPath(new URL('./screening.html', import.meta.url)) },
+      // what the viewer's entry needs at once, in one chunk as before the second page (shared modules are split apart otherwise)
+      output: { codeSplitting: { groups: [{ name: 'entry', test: /viewer[\\/]src[\\/](api|i18n|dicom-json|decode-worker)\.ts|vite[\\/](preload-helper|modulepreload-polyfill)|rolldown[\\/]runtime/ }] } },
+    },
   },
 });

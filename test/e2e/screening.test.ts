@@ -52,7 +52,8 @@ t.test('screening: batch from CSV with live progress, keyboard reading, amend, C
   t.teardown(() => net.close());
   for (const [i, p] of PATIENTS.entries()) {
     for (const [date, accession, seed] of [['20241105', p.accession, 10 + i], ['20221020', `SCR-PRI-${i}`, 40 + i]] as const) {
-      const s = makeMgStudy({ patientId: `SCR-${i}`, patientName: 'DUPONT^MARIE ANNE', birthDate: '19790312', sex: 'F', date, accession, seed, size: 'small', lesion: 'none' });
+      // the third woman's current exam comes from a modality storing the right breast unmirrored: its R views must be flipped
+      const s = makeMgStudy({ patientId: `SCR-${i}`, patientName: 'DUPONT^MARIE ANNE', birthDate: '19790312', sex: 'F', date, accession, seed, size: 'small', lesion: 'none', rightUnmirrored: i === 2 && date === '20241105' });
       await net.publish(s.files.map((f) => f.part10), { ins: p.ins, accession, studyDate: date });
     }
   }
@@ -115,12 +116,29 @@ t.test('screening: batch from CSV with live progress, keyboard reading, amend, C
   });
 
   await t.test('worklist: the 2 s guard; the first case hung current over prior, L1 report beside, reader identity', async (t) => {
+    // N the instant the first case is drawn: sent by the page itself (a key from the test process could come
+    // after the 2 s on a loaded machine), through the worklist's own keydown handler
+    await page.addInitScript(() => {
+      if (!location.search.includes('batch=')) return;
+      const w = window as unknown as { __earlyKey?: { case?: string; waiting: boolean; problem?: string | null; after?: number } };
+      const obs = new MutationObserver(() => {
+        const id = document.body.dataset.caseShown;
+        if (!id || w.__earlyKey) return;
+        obs.disconnect();
+        w.__earlyKey = { case: id, waiting: !!document.querySelector('#key-normal[data-waiting]') };
+        const at = performance.now();
+        document.dispatchEvent(new KeyboardEvent('keydown', { key: 'n', bubbles: true }));
+        w.__earlyKey.problem = document.getElementById('problem')?.textContent;
+        w.__earlyKey.after = performance.now() - at;
+      });
+      document.addEventListener('DOMContentLoaded', () => obs.observe(document.body, { attributes: true, attributeFilter: ['data-case-shown'] }));
+    });
     await page.click(`tr.batch[data-batch="${batchId}"] a.open`);
     await waitShown(page, cases[0].id);
-    // at once, within the case's first 2 s
-    t.ok(await page.locator('#key-normal[data-waiting]').count(), 'the N button shows it is not active yet');
-    await page.keyboard.press('n');
-    t.match(await page.locator('#problem').innerText(), /2 premières secondes/, 'the 2 s guard: N right after the case opens does nothing, and the panel says why');
+    const early = await page.waitForFunction(() => (window as unknown as { __earlyKey?: unknown }).__earlyKey, null, { timeout: 5_000 }).then((h) => h.jsonValue()) as { case: string; waiting: boolean; problem?: string };
+    t.equal(early.case, cases[0].id, 'N pressed as the first case is shown');
+    t.ok(early.waiting, 'the N button shows it is not active yet');
+    t.match(early.problem, /2 premières secondes/, 'the 2 s guard: N right after the case opens does nothing, and the panel says why');
     t.equal(await shown(page), cases[0].id, 'still on the first case');
     t.equal((await caseOf(0)).verdict, null, 'nothing recorded');
     const cells = await page.evaluate(() => (window as unknown as W).__screening.cells());
@@ -176,11 +194,15 @@ t.test('screening: batch from CSV with live progress, keyboard reading, amend, C
   });
 
   await t.test('T: technical recall naming the views to redo', async (t) => {
+    // the viewports are kept from case to case: each view mirrored as its own orientation says, none left over from the case before
+    const flips = (await page.evaluate(() => (window as unknown as W).__screening.cells())).map((c) => (c as { flipHorizontal?: boolean }).flipHorizontal);
+    t.same(flips, [true, false, true, false, false, false, false, false], 'the unmirrored right views (current RCC, RMLO) flipped, the others not');
     await page.keyboard.press('t');
     await page.keyboard.press('1');
     await page.keyboard.press('4');
     await page.keyboard.press('Enter');
     await waitShown(page, cases[3].id);
+    t.same((await page.evaluate(() => (window as unknown as W).__screening.cells())).map((c) => (c as { flipHorizontal?: boolean }).flipHorizontal), Array(8).fill(false), 'the next case: no flip left over');
     const v = (await caseOf(2)).verdict!;
     t.equal(v.outcome, 'technical-recall');
     t.same(v.viewsToRedo, ['R-CC', 'L-MLO']);
