@@ -6,7 +6,9 @@ import { chromium, type Page } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CHROMIUM, chromiumArgs } from '../test/e2e/helpers/chromium.js';
+import { ensureViewerBuilt } from '../test/e2e/helpers/viewer-build.js';
 import { SESSION_COOKIE } from '../gateway/src/trust/sessions.js';
 
 /** ms; `phases`: per case change, until the case's data was ready, the images placed, then drawn */
@@ -36,6 +38,7 @@ export async function measureNextCaseInPage(page: Page, cases: number): Promise<
 
 /** Opens the worklist of `batchId` on the box at `userUrl` as the PSC session `sessionId`, CPU rendering, and measures. */
 export async function measureNextCase(o: { userUrl: string; sessionId: string; batchId: string; cases?: number }): Promise<NextCaseMs> {
+  ensureViewerBuilt(fileURLToPath(new URL('..', import.meta.url)));
   const dir = mkdtempSync(join(tmpdir(), 'bench-screening-chromium-'));
   const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: chromiumArgs('cpu'), ignoreHTTPSErrors: true, viewport: { width: 1920, height: 1080 } });
   try {

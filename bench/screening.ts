@@ -5,7 +5,8 @@
 //   time) ÷ the throughput of a plain TLS byte relay in the same run (the same bytes from memory over
 //   HTTPS, 1 MiB writes, one undici client): how close the prefetch gets to what TLS alone allows.
 // - verdict_ms: a verdict POST → stored answer, median and p95 over the cases.
-// - next_case_ms: filled by the viewer's worklist bench (h/screen-ui); null here.
+// - next_case_ms: the reading worklist in Chromium, CPU rendering: keystroke → every current and prior
+//   view drawn, the next case cached, median and p95 over 20 case changes (bench/screening-viewer.ts).
 // BENCH_MG_SIZE: small (832×640, default) or full (3328×2560, ~68 MB an exam).
 import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { testPki } from '../test/helpers/pki.js';
 import { publishScreeningExams, rowOf, screeningClient } from '../test/helpers/screening.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { serverTls } from '../gateway/src/http/tls.js';
+import { SESSION_COOKIE } from '../gateway/src/trust/sessions.js';
+import { measureNextCase } from './screening-viewer.js';
 
 const CASES = Number(process.env.BENCH_CASES ?? 60);
 const SIZE: [number, number] = process.env.BENCH_MG_SIZE === 'full' ? [3328, 2560] : [832, 640];
@@ -93,6 +96,7 @@ export async function run() {
     const prefetchMs = performance.now() - t0;
     if (done.counts.ready !== CASES) throw new Error(`${done.counts.failed} case(s) failed: ${done.cases.find((c: { error?: string }) => c.error)?.error}`);
     const relayMbps = await tlsRelay(done.bytes.done);
+    const next = await measureNextCase({ userUrl: net.boxB.userUrl, sessionId: cookie.slice(SESSION_COOKIE.length + 1), batchId: done.id, cases: Math.min(20, CASES - 1) });
     const verdict: number[] = [];
     for (const c of done.cases) {
       const v0 = performance.now();
@@ -100,7 +104,7 @@ export async function run() {
       if (x.status !== 201) throw new Error(`verdict: ${x.status} ${x.text}`);
       verdict.push(performance.now() - v0);
     }
-    return screeningResult({ cases: CASES, mgSize: `${SIZE[0]}x${SIZE[1]}`, bytes: done.bytes.done, prefetchMs, relayMbps, verdict: quantiles(verdict) });
+    return screeningResult({ cases: CASES, mgSize: `${SIZE[0]}x${SIZE[1]}`, bytes: done.bytes.done, prefetchMs, relayMbps, verdict: quantiles(verdict), nextCase: { median: next.median, p95: next.p95 } });
   } finally {
     await agent.close();
     await net.close();
