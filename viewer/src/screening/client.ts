@@ -18,6 +18,10 @@ async function call<T>(url: string, init: RequestInit & { json?: unknown } = {})
   } catch {
     throw new UserError(t.errors.network);
   }
+  if (res.status === 401 && (init.method ?? 'GET') === 'GET') {
+    // no PSC session (a worklist link opened cold): log in, then back here
+    location.assign(`/auth/login?returnTo=${encodeURIComponent(location.pathname + location.search)}`);
+  }
   if (!res.ok) {
     const p = await res.json().catch(() => undefined) as { title?: unknown; detail?: unknown } | undefined;
     const said = typeof p?.detail === 'string' ? p.detail : typeof p?.title === 'string' ? p.title : undefined;

@@ -31,6 +31,7 @@ export const s = {
   caseOf: (i: number, n: number) => `Examen ${i} / ${n}`,
   current: 'Examen actuel',
   noPrior: 'Pas d’antériorité disponible pour cet examen.',
+  noPriorShort: 'pas d’antériorité',
   caseNotReady: (state: string, done: number, total: number) => `Examen pas encore disponible (${state}${total ? ` : ${done} / ${total} images` : ''}).`,
   caseFailed: (why: string) => `Récupération impossible : ${why}`,
   report: 'Compte rendu L1',

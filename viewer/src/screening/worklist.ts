@@ -173,9 +173,10 @@ async function goTo(i: number, keyAt: number, again = false): Promise<void> {
   if (seq !== st.seq) return;
   renderPatient(c, lc);
   const withPrior = lc.priorItems.length > 0;
-  const slots = hangMammo(lc.currentItems, withPrior ? lc.priorItems : undefined, withPrior ? 'over-prior' : 'four', (v) => t.priorView(v, fmtDate(lc.prior?.date)));
-  const layout = withPrior ? '2x4' : '2x2';
-  if (grid.layout !== layout) grid.setLayout(layout);
+  // always 2×4, the views at the same places case after case (the bottom row says when there is no prior);
+  // a layout change also makes every viewport again
+  const slots = hangMammo(lc.currentItems, lc.priorItems, 'over-prior', (v) => (withPrior ? t.priorView(v, fmtDate(lc.prior?.date)) : `${v} · ${s.noPriorShort}`));
+  if (grid.layout !== '2x4') grid.setLayout('2x4');
   if (!withPrior) caseMessage(s.noPrior);
   if (!lc.currentItems.length) caseMessage(t.errors.noImages);
   const loadedAt = performance.now();
