@@ -35,6 +35,7 @@ export interface ScreeningRoutesOptions {
 }
 
 type P = { id: string; caseId?: string };
+/** a batch of 10,000 rows, CSV or JSON, stays well under this */
 const CSV_LIMIT = 8 * 1024 * 1024;
 const SESSION_MARGIN_MS = 10 * 60_000;
 const fmtBytes = (n: number) => n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1).replace('.', ',')} Go` : `${Math.round(n / 1024 ** 2)} Mo`;
@@ -98,7 +99,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   const caseDoc = async (c: ScreeningCaseRow, req: FastifyRequest): Promise<Case> => caseView(c, await sessionFor(c, req));
 
   // ---------- batches ----------
-  app.post('/api/screening/batches', async (req, reply) => {
+  app.post('/api/screening/batches', { bodyLimit: CSV_LIMIT }, async (req, reply) => {
     const type = String(req.headers['content-type'] ?? '');
     const q = req.query as Record<string, string | undefined>;
     let meta: { name?: unknown; dueDate?: unknown; priorsWanted?: unknown };
