@@ -1,27 +1,40 @@
 // Consumer benchmark on the two-box sandbox network (each box with its own Orthanc): a 4-view
-// full-field MG study retrieved (1) from Orthanc A directly, (2) through box B on a cold cache (box B
-// → mTLS → box A → Orthanc A, stored into the cache while streamed to the viewer), (3) from box B's
-// cache. Interleaved runs, medians. cache_hit_speedup = direct / cache hit; first_fetch_time_ratio =
+// full-field MG study and the ANS reference CT (many ~230 KB JPEG-LS slices) retrieved (1) from
+// Orthanc A directly, (2) through box B on a cold cache (box B → mTLS → box A → Orthanc A, stored into
+// the cache while streamed to the viewer), (3) from box B's cache, (4) through a chain of two TLS byte
+// relays in front of Orthanc A (viewer → TLS → relay → TLS → relay → Orthanc A, in this process like
+// the boxes): the ceiling of any two-hop proxy here. Interleaved runs, medians.
+// first_fetch_vs_relay_chain = chain / first fetch; cache_hit_vs_floor = HTTPS floor / cache hit (the
+// same bytes from memory over HTTPS); cache_hit_speedup = direct / cache hit; first_fetch_time_ratio =
 // first fetch / direct; first_byte_extra_ms = first byte through both boxes − first byte direct.
 // Cache hits: three per run (the first right after the fill), the median of all of them.
 // The viewer (both for direct and through the boxes) runs in a worker thread, as a real viewer is not
 // in the box's process; BENCH_CLIENT=inline runs it on the boxes' thread instead (the older setup).
 // tls_only_ms: the same bytes from memory over HTTPS vs plain HTTP in this process (what TLS costs).
+// Smaller run: BENCH_STUDIES=mg (or ct), BENCH_CT_SLICES (1300), BENCH_CT_DIR caches the CT.
 import { Worker } from 'node:worker_threads';
 import { createServer as createHttp } from 'node:http';
 import { createServer as createHttps } from 'node:https';
+import { connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { request, type Dispatcher } from 'undici';
-import { startConsumerNetwork, callForm } from '../test/helpers/network.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Dispatcher } from 'undici';
+import { startConsumerNetwork, callForm, openSession as openViewerSession, type ConsumerNetwork } from '../test/helpers/network.js';
 import { mtlsAgent } from '../test/helpers/box.js';
 import { testPki } from '../test/helpers/pki.js';
 import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
+import { makeReferenceCt } from '../sandbox/demo-data/reference-ct.js';
 import { median, timedGet, type TimedGet } from './consumer-client.js';
 import { serverTls } from '../gateway/src/http/tls.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const INLINE = process.env.BENCH_CLIENT === 'inline';
 const HITS_PER_RUN = 3;
+const STUDIES = (process.env.BENCH_STUDIES ?? 'mg,ct').split(',');
+const CT_SLICES = Number(process.env.BENCH_CT_SLICES ?? 1300);
+const CT_DIR = process.env.BENCH_CT_DIR ?? join(tmpdir(), 'drimbox-reference-ct');
 
 interface Client { get(url: string, headers: Record<string, string>, tls: boolean): Promise<TimedGet>; close(): Promise<void> }
 
@@ -48,7 +61,7 @@ async function inlineClient(agent: Dispatcher): Promise<Client> {
   return { get: (url, headers, tls) => timedGet(url, headers, tls ? agent : undefined), close: async () => undefined };
 }
 
-/** The TLS floor: 68 MB from memory, HTTPS vs plain HTTP, same process, same client. */
+/** The TLS floor: the study's bytes from memory, HTTPS vs plain HTTP, same process, same client. */
 async function tlsCost(client: Client, bytes: number): Promise<{ http: number; https: number }> {
   const pki = await testPki();
   const data = Buffer.alloc(bytes, 7);
@@ -79,61 +92,102 @@ async function tlsCost(client: Client, bytes: number): Promise<{ http: number; h
   return { http: median(hs), https: median(ss) };
 }
 
+const listen = (srv: Server) => new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as AddressInfo).port)));
+
+/** Two TLS byte relays in a row in front of `target` (http://host:port): returns the first's https URL. */
+async function relayChain(target: string): Promise<{ url: string; close: () => void }> {
+  const pki = await testPki();
+  const tls = { cert: readFileSync(pki.boxes['box-b'].chain), key: readFileSync(pki.boxes['box-b'].key), ...serverTls };
+  const ca = readFileSync(pki.ca.cert);
+  const t = new URL(target);
+  const pipeBoth = (a: Socket, b: Socket) => {
+    a.pipe(b);
+    b.pipe(a);
+    a.on('error', () => b.destroy());
+    b.on('error', () => a.destroy());
+  };
+  // second hop: TLS in, TCP to the PACS
+  const last = createTlsServer(tls, (c) => pipeBoth(c, tcpConnect(Number(t.port), t.hostname)));
+  const lastPort = await listen(last);
+  // first hop: TLS in, TLS to the second hop
+  const first = createTlsServer(tls, (c) => pipeBoth(c, tlsConnect({ host: '127.0.0.1', port: lastPort, ca, servername: 'localhost' })));
+  const firstPort = await listen(first);
+  return { url: `https://127.0.0.1:${firstPort}${t.pathname}`, close: () => { first.close(); last.close(); } };
+}
+
+/** One study through the network: direct, first fetch, cache hits, the relay chain; fields prefixed. */
+async function measureStudy(net: ConsumerNetwork, client: Client, agent: Dispatcher, cookie: string, files: Buffer[], prefix: string, chainUrl: string): Promise<Record<string, unknown> & { bytes: number; hit: number }> {
+  const pub = await net.publish(files, { accession: `BENCH-${prefix || 'MG'}` });
+  // the contextual call as the RIS makes it (trusted origin), then the viewer session it redirects to
+  const openSession = () => openViewerSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid }));
+  const direct = `${net.orthancA.dicomWebUrl}/studies/${pub.studyUid}`;
+  const chain = `${chainUrl}/studies/${pub.studyUid}`;
+  const viaBox = (id: string) => `${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`;
+  // warm-up: connections, TLS sessions, JIT
+  let id = await openSession();
+  await client.get(direct, {}, false);
+  await client.get(chain, {}, true);
+  await client.get(viaBox(id), { cookie }, true);
+  const d: number[] = [], dFirst: number[] = [], cold: number[] = [], coldFirst: number[] = [], hit: number[] = [], ch: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const x = await client.get(direct, {}, false);
+    d.push(x.ms); dFirst.push(x.firstByteMs); bytes = x.bytes;
+    ch.push((await client.get(chain, {}, true)).ms);
+    net.consumer.cache.clear();
+    id = await openSession();
+    const c = await client.get(viaBox(id), { cookie }, true);
+    // same instances; only the multipart framing (boundaries) differs
+    if (Math.abs(c.bytes - x.bytes) > 4096 + files.length * 64) throw new Error(`through the boxes ${c.bytes} bytes, direct ${x.bytes}`);
+    cold.push(c.ms); coldFirst.push(c.firstByteMs);
+    // a cache hit is a later visit: several per run, the first one right after the fill
+    for (let h = 0; h < HITS_PER_RUN; h++) hit.push((await client.get(viaBox(id), { cookie }, true)).ms);
+  }
+  return {
+    bytes,
+    hit: median(hit),
+    [`${prefix}study_mb`]: Math.round(bytes / 1e6),
+    [`${prefix}instances`]: files.length,
+    [`${prefix}direct_ms`]: Math.round(median(d)),
+    [`${prefix}relay_chain_ms`]: Math.round(median(ch)),
+    [`${prefix}first_fetch_ms`]: Math.round(median(cold)),
+    [`${prefix}cache_hit_ms`]: Math.round(median(hit)),
+    [`${prefix}first_fetch_vs_relay_chain`]: +(median(ch) / median(cold)).toFixed(2),
+    [`${prefix}cache_hit_speedup`]: +(median(d) / median(hit)).toFixed(2),
+    [`${prefix}first_fetch_time_ratio`]: +(median(cold) / median(d)).toFixed(2),
+    [`${prefix}first_byte_direct_ms`]: +median(dFirst).toFixed(1),
+    [`${prefix}first_byte_boxes_ms`]: +median(coldFirst).toFixed(1),
+    [`${prefix}first_byte_extra_ms`]: +(median(coldFirst) - median(dFirst)).toFixed(1),
+  };
+}
+
 export async function run() {
   const net = await startConsumerNetwork({ consumerOrthanc: false });
   const agent = await mtlsAgent();
   const client = INLINE ? await inlineClient(agent) : await workerClient();
+  const chain = await relayChain(net.orthancA.dicomWebUrl);
   try {
-    const mg = makeMgStudy({ size: 'full', seed: 7, patientId: 'IPP-0042' });
-    const pub = await net.publish(mg.files.map((f) => f.part10), { accession: 'BENCH-MG' });
     const { cookie } = await net.login();
-    const openSession = async () => {
-      const r = await request(`${net.boxB.userUrl}/contextual-call`, {
-        method: 'POST', dispatcher: agent,
-        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams(callForm({ StudyInstanceUID: pub.studyUid })).toString(),
-      });
-      await r.body.dump();
-      return new URL(String(r.headers.location), 'https://x').searchParams.get('session')!;
-    };
-    const direct = `${net.orthancA.dicomWebUrl}/studies/${pub.studyUid}`;
-    const viaBox = (id: string) => `${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`;
-    // warm-up: connections, TLS sessions, JIT
-    let id = await openSession();
-    await client.get(direct, {}, false);
-    await client.get(viaBox(id), { cookie }, true);
-    const d: number[] = [], dFirst: number[] = [], cold: number[] = [], coldFirst: number[] = [], hit: number[] = [];
-    let bytes = 0;
-    for (let i = 0; i < RUNS; i++) {
-      const x = await client.get(direct, {}, false);
-      d.push(x.ms); dFirst.push(x.firstByteMs); bytes = x.bytes;
-      net.consumer.cache.clear();
-      id = await openSession();
-      const c = await client.get(viaBox(id), { cookie }, true);
-      // same instances; only the multipart framing (boundaries) differs
-      if (Math.abs(c.bytes - x.bytes) > 4096) throw new Error(`through the boxes ${c.bytes} bytes, direct ${x.bytes}`);
-      cold.push(c.ms); coldFirst.push(c.firstByteMs);
-      // a cache hit is a later visit: several per run, the first one right after the fill
-      for (let h = 0; h < HITS_PER_RUN; h++) hit.push((await client.get(viaBox(id), { cookie }, true)).ms);
+    const results: Record<string, unknown> = { bench: 'consumer', runs: RUNS, cache_hits_measured: RUNS * HITS_PER_RUN, client: INLINE ? 'inline' : 'worker' };
+    if (STUDIES.includes('mg')) {
+      const mg = makeMgStudy({ size: 'full', seed: 7, patientId: 'IPP-0042' });
+      const { bytes, hit, ...fields } = await measureStudy(net, client, agent, cookie, mg.files.map((f) => f.part10), '', chain.url);
+      Object.assign(results, fields);
+      const tls = await tlsCost(client, bytes);
+      results.tls_only_ms = { http: Math.round(tls.http), https: Math.round(tls.https) };
+      results.cache_hit_vs_floor = +(tls.https / hit).toFixed(2);
     }
-    const tls = await tlsCost(client, bytes);
-    return {
-      bench: 'consumer',
-      runs: RUNS,
-      cache_hits_measured: hit.length,
-      client: INLINE ? 'inline' : 'worker',
-      study_mb: Math.round(bytes / 1e6),
-      direct_ms: Math.round(median(d)),
-      first_fetch_ms: Math.round(median(cold)),
-      cache_hit_ms: Math.round(median(hit)),
-      cache_hit_speedup: +(median(d) / median(hit)).toFixed(2),
-      first_fetch_time_ratio: +(median(cold) / median(d)).toFixed(2),
-      first_byte_direct_ms: +median(dFirst).toFixed(1),
-      first_byte_boxes_ms: +median(coldFirst).toFixed(1),
-      first_byte_extra_ms: +(median(coldFirst) - median(dFirst)).toFixed(1),
-      tls_only_ms: { http: Math.round(tls.http), https: Math.round(tls.https) },
-    };
+    if (STUDIES.includes('ct')) {
+      const ct = await makeReferenceCt(CT_DIR, { slices: CT_SLICES, patientId: 'IPP-0042', patientName: 'DEPISTAGE^ANNE' });
+      const { bytes, hit, ...fields } = await measureStudy(net, client, agent, cookie, ct.files.map((f) => readFileSync(f)), 'ct_', chain.url);
+      Object.assign(results, fields);
+      const tls = await tlsCost(client, bytes);
+      results.ct_tls_only_ms = { http: Math.round(tls.http), https: Math.round(tls.https) };
+      results.ct_cache_hit_vs_floor = +(tls.https / hit).toFixed(2);
+    }
+    return results;
   } finally {
+    chain.close();
     await client.close();
     await agent.close();
     await net.close();

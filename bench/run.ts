@@ -4,6 +4,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   consumer: async () => (await import('./consumer.js')).run(),
   'peer-auth': async () => (await import('./peer-auth.js')).run(),
   screening: async () => (await import('./screening.js')).run(),
+  viewer: async () => (await import('./viewer.js')).run(),
 };
 const name = process.argv[2];
 const bench = name ? benches[name] : undefined;

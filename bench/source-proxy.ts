@@ -1,7 +1,9 @@
 // Source proxy benchmark: retrieve a study from Orthanc directly vs through the box's peer API
-// (dicomweb adapter; mutual TLS, and plain HTTP), interleaved runs, medians. Also the box's RSS
-// growth while it streams a ~1 GB study. Ratio = direct time / box time (1.0 = parity). The ceiling
-// ratios time a byte relay (box-process.ts) the same way: what any Node proxy can reach here.
+// (dicomweb adapter; mutual TLS, and plain HTTP), interleaved runs, medians: the MG studies and the
+// ANS reference CT (many ~230 KB JPEG-LS slices). Also the box's RSS growth while it streams ~1 GB of
+// big instances and ~1 GB of small ones, and the DIMSE adapter against the DICOMweb one on the CT.
+// Ratio = direct time / box time (1.0 = parity). The ceiling ratios time a byte relay (box-process.ts)
+// the same way: what any Node proxy can reach here; vs_relay_* = relay time / box time.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,14 +15,25 @@ import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
 import { testPki } from '../test/helpers/pki.js';
 import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
 import { relabel } from '../sandbox/demo-data/relabel.js';
+import { makeReferenceCt } from '../sandbox/demo-data/reference-ct.js';
 import { median, timedGet } from './consumer-client.js';
+import { measureAdapters, uploadCt } from './pacs-adapters.js';
+import { uploadSmallStudy } from './small-study.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 // for profiling work: BENCH_STUDIES=mg4 (or large) limits the studies, BENCH_GB=0 skips the 1 GB RSS
 // run, BENCH_BOX_PROF=DIR writes a CPU profile of the box process into DIR, BENCH_BOX_FLAGS adds node
 // flags to the box process (e.g. --trace-gc)
-const STUDIES = (process.env.BENCH_STUDIES ?? 'mg4,large').split(',');
+const STUDIES = (process.env.BENCH_STUDIES ?? 'mg4,large,ct').split(',');
 const WITH_GB = process.env.BENCH_GB !== '0';
+// smaller sizes for a quick smoke run: BENCH_CT_SLICES (ANS reference: 1300), BENCH_GB_MB (size of
+// both RSS runs, 1000), BENCH_SMALL_COUNT (instances of the small-instance RSS run, 10000: ~100 KB
+// each), BENCH_DIMSE=0 skips the DIMSE adapter run; BENCH_CT_DIR caches the generated CT
+const CT_SLICES = Number(process.env.BENCH_CT_SLICES ?? 1300);
+const GB_MB = Number(process.env.BENCH_GB_MB ?? 1000);
+const SMALL_COUNT = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
+const WITH_DIMSE = process.env.BENCH_DIMSE !== '0';
+const CT_DIR = process.env.BENCH_CT_DIR ?? join(tmpdir(), 'drimbox-reference-ct');
 const BOX_PROF = process.env.BENCH_BOX_PROF;
 const BOX_FLAGS = (process.env.BENCH_BOX_FLAGS ?? '').split(' ').filter(Boolean);
 // same-run A/B: BENCH_B_ENV="NAME=value ..." starts a second box with those environment variables,
@@ -99,23 +112,38 @@ export async function run() {
   const mtls = new Agent({ connect: { ca: readFileSync(pki.ca.cert), cert: readFileSync(pki.demoClient.cert), key: readFileSync(pki.demoClient.key), servername: 'localhost' } });
   try {
     const results: Record<string, unknown> = { bench: 'source-proxy', runs: RUNS };
-    // RSS growth while a fresh box streams a ~1 GB study through mTLS (first request it serves)
-    if (WITH_GB) {
-      const big = await uploadMgStudy(orthanc, 15, 'gig');
+    // RSS growth while the box streams ~1 GB through mTLS: big instances first (the first request a
+    // fresh box serves), then as many small ones
+    const rssRun = async (uid: string, key: string) => {
       const before = rssKb(child.pid!);
       let peak = before;
       const sampler = setInterval(() => { peak = Math.max(peak, rssKb(child.pid!)); }, 20);
-      const g = await timedGet(`${peerUrl}/dicom-web/studies/${big}`, {}, mtls);
+      const g = await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, {}, mtls);
       clearInterval(sampler);
-      results.gb_study_mb = Math.round(g.bytes / 1e6);
-      results.rss_growth_mb_1gb = Math.round((peak - before) / 1024);
+      peak = Math.max(peak, rssKb(child.pid!));
+      results[`${key}_mb`] = Math.round(g.bytes / 1e6);
+      results[`rss_growth_mb_${key}`] = Math.round((peak - before) / 1024);
+      return { before, peak };
+    };
+    if (WITH_GB) {
+      const big = await uploadMgStudy(orthanc, Math.max(1, Math.round(GB_MB / 68)), 'gig');
+      const { before, peak } = await rssRun(big, '1gb');
       results.box_rss_idle_mb = Math.round(before / 1024);
       results.box_rss_peak_mb = Math.round(peak / 1024);
+      const small = await uploadSmallStudy(orthanc, SMALL_COUNT, Math.round((GB_MB * 1e6) / SMALL_COUNT / 1024), 'small');
+      results.small_instances = SMALL_COUNT;
+      await rssRun(small, '1gb_small');
     }
-    const studies = ([['mg4', 1], ['large', 6]] as [string, number][]).filter(([label]) => STUDIES.includes(label));
+    const ct = STUDIES.includes('ct') || WITH_DIMSE ? await makeReferenceCt(CT_DIR, { slices: CT_SLICES }) : undefined;
+    const studies = ([['mg4', 1], ['large', 6], ['ct', 0]] as [string, number][]).filter(([label]) => STUDIES.includes(label));
     for (const [label, copies] of studies) {
-      const uid = await uploadMgStudy(orthanc, copies, label);
+      let uid: string;
+      if (label === 'ct') {
+        await uploadCt(orthanc, ct!);
+        uid = ct!.studyInstanceUid;
+      } else uid = await uploadMgStudy(orthanc, copies, label);
       const direct: number[] = [], viaMtls: number[] = [], viaPlain: number[] = [], pipeMtls: number[] = [], pipePlain: number[] = [];
+      const firstBox: number[] = [], firstPipe: number[] = [];
       const cpuMtls: number[] = [], cpuPlain: number[] = [];
       const bMtls: number[] = [], bPlain: number[] = [], bCpuMtls: number[] = [], bCpuPlain: number[] = [];
       const boxCpu = async (pid: number, get: () => Promise<unknown>, into: number[]) => {
@@ -133,9 +161,15 @@ export async function run() {
         const d = await timedGet(`${orthanc.dicomWebUrl}/studies/${uid}`);
         bytes = d.bytes;
         direct.push(d.ms);
-        await boxCpu(child.pid!, async () => viaMtls.push((await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, {}, mtls)).ms), cpuMtls);
+        await boxCpu(child.pid!, async () => {
+          const g = await timedGet(`${peerUrl}/dicom-web/studies/${uid}`, {}, mtls);
+          viaMtls.push(g.ms);
+          firstBox.push(g.firstByteMs);
+        }, cpuMtls);
         await boxCpu(child.pid!, async () => viaPlain.push((await timedGet(`${plainUrl}/dicom-web/studies/${uid}`)).ms), cpuPlain);
-        pipeMtls.push((await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, {}, mtls)).ms);
+        const p = await timedGet(`${ceilingMtlsUrl}/dicom-web/studies/${uid}`, {}, mtls);
+        pipeMtls.push(p.ms);
+        firstPipe.push(p.firstByteMs);
         pipePlain.push((await timedGet(`${ceilingPlainUrl}/dicom-web/studies/${uid}`)).ms);
         if (boxB) {
           const b = boxB.proc.pid!;
@@ -149,8 +183,14 @@ export async function run() {
         [`${prefix}direct_ms`]: Math.round(median(direct)),
         [`${prefix}box_mtls_ms`]: Math.round(median(viaMtls)),
         [`${prefix}box_plain_ms`]: Math.round(median(viaPlain)),
+        [`${prefix}relay_mtls_ms`]: Math.round(median(pipeMtls)),
+        [`${prefix}relay_plain_ms`]: Math.round(median(pipePlain)),
         [`${prefix}ratio_mtls`]: +(median(direct) / median(viaMtls)).toFixed(2),
         [`${prefix}ratio_plain`]: +(median(direct) / median(viaPlain)).toFixed(2),
+        // the targets: the box against the same-run byte relay (TLS for mTLS, TCP for plain)
+        [`${prefix}vs_relay_mtls`]: +(median(pipeMtls) / median(viaMtls)).toFixed(2),
+        [`${prefix}vs_relay_plain`]: +(median(pipePlain) / median(viaPlain)).toFixed(2),
+        [`${prefix}first_byte_extra_ms`]: +(median(firstBox) - median(firstPipe)).toFixed(1),
         // CPU the box spent per retrieve (user + system): what the box costs, less sensitive to load
         [`${prefix}box_cpu_mtls_ms`]: median(cpuMtls),
         [`${prefix}box_cpu_plain_ms`]: median(cpuPlain),
@@ -164,11 +204,15 @@ export async function run() {
           ...(B_DIR ? { b_dir: B_DIR } : {}),
           [`${prefix}b_ratio_mtls`]: +(median(direct) / median(bMtls)).toFixed(2),
           [`${prefix}b_ratio_plain`]: +(median(direct) / median(bPlain)).toFixed(2),
+          [`${prefix}b_vs_relay_mtls`]: +(median(pipeMtls) / median(bMtls)).toFixed(2),
+          [`${prefix}b_vs_relay_plain`]: +(median(pipePlain) / median(bPlain)).toFixed(2),
           [`${prefix}b_box_cpu_mtls_ms`]: median(bCpuMtls),
           [`${prefix}b_box_cpu_plain_ms`]: median(bCpuPlain),
         });
       }
     }
+    // the DIMSE adapter against the DICOMweb adapter on the CT (its own Orthanc, in this process)
+    if (WITH_DIMSE) Object.assign(results, await measureAdapters(ct!, RUNS));
     return results;
   } finally {
     for (const proc of [child, boxB?.proc]) {

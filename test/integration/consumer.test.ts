@@ -131,6 +131,25 @@ t.test('ten viewers asking for one series cause one upstream fetch', async (t) =
   t.equal(upstream.length, 1, 'the source box served the series once');
 });
 
+t.test('a series dropped from the cache and viewed again at once is served whole', async (t) => {
+  // the dropped series' files are deleted in the background: the new fetch must not lose its own
+  // files to that late deletion (it did: the answer was cut before its last instances)
+  const pub3 = await net.publish(await relabelStudy(mrFiles, 'drop-refetch'), { accession: 'ACC-DR' });
+  const { cookie } = await net.login();
+  const url = (id: string) => `/api/sessions/${id}/dicom-web/studies/${pub3.studyUid}/series/${pub3.series[0].seriesUid}`;
+  const view = async () => {
+    const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub3.studyUid }));
+    const r = await get(url(id), cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
+    t.equal(r.statusCode, 200);
+    return (await parts(r.body, r.headers['content-type'])).length;
+  };
+  t.equal(await view(), mrFiles.length, 'first view: the whole series');
+  for (let i = 0; i < 3; i++) {
+    await waitFor(() => net.consumer.cache.clear() > 0, 20_000, 'the series idle and dropped');
+    t.equal(await view(), mrFiles.length, `view ${i + 2}, right after the drop: the whole series`);
+  }
+});
+
 t.test('sessions are private, calls never mix, bad calls name the field', async (t) => {
   const alice = await net.login(net.psc.clinicians[0].rpps);
   const bob = await net.login(net.psc.clinicians[1].rpps);

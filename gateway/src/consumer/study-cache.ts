@@ -116,6 +116,11 @@ export class StudyCache {
   private readonly now: () => number;
   /** upstream series fetches started (single-flight is visible here) */
   fetches = 0;
+  /**
+   * file deletions of dropped series still running, by series UID: a new fetch of that series waits
+   * for them (else the late deletion removed files the new fetch had just written: the answer was cut)
+   */
+  private readonly deleting = new Map<string, Promise<unknown>>();
 
   constructor(private readonly db: Db, private readonly opts: StudyCacheOptions) {
     // not durable per file: files are fsynced in a batch before their series is marked complete
@@ -212,6 +217,7 @@ export class StudyCache {
   }
 
   private async fetch(spec: SeriesSpec, token: string, rpps: string | undefined, job: FetchJob): Promise<void> {
+    await this.deleting.get(spec.seriesUid);
     const now = this.now();
     this.db.prepare(`INSERT INTO consumer_cache_series (source, kos_uid, study_uid, series_uid, expected_json, state, bytes, fetched_at, last_access)
       VALUES (?,?,?,?,?,'partial',0,NULL,?)
@@ -376,15 +382,22 @@ export class StudyCache {
     const r = this.row(spec);
     if (r) this.drop(r);
     else if (!this.db.prepare('SELECT 1 FROM consumer_cache_series WHERE series_uid = ? LIMIT 1').get(spec.seriesUid)) {
-      void this.store.delete({ study: spec.studyUid, series: spec.seriesUid }).catch(() => undefined);
+      this.deleteFiles(spec.studyUid, spec.seriesUid);
     }
+  }
+
+  /** Deletes a series' files in the background, after any deletion of it still running. */
+  private deleteFiles(study: string, series: string): void {
+    const p = (this.deleting.get(series) ?? Promise.resolve()).then(() => this.store.delete({ study, series })).catch(() => undefined);
+    this.deleting.set(series, p);
+    void p.then(() => { if (this.deleting.get(series) === p) this.deleting.delete(series); });
   }
 
   private drop(r: Row): void {
     this.db.prepare('DELETE FROM consumer_cache_series WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(r.source, r.kos_uid, r.series_uid);
     const shared = this.db.prepare('SELECT 1 FROM consumer_cache_series WHERE series_uid = ? LIMIT 1').get(r.series_uid);
     // the files are shared by every KOS naming this series: remove them only with the last one
-    if (!shared) void this.store.delete({ study: r.study_uid, series: r.series_uid }).catch(() => undefined);
+    if (!shared) this.deleteFiles(r.study_uid, r.series_uid);
   }
 
   /** Drops every unpinned, idle series (operator action; benchmarks). Returns how many went. */

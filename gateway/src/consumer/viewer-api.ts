@@ -19,7 +19,7 @@ import { PeerCertificateRevokedError, PeerNotAllowedError, PeerStatusError, Peer
 import { IdentityMismatchError } from './instance-check.js';
 import { mergeWarnings, traitDifferences } from './identity-check.js';
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
-import type { SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
+import type { OpenedInstance, SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
 import type { ImportJobs } from './import-jobs.js';
 import { exportRoutes } from './export-routes.js';
 import { measurementRoutes } from './measurement-routes.js';
@@ -348,8 +348,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const accepted = acceptedTransferSyntaxes(req.headers.accept);
     async function* parts() {
       for (const h of handles) {
-        for await (const sop of h.instances()) {
-          const f = await h.open(sop);
+        for await (const f of openedAhead(h)) {
           if (!storedIsAcceptable(f.transferSyntaxUid, accepted)) {
             f.body.destroy();
             throw new NotAcceptableError(`the instance is stored as ${f.transferSyntaxUid}; ask with transfer-syntax=* or that syntax`);
@@ -480,6 +479,42 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   exportRoutes(app, { cache, audit, session, studyOf, specOr404, checkGrant, peerProblem });
   // ---------- measurements saved with an imported exam (DICOM SR from the local PACS) ----------
   if (o.localPacs) measurementRoutes(app, { localPacs: o.localPacs, session, studyOf });
+}
+
+/** Instances opened (and their first bytes read) this many ahead of the one being sent. */
+const OPEN_AHEAD = 4;
+
+/**
+ * A series' instances, opened in order but a few ahead: the file opens and first reads of the next
+ * ones overlap the sending of the current one, instead of a round trip to the file system between
+ * every two instances (a many-slice CT from the cache was bound by those). An opened instance that
+ * is not handed over (the answer stopped) is closed.
+ */
+async function* openedAhead(h: SeriesHandle): AsyncGenerator<OpenedInstance> {
+  const sops = h.instances()[Symbol.asyncIterator]();
+  const ahead: Promise<OpenedInstance | undefined>[] = [];
+  const pull = () => {
+    const p = sops.next().then(async (r) => {
+      if (r.done) return undefined;
+      const f = await h.open(r.value);
+      f.body.read(0); // start reading now
+      return f;
+    });
+    p.catch(() => undefined); // surfaced in order, when its turn comes
+    ahead.push(p);
+  };
+  try {
+    for (let i = 0; i < OPEN_AHEAD; i++) pull();
+    for (;;) {
+      const f = await ahead.shift()!;
+      if (!f) return;
+      pull();
+      yield f;
+    }
+  } finally {
+    for (const p of ahead.splice(0)) void p.then((f) => f?.body.destroy(), () => undefined);
+    await sops.return?.(undefined);
+  }
 }
 
 /** a frame's media type, with the transfer syntax it is in */

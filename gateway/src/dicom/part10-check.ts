@@ -22,10 +22,18 @@ export interface PartCheck {
 
 const MAX_META = 64 * 1024;
 const UNDEFINED = 0xffffffff;
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UN', 'UR', 'UT', 'SV', 'UV']);
-const VRS = new Set([...LONG_VRS, 'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
+const LONG_VRS = ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UN', 'UR', 'UT', 'SV', 'UV'];
+const SHORT_VRS = ['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US'];
 /** VRs whose value may have undefined length (sequences, encapsulated pixel data, unknown) */
-const OPENABLE = new Set(['SQ', 'OB', 'OW', 'UN']);
+const OPENABLE = ['SQ', 'OB', 'OW', 'UN'];
+// the VR of every element header is looked up by its two bytes (no string made per element)
+const KNOWN = 1, LONG = 2, OPEN = 4;
+const VR_KIND = new Uint8Array(1 << 16);
+const vrCode = (vr: string) => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
+for (const vr of SHORT_VRS) VR_KIND[vrCode(vr)] = KNOWN;
+for (const vr of LONG_VRS) VR_KIND[vrCode(vr)] = KNOWN | LONG;
+for (const vr of OPENABLE) VR_KIND[vrCode(vr)] |= OPEN;
+const UN = vrCode('UN');
 
 export function part10Check(expect: PartExpectation = {}): PartCheck {
   return new Part10StreamCheck(expect);
@@ -53,7 +61,7 @@ class Part10StreamCheck implements PartCheck {
     if (this.head) {
       this.head.push(chunk);
       this.headLength += chunk.length;
-      const all = Buffer.concat(this.head);
+      const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
       const meta = readMeta(all);
       if (!meta) {
         if (this.headLength > MAX_META) throw fail('file meta group too large');
@@ -85,12 +93,12 @@ class Part10StreamCheck implements PartCheck {
     if (this.depth > 0) throw fail('ended inside a sequence or encapsulated pixel data');
   }
 
-  private u16(at: number): number {
-    return this.bigEndian ? this.header.readUInt16BE(at) : this.header.readUInt16LE(at);
+  private u16(b: Buffer, at: number): number {
+    return this.bigEndian ? b.readUInt16BE(at) : b.readUInt16LE(at);
   }
 
-  private u32(at: number): number {
-    return this.bigEndian ? this.header.readUInt32BE(at) : this.header.readUInt32LE(at);
+  private u32(b: Buffer, at: number): number {
+    return this.bigEndian ? b.readUInt32BE(at) : b.readUInt32LE(at);
   }
 
   private walkChunk(chunk: Buffer): void {
@@ -106,33 +114,41 @@ class Part10StreamCheck implements PartCheck {
         pos += n;
         continue;
       }
-      // gather the element header (8 bytes, or 12 for an explicit VR with a 4-byte length)
-      const need = this.headerLength();
+      // the usual case: the whole element header is in this chunk, read where it lies (no copy)
+      if (this.have === 0 && chunk.length - pos >= 12) {
+        const need = this.headerLength(chunk, pos, 12);
+        this.element(chunk, pos);
+        pos += need;
+        continue;
+      }
+      // a header split across chunks: gather it (8 bytes, or 12 for an explicit VR with a 4-byte length)
+      const need = this.headerLength(this.header, 0, this.have);
       if (this.have < need) {
         const n = Math.min(need - this.have, chunk.length - pos);
-        chunk.copy(this.header, this.have, pos, pos + n);
+        for (let i = 0; i < n; i++) this.header[this.have + i] = chunk[pos + i];
         this.have += n;
         pos += n;
-        if (this.have < need || this.headerLength() > this.have) continue;
+        if (this.have < need || this.headerLength(this.header, 0, this.have) > this.have) continue;
       }
-      this.element();
+      this.have = 0;
+      this.element(this.header, 0);
     }
   }
 
-  /** bytes of the header now being read: known from its first 6 bytes */
-  private headerLength(): number {
-    if (this.have < 6) return this.have < 4 ? 4 : 6;
-    const group = this.u16(0);
+  /** bytes of the header at `b[at]`, of which `have` are there: known from its first 6 bytes */
+  private headerLength(b: Buffer, at: number, have: number): number {
+    if (have < 6) return have < 4 ? 4 : 6;
+    const group = this.u16(b, at);
     if (group === 0xfffe || !this.explicit) return 8;
-    return LONG_VRS.has(this.header.toString('latin1', 4, 6)) ? 12 : 8;
+    return VR_KIND[(b[at + 4] << 8) | b[at + 5]] & LONG ? 12 : 8;
   }
 
-  private element(): void {
-    const group = this.u16(0);
-    const element = this.u16(2);
-    this.have = 0;
+  /** reads the element header at `b[at]` (complete) and sets what to skip or open */
+  private element(b: Buffer, at: number): void {
+    const group = this.u16(b, at);
+    const element = this.u16(b, at + 2);
     if (group === 0xfffe) {
-      const len = this.u32(4);
+      const len = this.u32(b, at + 4);
       if (element === 0xe000) {
         if (this.depth === 0) throw fail('item outside a sequence');
         if (len === UNDEFINED) this.depth++;
@@ -145,23 +161,24 @@ class Part10StreamCheck implements PartCheck {
       }
       return;
     }
-    if (group === 0 && element === 0 && this.depth === 0 && this.header.subarray(0, 8).every((b) => b === 0)) {
+    if (group === 0 && element === 0 && this.depth === 0 && b.readUInt32LE(at + 4) === 0) {
       this.padding = true; // trailing NUL padding some writers leave
       return;
     }
     let len: number;
     if (this.explicit) {
-      const vr = this.header.toString('latin1', 4, 6);
-      if (!VRS.has(vr)) throw fail('unparsable element (unknown VR)');
-      len = LONG_VRS.has(vr) ? this.u32(8) : this.u16(6);
+      const code = (b[at + 4] << 8) | b[at + 5];
+      const kind = VR_KIND[code];
+      if (!(kind & KNOWN)) throw fail('unparsable element (unknown VR)');
+      len = kind & LONG ? this.u32(b, at + 8) : this.u16(b, at + 6);
       if (len === UNDEFINED) {
-        if (!OPENABLE.has(vr)) throw fail(`undefined length on a ${vr} element`);
-        if (vr === 'UN') { this.walk = false; return; }
+        if (!(kind & OPEN)) throw fail(`undefined length on a ${b.toString('latin1', at + 4, at + 6)} element`);
+        if (code === UN) { this.walk = false; return; }
         this.depth++;
         return;
       }
     } else {
-      len = this.u32(4);
+      len = this.u32(b, at + 4);
       if (len === UNDEFINED) { this.depth++; return; }
     }
     this.skip = len;

@@ -13,7 +13,7 @@ import {
   type QueryOptions, type RetrieveOptions, type StoreResult,
 } from './pacs.js';
 import { readMultipart, writeMultipart, parseContentType, newBoundary, multipartContentType, MultipartError } from '../dicom/multipart.js';
-import { peekMeta, FrameRangeError, Part10Error } from '../dicom/part10.js';
+import { peekMeta, readMeta, FrameRangeError, Part10Error } from '../dicom/part10.js';
 import { ANY_TRANSFER_SYNTAX, frameMediaType, storedIsAcceptable } from '../dicom/transfer-syntax.js';
 
 export interface DicomwebPacsConfig {
@@ -215,7 +215,8 @@ export class DicomwebPacs implements Pacs {
       for await (const part of readMultipart(opened.body, opened.boundary, { bodyError })) {
         any = true;
         const body = part.body;
-        const { meta } = await peekMeta(body);
+        // the meta header is nearly always in the bytes already read: no stream round trip then
+        const meta = readMeta(part.head) ?? (await peekMeta(body)).meta;
         if (storedIsAcceptable(meta.transferSyntaxUid, accepted)) {
           const len = Number(part.headers['content-length']);
           yield { transferSyntaxUid: meta.transferSyntaxUid, sopInstanceUid: meta.sopInstanceUid, length: Number.isFinite(len) && len > 0 ? len : undefined, body };

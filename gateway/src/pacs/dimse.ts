@@ -124,13 +124,26 @@ function part10(a: Arrival): Buffer {
   return Buffer.concat([buildMeta({ sopClassUid: a.sopClassUid, sopInstanceUid: a.sopInstanceUid, transferSyntaxUid: a.transferSyntaxUid }), a.data]);
 }
 
-/** Keeps the raw dataset bytes instead of letting dcmjs-dimse parse them. */
+/**
+ * Keeps the raw dataset bytes instead of letting dcmjs-dimse parse them. Also starts each command's
+ * bytes afresh: dcmjs-dimse 0.3 keeps appending to one buffer after a command without a dataset
+ * (every pending C-GET/C-MOVE response) and re-parses the whole of it at each command, a cost that
+ * grew with every instance of a retrieve (a 300-instance C-MOVE re-parsed 38 KB at its end).
+ */
 function keepRaw(network: any): void {
   network.createDatasetFromStoreWritableStream = (writable: any, context: any, cb: (ds: unknown) => void) => {
     const ds = new Dataset({}, context.getAcceptedTransferSyntaxUid());
-    ds.raw = writable.toBuffer();
+    const chunks = writable.queue;
+    ds.raw = Array.isArray(chunks) && chunks.every((c) => Buffer.isBuffer(c)) ? Buffer.concat(chunks) : writable.toBuffer();
     cb(ds);
   };
+  const perform = network._performDimse;
+  if (typeof perform === 'function') {
+    network._performDimse = function (this: any, ...args: unknown[]) {
+      this.dimseStream = undefined; // the command is parsed: the next one starts a new buffer
+      return perform.apply(this, args);
+    };
+  }
 }
 
 export class DimsePacs implements Pacs {
@@ -187,6 +200,7 @@ export class DimsePacs implements Pacs {
       }
     }
     const server = createServer((socket) => {
+      socket.setNoDelay(true); // C-STORE responses go out at once (see associate)
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       const scp = new StoreScp(socket, { connectTimeout: this.timeout, associationTimeout: this.timeout, pduTimeout: this.timeout }) as any;
@@ -265,6 +279,9 @@ export class DimsePacs implements Pacs {
       });
       const network = client.network;
       if (network) {
+        // small PDUs (C-STORE responses, P-DATA ends) must not wait on Nagle against delayed ACKs:
+        // that stalled every instance by tens of milliseconds
+        network.socket?.setNoDelay?.(true);
         keepRaw(network);
         // a box-wide unique Message ID, so Move Originator Message IDs identify the retrieve
         network._getNextMessageId = uniqueMessageId;
@@ -325,6 +342,22 @@ export class DimsePacs implements Pacs {
     return this.find('IMAGE', k, opts);
   }
 
+  /**
+   * SOP classes a C-GET of `ref` may bring: the study's SOP Classes in Study (one C-FIND answer, a
+   * superset for a series), else, from a PACS that does not fill it, every instance's class (one
+   * answer per instance: slow on a long series).
+   */
+  private async sopClassesOf(ref: DicomRef, signal?: AbortSignal): Promise<Set<string>> {
+    if (!ref.instance) {
+      const [study] = await this.find('STUDY', { StudyInstanceUID: ref.study, SOPClassesInStudy: '' }, { signal });
+      if (!study) return new Set();
+      const inStudy = (study['00080062']?.Value ?? []).filter((v): v is string => typeof v === 'string' && v !== '');
+      if (inStudy.length) return new Set(inStudy);
+    }
+    return new Set((await this.findInstances(ref.study, ref.series, ref.instance ? { SOPInstanceUID: ref.instance } : {}, { signal }))
+      .map((i) => i['00080016']?.Value?.[0] as string).filter(Boolean));
+  }
+
   /** Raw arrivals of a retrieve, by C-GET or C-MOVE. */
   private async *arrivals(ref: DicomRef, proposal: string[], signal?: AbortSignal, accepted?: string[]): AsyncGenerator<Arrival> {
     const inbox = new Inbox(ref.study, 0, accepted);
@@ -334,8 +367,7 @@ export class DimsePacs implements Pacs {
       req = ref.instance ? CGetRequest.createImageGetRequest(ref.study, ref.series, ref.instance)
         : ref.series ? CGetRequest.createSeriesGetRequest(ref.study, ref.series) : CGetRequest.createStudyGetRequest(ref.study);
       // storage contexts only for the SOP classes in the ref, one per syntax (each context accepts one)
-      const classes = new Set((await this.findInstances(ref.study, ref.series, ref.instance ? { SOPInstanceUID: ref.instance } : {}, { signal }))
-        .map((i) => i['00080016']?.Value?.[0] as string).filter(Boolean));
+      const classes = await this.sopClassesOf(ref, signal);
       if (!classes.size) throw new NotFoundError('no instances');
       contexts = [];
       for (const cls of classes) for (const ts of proposal) {
