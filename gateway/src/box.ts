@@ -154,7 +154,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   healthRoute(user, ctx.healthChecks);
   adminAuditRoutes(user, { audit, token: config.admin.token, windowMinutes: config.audit.accessWindowMinutes });
   const stopRetention = keepAudit(audit, config.audit.retentionDays, logger);
-  user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
+  user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await metrics.render()));
 
   const peerAddr = await peer.listen({ host: config.peer.host, port: config.peer.port });
   const userAddr = await user.listen({ host: config.user.host, port: config.user.port });

@@ -39,7 +39,7 @@ t.before(async () => {
   box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } });
   const pki = await testPki();
   // the peer API serves what a published KOS grants: one covering both sample studies
-  client = withKos(await mtlsAgent(pki.demoClient), grantKos(box, [...mrFiles, JPEG_LS]));
+  client = withKos(await mtlsAgent(pki.demoClient), await grantKos(box, [...mrFiles, JPEG_LS]));
 });
 t.teardown(async () => {
   await box?.close();

@@ -58,7 +58,7 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
     boxOptions: { plugins: [trustLayer, sourceRole] },
   });
   t.teardown(() => box.close());
-  const kosUid = grantKos(box, study.files.map((f) => f.part10));
+  const kosUid = await grantKos(box, study.files.map((f) => f.part10));
   const token = await psc.issueAccessToken({ rpps: psc.clinicians[0].rpps, clientId: 'box-b' });
   const headers = { authorization: `Bearer ${token}`, [KOS_HEADER]: kosUid, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' };
   const user = await mtlsAgent();

