@@ -208,7 +208,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
     async login(rpps = psc.clinicians[0].rpps) {
       const token = await psc.issueAccessToken({ rpps, clientId: 'box-b' });
       const c = psc.clinicians.find((x) => x.rpps === rpps)!;
-      const s = boxB.services.sessions!.create({ rpps, nationalId: `8${rpps}`, sub: `f:x:8${rpps}`, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName }, { accessToken: token });
+      const s = await boxB.services.sessions!.create({ rpps, nationalId: `8${rpps}`, sub: `f:x:8${rpps}`, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName }, { accessToken: token });
       return { cookie: `${SESSION_COOKIE}=${s.id}`, rpps, token };
     },
     async publish(files, p = {}) {

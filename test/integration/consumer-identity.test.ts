@@ -221,14 +221,14 @@ t.test("a source refusing the clinician's token: renewed once, and only then wou
   const grantId = await grant.save();
   const refreshToken = await new p.RefreshToken({ accountId: sub, client: await p.Client.find('box-b'), grantId, scope: 'openid scope_all', gty: 'authorization_code' }).save() as string;
   const clinician = { rpps: c.rpps, nationalId: `8${c.rpps}`, sub, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName };
-  const s = net.boxB.services.sessions!.create(clinician, { accessToken, refreshToken });
+  const s = await net.boxB.services.sessions!.create(clinician, { accessToken, refreshToken });
   const cookie = `${SESSION_COOKIE}=${s.id}`;
   const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid }));
   await net.psc.revokeAccessToken(accessToken); // the source box now refuses it
   const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   t.equal(r.statusCode, 200, 'served after the token was renewed, not "Session PSC expirée"');
   t.equal((await parts(r.body, r.headers['content-type'])).length, 2, 'every instance');
-  t.not(net.boxB.services.sessions!.get(s.id)?.accessToken, accessToken, 'the session holds the renewed token');
+  t.not((await net.boxB.services.sessions!.get(s.id))?.accessToken, accessToken, 'the session holds the renewed token');
 
   // a session whose token the source refuses and that cannot be renewed: now the PSC session is over
   const lost = await net.login();

@@ -214,7 +214,7 @@ t.test('a call from a listed DPI origin, or from the box itself, opens at once',
 
 t.test('logout ends the PSC session too: the next call asks the clinician to log in again', async (t) => {
   const jar = await loggedIn();
-  const idToken = box.services.sessions!.get(jar.get('drimbox_session'))!.idToken!;
+  const idToken = (await box.services.sessions!.get(jar.get('drimbox_session')))!.idToken!;
   const out = await browse(jar, `${base}/auth/logout`, { method: 'POST', stopAt: (u) => u.startsWith(psc.issuer) });
   t.equal(out.status, 303);
   const end = new URL(out.url);
@@ -244,7 +244,7 @@ t.test('logout ends the PSC session too: the next call asks the clinician to log
 
 t.test('PSC tokens are not in the database file in clear', async (t) => {
   const jar = await loggedIn();
-  const s = box.services.sessions!.get(jar.get('drimbox_session'))!;
+  const s = (await box.services.sessions!.get(jar.get('drimbox_session')))!;
   t.ok(s.accessToken && s.refreshToken && s.idToken, 'the session holds all three tokens');
   box.db.pragma('wal_checkpoint(TRUNCATE)');
   const dir = box.config.dataDir;

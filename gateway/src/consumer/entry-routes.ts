@@ -131,7 +131,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
       const parked = calls.park({ ...form, [NEEDS_CONFIRMATION]: origin });
       return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(parked)}`, 303);
     }
-    const session = req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    const session = await req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (session) return open(req, reply, call, session, '/contextual-call');
     // Not logged in (or the RIS posted cross-site, which carries no SameSite=Lax cookie): park the
     // call, then a top-level GET resumes it — with the session cookie, or through PSC login.
