@@ -5,7 +5,7 @@
 // claims and leases (a claimed job is not offered again until its lease runs out).
 import t from 'tap';
 import pino from 'pino';
-import type { Store } from '../../gateway/src/store/database.js';
+import { openStore, type Store } from '../../gateway/src/store/database.js';
 import { PublicationRepository, type Job, type NewJob } from '../../gateway/src/source/publication/repository.js';
 import { OutboxWorker, retryDelay } from '../../gateway/src/source/publication/worker.js';
 import { DmpError } from '../../gateway/src/dmp/errors.js';
@@ -14,7 +14,7 @@ import type { DmpClient } from '../../gateway/src/dmp/client.js';
 import type { DicomJson, Pacs } from '../../gateway/src/pacs/pacs.js';
 import type { PublicationRecord } from '../../gateway/src/cda/types.js';
 import { syntheticPublicationRecord } from '../helpers/publication-record.js';
-import { forEachStore } from '../helpers/stores.js';
+import { forEachStore, freshStore } from '../helpers/stores.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -368,4 +368,50 @@ forEachStore(t, 'worker: different reports run side by side, one report stays in
   t.equal(v1.kosEntryUuid, `urn:uuid:${v1.sopInstanceUid}`, 'entryUUIDs learnt after the acknowledgement');
   t.equal(order[1].replaces, v1.kosEntryUuid, 'v2 replaces v1 by its entryUUID (RPLC)');
   t.ok(ids.includes(b1.id) && ids.includes(c1.id));
+});
+
+t.test('PostgreSQL: two instances draining one outbox publish every job exactly once; a dead instance\'s job is taken over', async (t) => {
+  const { store, url } = await freshStore(t, 'postgres');
+  const other = await openStore(url); // a second instance: its own pool on the same database
+  t.teardown(() => other.close());
+  const repoA = new PublicationRepository(store);
+  const repoB = new PublicationRepository(other);
+  const pacs = memoryPacs();
+  const study = '1.2.250.1.999.1.1.8121.3.116';
+  pacs.add(study, 2);
+  const dmp = fakeDmp(); // one DMP both instances send to
+  const mk = (repo: PublicationRepository, instanceId: string, settled: Job[]) => new OutboxWorker({
+    repo, pacs: pacs as unknown as Pacs, dmp: () => dmp as unknown as DmpClient, config: config({ concurrency: 4 }), logger: silent,
+    retryBaseMs: 1000, maxRetryDelayMs: 60_000, pollMs: 20, onSettled: (j) => settled.push(j), instanceId, leaseMs: 1500,
+  });
+
+  // an instance that claimed a job and died (kill -9: no renewal, no release) before sending it
+  const { job: orphan } = await repoA.enqueue(publishJob('DEAD', 1, study));
+  t.equal((await repoA.claimNext('dead-instance', 1500))!.id, orphan.id);
+  const claimedAt = Date.now();
+
+  const N = 30;
+  for (let i = 0; i < N; i++) await (i % 2 ? repoA : repoB).enqueue(publishJob(`P${i}`, 1, study));
+  const settledA: Job[] = [];
+  const settledB: Job[] = [];
+  const a = mk(repoA, 'instance-a', settledA);
+  const b = mk(repoB, 'instance-b', settledB);
+  a.start();
+  b.start();
+  t.teardown(async () => { await a.stop(); await b.stop(); });
+  const end = Date.now() + 30_000;
+  while (settledA.length + settledB.length < N + 1) {
+    if (Date.now() > end) throw new Error(`only ${settledA.length + settledB.length} of ${N + 1} settled`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const all = [...settledA, ...settledB];
+  t.ok(all.every((j) => j.state === 'done'), 'every job published');
+  t.equal(new Set(all.map((j) => j.id)).size, N + 1, 'each settled once');
+  t.ok(settledA.length > 0 && settledB.length > 0, `both instances worked (${settledA.length} + ${settledB.length})`);
+  const sent = dmp.calls.map((c) => c.setId).sort();
+  t.same(sent, [...Array.from({ length: N }, (_, i) => `P${i}`), 'DEAD'].sort(), 'the DMP received each report exactly once, none lost');
+  const orphanDone = all.find((j) => j.id === orphan.id)!;
+  t.ok(orphanDone.updatedAt - claimedAt >= 1400, "the dead instance's job waited for its lease to run out, then was taken over");
+  const { n } = await store.db.selectFrom('published_kos').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'current').executeTakeFirstOrThrow();
+  t.equal(Number(n), N + 1, 'one current KOS per report');
 });
