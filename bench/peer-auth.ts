@@ -31,7 +31,7 @@ export async function run() {
   const cached = await mk(60_000);
   const uncached = await mk(0);
   // the peer API serves what a published KOS grants: each box records one for the sample study
-  const kos = new Map([[cached.peerUrl, grantKos(cached, [SAMPLE])], [uncached.peerUrl, grantKos(uncached, [SAMPLE])]]);
+  const kos = new Map([[cached.peerUrl, await grantKos(cached, [SAMPLE])], [uncached.peerUrl, await grantKos(uncached, [SAMPLE])]]);
   const token = await psc.issueAccessToken({ rpps: psc.clinicians[0].rpps, clientId: 'box-a' });
   const agent = await mtlsAgent(pki.demoClient);
   const time = async (url: string, dispatcher?: Dispatcher, auth = true) => {

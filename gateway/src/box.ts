@@ -100,7 +100,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
     await store.close();
     throw new Error('database.url: PostgreSQL needs every part of the box on the shared store (issue 13, in progress)');
   }
-  const audit = new AuditLog(db);
+  const audit = await AuditLog.open(store, (err) => logger.error({ err }, 'audit row not written'));
   const metrics = new Metrics();
   const pacs = await createPacs(config.pacs, { db, logger });
   const access = new PeerAccess(staticPeerList(config.peer.allowedPeers));
@@ -154,7 +154,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   healthRoute(user, ctx.healthChecks);
   adminAuditRoutes(user, { audit, token: config.admin.token, windowMinutes: config.audit.accessWindowMinutes });
   const stopRetention = keepAudit(audit, config.audit.retentionDays, logger);
-  user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
+  user.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await metrics.render()));
 
   const peerAddr = await peer.listen({ host: config.peer.host, port: config.peer.port });
   const userAddr = await user.listen({ host: config.user.host, port: config.user.port });
@@ -172,6 +172,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
         try { await fn(); } catch (e) { logger.warn({ err: e }, 'error while closing'); }
       }
       await pacs.close();
+      await audit.flush();
       await store.close();
     },
   };

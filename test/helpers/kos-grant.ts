@@ -13,7 +13,7 @@ import { syntheticPublicationRecord } from './publication-record.js';
 let seq = 0;
 
 /** Records a published, current KOS on `box` referencing the given Part 10 files (buffers or paths); its UID. */
-export function grantKos(box: Box, files: (Buffer | string)[]): string {
+export async function grantKos(box: Box, files: (Buffer | string)[]): Promise<string> {
   seq++;
   const instances: KosInstance[] = files.map((f) => readInfo(typeof f === 'string' ? readFileSync(f) : f)).map((i) => ({
     studyUid: i.studyInstanceUid, seriesUid: i.seriesInstanceUid, sopClassUid: i.sopClassUid!, sopInstanceUid: i.sopInstanceUid,
@@ -22,13 +22,13 @@ export function grantKos(box: Box, files: (Buffer | string)[]): string {
   const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: `${box.peerUrl}/dicom-web`, retrieveLocationUid: box.config.box.retrieveLocationUid });
   const refs: Record<string, Record<string, string[]>> = {};
   for (const i of instances) ((refs[i.studyUid] ??= {})[i.seriesUid] ??= []).push(i.sopInstanceUid);
-  const repo = new PublicationRepository(box.db);
-  const { job } = repo.enqueue({ kind: 'publish', idemKey: `grant|${kos.sopInstanceUid}`, setId: `grant-${seq}`, payload: {}, state: 'done' });
-  const kosId = repo.saveBuiltKos(job.id, {
+  const repo = new PublicationRepository(box.store);
+  const { job } = await repo.enqueue({ kind: 'publish', idemKey: `grant|${kos.sopInstanceUid}`, setId: `grant-${seq}`, payload: {}, state: 'done' });
+  const kosId = await repo.saveBuiltKos(job.id, {
     setId: `grant-${seq}`, sopInstanceUid: kos.sopInstanceUid, patientId: record.patient.ins.value, part10: kos.part10, refs,
     studies: Object.keys(refs).map((studyUid) => ({ studyUid, accession: '' })),
   });
-  repo.markPublished(job.id, kosId, { kos: `urn:uuid:grant-${seq}` });
+  await repo.markPublished(job.id, kosId, { kos: `urn:uuid:grant-${seq}` });
   return kos.sopInstanceUid;
 }
 

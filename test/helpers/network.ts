@@ -246,7 +246,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
     async login(rpps = psc.clinicians[0].rpps) {
       const token = await psc.issueAccessToken({ rpps, clientId: 'box-b' });
       const c = psc.clinicians.find((x) => x.rpps === rpps)!;
-      const s = boxB.services.sessions!.create({ rpps, nationalId: `8${rpps}`, sub: `f:x:8${rpps}`, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName }, { accessToken: token });
+      const s = await boxB.services.sessions!.create({ rpps, nationalId: `8${rpps}`, sub: `f:x:8${rpps}`, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName }, { accessToken: token });
       return { cookie: `${SESSION_COOKIE}=${s.id}`, rpps, token };
     },
     async publish(files, p = {}) {
@@ -265,13 +265,13 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       // like the publication worker: the PACS's own patient id goes into the KOS's OtherPatientIDs
       const kos = buildKos({ record, study: record.studies[0], instances, retrieveBaseUrl: p.retrieveBase ?? `${base}/dicom-web`, retrieveLocationUid: src.config.box.retrieveLocationUid, patientFromPacs: { patientId: infos[0].patientId } });
       await boxA.services.dmp!.provideAndRegister({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10: kos.part10 }, includeReport: true });
-      // box A's KOS guard must know what it published (done in one tick: the outbox worker cannot interleave)
+      // box A's KOS guard must know what it published (a done job: the outbox worker leaves it alone)
       const refs: Record<string, Record<string, string[]>> = {};
       for (const i of instances) ((refs[i.studyUid] ??= {})[i.seriesUid] ??= []).push(i.sopInstanceUid);
-      const repoA = new PublicationRepository(src.db);
-      const { job } = repoA.enqueue({ kind: 'publish', idemKey: `test|${kos.sopInstanceUid}`, setId: `test-${seq}`, payload: {}, state: 'done' });
-      const kosId = repoA.saveBuiltKos(job.id, { setId: `test-${seq}`, sopInstanceUid: kos.sopInstanceUid, patientId: record.patient.ins.value, part10: kos.part10, refs, studies: [{ studyUid, accession: record.studies[0].accessionNumber?.value ?? '' }] });
-      repoA.markPublished(job.id, kosId, { kos: `urn:uuid:test-${seq}` });
+      const repoA = new PublicationRepository(src.store);
+      const { job } = await repoA.enqueue({ kind: 'publish', idemKey: `test|${kos.sopInstanceUid}`, setId: `test-${seq}`, payload: {}, state: 'done' });
+      const kosId = await repoA.saveBuiltKos(job.id, { setId: `test-${seq}`, sopInstanceUid: kos.sopInstanceUid, patientId: record.patient.ins.value, part10: kos.part10, refs, studies: [{ studyUid, accession: record.studies[0].accessionNumber?.value ?? '' }] });
+      await repoA.markPublished(job.id, kosId, { kos: `urn:uuid:test-${seq}` });
       const series = Object.entries(refs[studyUid]).map(([seriesUid, list]) => ({ seriesUid, instances: list }));
       return { studyUid, kosUid: kos.sopInstanceUid, series, record };
     },

@@ -76,20 +76,19 @@ export type JobRow = Record<string, any>;
 export type JobKey = string | { kind: JobKind; setId: string };
 
 /** The newest publication job for that key, read from the box's database. */
-export function publicationJob(box: Box, key: JobKey): JobRow | undefined {
-  return (typeof key === 'string'
-    ? box.db.prepare('SELECT * FROM publication_job WHERE control_id = ? ORDER BY id DESC').get(key)
-    : box.db.prepare('SELECT * FROM publication_job WHERE kind = ? AND set_id = ? ORDER BY id DESC').get(key.kind, key.setId)) as JobRow | undefined;
+export function publicationJob(box: Box, key: JobKey): Promise<JobRow | undefined> {
+  const q = box.store.db.selectFrom('publication_job').selectAll().orderBy('id', 'desc');
+  return (typeof key === 'string' ? q.where('control_id', '=', key) : q.where('kind', '=', key.kind).where('set_id', '=', key.setId)).executeTakeFirst();
 }
 
 /** Waits until that job is settled (done or failed) and returns its row; a timeout says where it was left. */
 export function settledJob(box: Box, key: JobKey, timeoutMs = 30_000): Promise<JobRow> {
   const name = typeof key === 'string' ? `job ${key}` : `the ${key.kind} job of set ${key.setId}`;
-  return waitFor(() => {
-    const j = publicationJob(box, key);
+  let j: JobRow | undefined;
+  return waitFor(async () => {
+    j = await publicationJob(box, key);
     return j && (j.state === 'done' || j.state === 'failed') ? j : undefined;
   }, timeoutMs, () => {
-    const j = publicationJob(box, key);
     return `${name} to settle (${j ? `left in state ${j.state}${j.last_error ? `: ${j.last_error}` : ''}` : 'no such job'})`;
   });
 }

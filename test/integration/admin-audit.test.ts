@@ -63,7 +63,7 @@ t.test('a patient\'s study accesses, one line each, searchable and exportable', 
   // source box: what it served to box B's peer certificate for this patient
   const src = await (await admin(net.boxA, `/admin/audit?ins=${TEST_INS}&peer=box-b`)).body.json() as { items: any[] };
   t.ok(src.items.some((a) => a.direction === 'peer-in' && a.kind === 'retrieve' && a.rpps === rpps && a.kosUid === pub.kosUid && a.requests >= 1 && a.bytes > 0), 'the source box shows the series it served, with KOS and clinician');
-  t.equal(net.boxA.audit.verify().ok, true, 'the source trail chains');
+  t.equal((await net.boxA.audit.verify()).ok, true, 'the source trail chains');
 
   const csv = await admin(net.boxB, `/admin/audit?ins=${TEST_INS}&format=csv`);
   t.equal(csv.statusCode, 200);

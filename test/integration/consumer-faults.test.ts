@@ -71,7 +71,7 @@ t.test('source box down: a cached study is still served, an uncached one fails i
   t.not(net.consumer.cache.state(keyOf(notCached)), 'complete', 'nothing marked complete');
   const hit = await get(`/api/sessions/${idCached}/dicom-web/studies/${cached.studyUid}`, cookie);
   t.equal(hit.status, 200, 'complete cached study still served while its source is down');
-  t.ok(net.boxB.audit.recent(20).some((r) => r.direction === 'peer-out' && r.status === 502), 'the failed upstream fetch is audited');
+  t.ok((await net.boxB.audit.recent(20)).some((r) => r.direction === 'peer-out' && r.status === 502), 'the failed upstream fetch is audited');
 });
 
 t.test('DMP down: the clinician reads what happened in plain words', async (t) => {
@@ -81,5 +81,5 @@ t.test('DMP down: the clinician reads what happened in plain words', async (t) =
   t.equal(r.statusCode, 502);
   const html = await r.body.text();
   t.match(html, /Le DMP est injoignable pour le moment/);
-  t.ok(net.boxB.audit.recent(5).some((row) => row.route === '/contextual-call' && row.status === 502 && row.patient_id), 'audited');
+  t.ok((await net.boxB.audit.recent(5)).some((row) => row.route === '/contextual-call' && row.status === 502 && row.patient_id), 'audited');
 });

@@ -81,7 +81,7 @@ t.test('a KOS published under ZORRO carrying the UID of ANNE\'s KOS is refused: 
   t.match(img.json().title, /Incohérence d'identité/);
   t.equal(net.consumer.cache.fetches, fetchesBefore, 'nothing fetched from the source');
   t.equal(net.consumer.cache.state({ ...keyOf(anne), kosUid: anne.kosUid }), 'absent', 'nothing cached');
-  t.ok(net.boxB.audit.recent(20).some((r) => r.route === 'identity-check' && r.status === 409 && r.patient_id === zorroIns && r.study_uid === anne.studyUid), 'the refusal is audited');
+  t.ok((await net.boxB.audit.recent(20)).some((r) => r.route === 'identity-check' && r.status === 409 && r.patient_id === zorroIns && r.study_uid === anne.studyUid), 'the refusal is audited');
 });
 
 t.test('instances that now carry another patient (PACS merge after publication) are refused, nothing cached', async (t) => {
@@ -109,7 +109,7 @@ t.test('instances that now carry another patient (PACS merge after publication) 
   const again = await get(`/api/sessions/${id}/dicom-web/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/metadata`, cookie, 'application/dicom+json');
   t.equal(again.status, 409, 'and every later request is refused');
   t.match(again.json().detail, /Incohérence d'identité/);
-  t.ok(net.boxB.audit.recent(30).some((row) => row.route === 'identity-check' && row.status === 409 && row.study_uid === pub.studyUid), 'audited');
+  t.ok((await net.boxB.audit.recent(30)).some((row) => row.route === 'identity-check' && row.status === 409 && row.study_uid === pub.studyUid), 'audited');
 });
 
 t.test("the call's identity traits are compared with the images': warnings name what differs", async (t) => {
@@ -120,7 +120,7 @@ t.test("the call's identity traits are compared with the images': warnings name 
   const s = doc.studies.find((x: any) => x.studyUid === pub.studyUid);
   t.same(s.identityWarnings?.map((w: any) => w.trait).sort(), ['birthDate', 'birthName', 'firstGivenName'], 'birth name, first given name and birth date differ');
   t.match(s.identityWarnings.find((w: any) => w.trait === 'birthName'), { call: 'X', images: 'DUPONT', label: 'nom de naissance' });
-  t.ok(net.boxB.audit.recent(20).some((r) => r.route === 'identity-check' && r.study_uid === pub.studyUid && /birthName/.test(r.outcome ?? '')), 'audited');
+  t.ok((await net.boxB.audit.recent(20)).some((r) => r.route === 'identity-check' && r.study_uid === pub.studyUid && /birthName/.test(r.outcome ?? '')), 'audited');
   // the INS rules: case and accents do not count, the first given name is the first of them
   const same = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid, 'Patient.name.family': 'Dupônt', 'Patient.name.given': 'marie' }));
   const d2 = (await get(`/api/sessions/${same}`, cookie)).json();
@@ -145,7 +145,7 @@ t.test("the images' own headers are compared too, once they are in the cache", a
   const after = (await get(`/api/sessions/${id}`, cookie)).json().studies.find((x: any) => x.studyUid === pub.studyUid);
   t.same(after.identityWarnings?.map((w: any) => w.trait).sort(), ['birthDate', 'birthName', 'firstGivenName'], "the images' headers differ");
   t.match(after.identityWarnings.find((w: any) => w.trait === 'birthName'), { call: 'DUPONT', images: 'DEPISTAGE' });
-  t.ok(net.boxB.audit.recent(20).some((r) => r.route === 'identity-check' && r.study_uid === pub.studyUid), 'audited');
+  t.ok((await net.boxB.audit.recent(20)).some((r) => r.route === 'identity-check' && r.study_uid === pub.studyUid), 'audited');
 });
 
 t.test('an instance cut short in the source PACS fails its series with a reason; nothing marked complete', async (t) => {
@@ -165,7 +165,7 @@ t.test('an instance cut short in the source PACS fails its series with a reason;
   // the source box now aborts a damaged part itself; either way the reason is named
   t.match(frame.json().detail, /damaged instance.*pixel data|stopped while sending/, 'naming what is wrong');
   t.not(net.consumer.cache.state(keyOf(pub)), 'complete', 'still not complete');
-  t.ok(net.boxB.audit.recent(30).some((row) => row.direction === 'peer-out' && row.series_uid === pub.series[0].seriesUid && /damaged instance|stopped while sending/.test(row.outcome ?? '')), 'the failed fetch is audited with its reason');
+  t.ok((await net.boxB.audit.recent(30)).some((row) => row.direction === 'peer-out' && row.series_uid === pub.series[0].seriesUid && /damaged instance|stopped while sending/.test(row.outcome ?? '')), 'the failed fetch is audited with its reason');
 });
 
 t.test('a withdrawal recorded after the call reaches the session document and the report', async (t) => {
@@ -221,14 +221,14 @@ t.test("a source refusing the clinician's token: renewed once, and only then wou
   const grantId = await grant.save();
   const refreshToken = await new p.RefreshToken({ accountId: sub, client: await p.Client.find('box-b'), grantId, scope: 'openid scope_all', gty: 'authorization_code' }).save() as string;
   const clinician = { rpps: c.rpps, nationalId: `8${c.rpps}`, sub, name: `${c.givenName} ${c.familyName}`, givenName: c.givenName, familyName: c.familyName };
-  const s = net.boxB.services.sessions!.create(clinician, { accessToken, refreshToken });
+  const s = await net.boxB.services.sessions!.create(clinician, { accessToken, refreshToken });
   const cookie = `${SESSION_COOKIE}=${s.id}`;
   const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid }));
   await net.psc.revokeAccessToken(accessToken); // the source box now refuses it
   const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   t.equal(r.statusCode, 200, 'served after the token was renewed, not "Session PSC expirée"');
   t.equal((await parts(r.body, r.headers['content-type'])).length, 2, 'every instance');
-  t.not(net.boxB.services.sessions!.get(s.id)?.accessToken, accessToken, 'the session holds the renewed token');
+  t.not((await net.boxB.services.sessions!.get(s.id))?.accessToken, accessToken, 'the session holds the renewed token');
 
   // a session whose token the source refuses and that cannot be renewed: now the PSC session is over
   const lost = await net.login();

@@ -34,7 +34,7 @@ t.test("the source refuses the box's certificate: said so, not 'Session PSC expi
   t.equal(r.statusCode, 502, 'a fault of the box, not of the clinician');
   t.equal(body.title, 'Certificat de la DRIMbox refusé par la source');
   t.match(body.detail, /Client certificate refused/, "the source's own words");
-  t.ok(net.boxA.audit.recent(10).some((row) => row.direction === 'peer-in' && row.status === 401), 'the source did refuse it (401)');
+  t.ok((await net.boxA.audit.recent(10)).some((row) => row.direction === 'peer-in' && row.status === 401), 'the source did refuse it (401)');
   const me = await request(`${net.boxB.userUrl}/auth/me`, { dispatcher: agent, headers: { cookie } });
   t.equal(me.statusCode, 200, "the clinician's session is still valid");
   await me.body.dump();

@@ -54,10 +54,10 @@ t.test("a source box whose certificate the CA revoked is refused by the consumer
   const answered = await peer.get(`${good.peerUrl}/dicom-web/studies`, call).then(() => 'served', (e) => e);
   t.ok(answered instanceof PeerStatusError, `the source with a valid certificate is reached (${answered})`);
 
-  const before = revoked.audit.recent(1)[0]?.id ?? 0;
+  const before = (await revoked.audit.recent(1))[0]?.id ?? 0;
   const refused = await peer.get(`${revoked.peerUrl}/dicom-web/studies`, call).then(() => 'served', (e) => e);
   t.ok(refused instanceof PeerCertificateRevokedError, `the revoked source is refused (${refused})`);
   t.match((refused as Error).message, /revoked by its CA/, 'with the reason');
   t.equal(peer.connectsByOrigin.get(new URL(revoked.peerUrl).origin) ?? 0, 0, 'no connection was established with it');
-  t.same(revoked.audit.recent(5).filter((r) => r.id > before), [], 'no request reached it: the token was never sent');
+  t.same((await revoked.audit.recent(5)).filter((r) => r.id > before), [], 'no request reached it: the token was never sent');
 });

@@ -48,7 +48,7 @@ t.test('source PACS killed mid-stream: viewer answer aborted, series not complet
   t.equal(net.consumer.cache.fetches - before, 1, 'one upstream fetch');
   t.not(net.consumer.cache.state(key), 'complete', 'the series is not marked complete');
   // box B audits its upstream fetch when that fetch settles, which can be just after the viewer's answer broke
-  const audited = await waitFor(() => net.boxB.audit.recent(20).some((row) => row.direction === 'peer-out' && row.series_uid === seriesUid && row.outcome), 5_000)
+  const audited = await waitFor(async () => (await net.boxB.audit.recent(20)).some((row) => row.direction === 'peer-out' && row.series_uid === seriesUid && row.outcome), 5_000)
     .then(() => true, () => false);
   t.ok(audited, 'the failed upstream fetch is audited (within 5 s)');
 

@@ -105,12 +105,12 @@ t.test('contextual call → viewer session → study served from the source, byt
   t.equal((await qs.body.json() as any[])[0]['0020000D'].Value[0], pub.studyUid, 'QIDO studies');
 
   // audit rows on both sides
-  const b = net.boxB.audit.recent(50);
+  const b = (await net.boxB.audit.recent(50));
   t.ok(b.some((row) => row.direction === 'user' && row.route.endsWith('/studies/:study') && row.actor_rpps === rpps && row.patient_id === '279035121518989' && row.study_uid === pub.studyUid && row.status === 200 && row.bytes > 20 * 100_000), 'consumer audit: RPPS, INS, study, bytes, result');
   t.ok(b.some((row) => row.direction === 'peer-out' && row.series_uid === pub.series[0].seriesUid && row.bytes > 0 && row.actor_rpps === rpps), 'consumer audit of the upstream fetch');
   t.ok(b.some((row) => row.route === '/contextual-call' && row.status === 303), 'the call is audited');
   t.ok(b.some((row) => row.route.endsWith('/frames/:frames') && row.status === 200 && row.bytes === frame[0].length), 'a single part frame is audited with its bytes');
-  const a = net.boxA.audit.recent(50);
+  const a = (await net.boxA.audit.recent(50));
   t.ok(a.some((row) => row.direction === 'peer-in' && row.actor_rpps === rpps && row.kos_uid === pub.kosUid && row.status === 200 && row.bytes > 0), 'source audit: RPPS, KOS, bytes');
 });
 
@@ -119,7 +119,7 @@ t.test('ten viewers asking for one series cause one upstream fetch', async (t) =
   const { cookie } = await net.login();
   const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub2.studyUid }));
   const before = net.consumer.cache.fetches;
-  const auditBefore = net.boxA.audit.recent(1)[0].id;
+  const auditBefore = (await net.boxA.audit.recent(1))[0].id;
   const url = `/api/sessions/${id}/dicom-web/studies/${pub2.studyUid}/series/${pub2.series[0].seriesUid}`;
   const results = await Promise.all(Array.from({ length: 10 }, async () => {
     const r = await get(url, cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
@@ -127,7 +127,7 @@ t.test('ten viewers asking for one series cause one upstream fetch', async (t) =
   }));
   t.same(results, Array(10).fill(6), 'every viewer got the whole series');
   t.equal(net.consumer.cache.fetches - before, 1, 'one fetch');
-  const upstream = net.boxA.audit.recent(50).filter((r) => r.id > auditBefore && r.route.endsWith('/series/:series') && r.status === 200);
+  const upstream = (await net.boxA.audit.recent(50)).filter((r) => r.id > auditBefore && r.route.endsWith('/series/:series') && r.status === 200);
   t.equal(upstream.length, 1, 'the source box served the series once');
 });
 
@@ -236,13 +236,13 @@ t.test('a KOS naming a host outside the allow-list is refused before any connect
   const s = await (await get(`/api/sessions/${id}`, cookie)).body.json() as any;
   t.equal(s.studies.find((x: any) => x.studyUid === p.studyUid).status, 'unreachable');
   t.ok(net.boxB.services.allowList!.status().lastAttempt! > attemptBefore, 'the list was downloaded again before the host was judged unlisted');
-  const auditBefore = net.boxA.audit.recent(1)[0].id;
+  const auditBefore = (await net.boxA.audit.recent(1))[0].id;
   const r = await get(`/api/sessions/${id}/dicom-web/studies/${p.studyUid}`, cookie, '*/*');
   t.equal(r.statusCode, 403);
   await r.body.dump();
   // and even asked directly, the peer client refuses without connecting
   await t.rejects(net.consumer.peer.get(`https://localhost:${new URL(net.boxA.peerUrl).port}/dicom-web/studies/${p.studyUid}`, { token: 'x', kosUid: p.kosUid, accept: '*/*' }), { name: 'PeerNotAllowedError' });
   t.notOk([...net.consumer.peer.connectsByOrigin.keys()].some((o) => o.includes('localhost')), 'no connection opened to the unlisted host');
-  t.equal(net.boxA.audit.recent(50).filter((r) => r.id > auditBefore).length, 0, 'no request reached the source listener');
+  t.equal((await net.boxA.audit.recent(50)).filter((r) => r.id > auditBefore).length, 0, 'no request reached the source listener');
 });
 

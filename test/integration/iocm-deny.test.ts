@@ -85,8 +85,8 @@ t.test('no calling AE title configured: no IOCM port, and storescu -aet ANYBODY 
   const r = await storescu(iocmPort, 'ANYBODY', box.config.source.iocmAet, rejectionNoteFile());
   t.not(r.status, 0, 'storescu fails');
   t.match(r.out, /Association Request Failed|connection refused|Peer aborted/i, `nobody listens (${r.out.split('\n').filter((l) => /E:|Failed|refused/i.test(l)).join(' | ')})`);
-  t.equal(box.db.prepare('SELECT COUNT(*) FROM rejected_instance').pluck().get(), 0, 'no rejection recorded');
-  t.equal(box.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE kind IN ('refresh','withdraw')`).pluck().get(), 0, 'no re-publication or withdrawal queued');
+  t.equal((await box.store.db.selectFrom('rejected_instance').select('sop_instance_uid').execute()).length, 0, 'no rejection recorded');
+  t.equal((await box.store.db.selectFrom('publication_job').select('id').where('kind', 'in', ['refresh', 'withdraw']).execute()).length, 0, 'no re-publication or withdrawal queued');
   const kos = await box.services.dmp!.findDocuments({ patientId: INS_XDS, typeCodes: [{ code: 'IMG-KOS', scheme: '1.2.250.1.213.1.1.4.12' }] }, clinician);
   t.equal(kos.length, 1, 'the KOS is still approved in the DMP');
 });
@@ -100,5 +100,5 @@ t.test('calling AE titles configured: a connection from an address not in source
   t.not(r.status, 0, 'storescu fails');
   t.notMatch(r.out, /Association Accepted/, 'no association');
   t.match(r.out, /Association Request Failed|Peer aborted|connection closed/i, `closed at once (${r.out.split('\n').filter((l) => /E:|Failed/i.test(l)).join(' | ')})`);
-  t.equal(box.db.prepare('SELECT COUNT(*) FROM rejected_instance').pluck().get(), 0, 'no rejection recorded');
+  t.equal((await box.store.db.selectFrom('rejected_instance').select('sop_instance_uid').execute()).length, 0, 'no rejection recorded');
 });

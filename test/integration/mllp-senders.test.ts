@@ -103,12 +103,12 @@ t.test('a withdrawal (ORC-1 CA) from an address not in hl7.allowedSenders is not
 
 t.test(`beyond hl7.maxConnections (${MAX_CONNECTIONS}) busy connections a new one is closed at once; an idle one makes way; a silent one is closed`, async (t) => {
   // node-hl7-client leaves a second, idle connection behind each send: let the idle timeout close them
-  await waitFor(() => /^drimbox_mllp_connections 0$/m.test(box.metrics.render()), 10_000, () => 'the earlier MLLP connections to close');
+  await waitFor(async () => /^drimbox_mllp_connections 0$/m.test(await box.metrics.render()), 10_000, () => 'the earlier MLLP connections to close');
   const held = Array.from({ length: MAX_CONNECTIONS }, () => rawClient());
   await Promise.all(held.map((c) => c.connected));
   // each is in the middle of a message (start byte and an MSH, no end yet): busy
   for (const c of held) c.sock.write(Buffer.from('\x0bMSH|^~\\&|RIS|CENTRE_A|DRIMBOX|CENTRE_A|20240115||ORU^R01^ORU_R01|PART|P|2.5\r'));
-  await waitFor(() => new RegExp(`^drimbox_mllp_connections ${MAX_CONNECTIONS}$`, 'm').test(box.metrics.render()), 5000, 'the box to hold them all');
+  await waitFor(async () => new RegExp(`^drimbox_mllp_connections ${MAX_CONNECTIONS}$`, 'm').test(await box.metrics.render()), 5000, 'the box to hold them all');
   const extra = rawClient();
   const ms = await extra.closed;
   t.ok(ms < 1500, `the connection over the cap is closed at once (${Math.round(ms)} ms)`);
@@ -119,7 +119,7 @@ t.test(`beyond hl7.maxConnections (${MAX_CONNECTIONS}) busy connections a new on
   // connections left open with nothing in progress make way for a new one
   const lingering = Array.from({ length: MAX_CONNECTIONS }, () => rawClient());
   await Promise.all(lingering.map((c) => c.connected));
-  await waitFor(() => new RegExp(`^drimbox_mllp_connections ${MAX_CONNECTIONS}$`, 'm').test(box.metrics.render()), 5000, 'the box to hold them all');
+  await waitFor(async () => new RegExp(`^drimbox_mllp_connections ${MAX_CONNECTIONS}$`, 'm').test(await box.metrics.render()), 5000, 'the box to hold them all');
   const r2 = { ...report, setId: '1.2.250.1.999.1.1.88.2' };
   t.equal((await sendHl7(port, oruMessage(buildReportCda(r2), r2, { controlId: 'MLLP-AFTER-CAP' }))).code, 'AA', 'a RIS connecting while idle connections fill the cap is served');
   t.ok(lingering.some((c) => c.sock.destroyed), 'the longest idle connection was closed for it');

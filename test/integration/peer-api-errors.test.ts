@@ -41,7 +41,7 @@ t.test('frames: unknown frame → 404, repeats served once, over-long list → 4
   const inst = `/studies/${study.studyInstanceUid}/series/${study.seriesInstanceUid}/instances/${study.files[0].sopInstanceUid}`;
 
   for (const [name, box] of boxes) {
-    const client = withKos(agent, grantKos(box, files)); // the box serves what a current KOS grants
+    const client = withKos(agent, await grantKos(box, files)); // the box serves what a current KOS grants
     const one = await get(box, `${inst}/frames/1`, client);
     t.equal(one.status, 200, `${name}: frame 1`);
     const frame = (await multipartParts(Readable.from([one.body]), one.type))[0].data;
@@ -80,7 +80,7 @@ t.test('a PACS that refuses the box (401) is 502; a PACS that hangs is 504', asy
   const agent = await mtlsAgent((await testPki()).demoClient);
   t.teardown(() => agent.close());
   const files = study.files.map((f) => f.part10);
-  const client = withKos(agent, grantKos(box, files));
+  const client = withKos(agent, await grantKos(box, files));
 
   for (const path of ['/studies', `/studies/${study.studyInstanceUid}/metadata`, `/studies/${study.studyInstanceUid}/series`]) {
     const r = await get(box, path, client, 'application/dicom+json');
@@ -94,7 +94,7 @@ t.test('a PACS that refuses the box (401) is 502; a PACS that hangs is 504', asy
   t.teardown(() => open.stop());
   const authed = await startTestBox({ pacs: { kind: 'dicomweb', url: open.dicomWebUrl, timeoutMs: 1500 }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => authed.close());
-  const authedClient = withKos(agent, grantKos(authed, files));
+  const authedClient = withKos(agent, await grantKos(authed, files));
   t.equal((await get(authed, '/studies', authedClient, 'application/dicom+json')).status, 200, 'an open PACS answers');
   open.proc.kill('SIGSTOP');
   try {
@@ -118,7 +118,7 @@ t.test('a DIMSE PACS that hangs is 504', async (t) => {
   t.teardown(() => box.close());
   const agent = await mtlsAgent((await testPki()).demoClient);
   t.teardown(() => agent.close());
-  const client = withKos(agent, grantKos(box, study.files.map((f) => f.part10)));
+  const client = withKos(agent, await grantKos(box, study.files.map((f) => f.part10)));
   t.equal((await get(box, '/studies', client, 'application/dicom+json')).status, 200, 'C-FIND answers');
   orthanc.proc.kill('SIGSTOP');
   try {

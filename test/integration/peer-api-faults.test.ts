@@ -16,7 +16,7 @@ t.test('PACS dying mid-stream aborts the answer; PACS down gives 502; the box ke
   await orthanc.upload(study.files.map((f) => f.part10));
   const box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } });
   t.teardown(() => box.close());
-  const client = withKos(await mtlsAgent((await testPki()).demoClient), grantKos(box, study.files.map((f) => f.part10)));
+  const client = withKos(await mtlsAgent((await testPki()).demoClient), await grantKos(box, study.files.map((f) => f.part10)));
 
   const r = await request(`${box.peerUrl}/dicom-web/studies/${study.studyInstanceUid}`, {
     dispatcher: client,
@@ -55,6 +55,6 @@ t.test('PACS dying mid-stream aborts the answer; PACS down gives 502; the box ke
   const health = await request(`${box.userUrl}/healthz`, { dispatcher: await mtlsAgent() });
   t.equal(health.statusCode, 503);
   t.match(await health.body.json(), { status: 'unhealthy', checks: [{ name: 'pacs', ok: false }] });
-  const rows = box.audit.recent(10);
+  const rows = (await box.audit.recent(10));
   t.ok(rows.some((row) => row.status === 502), 'failures are audited');
 });

@@ -44,7 +44,7 @@ t.test('a truncated file in a folder PACS aborts the study answer', async (t) =>
   t.equal(stored.stored.length, 4);
   const agent = await mtlsAgent((await testPki()).demoClient);
   t.teardown(() => agent.close());
-  const client = withKos(agent, grantKos(box, study.files.map((f) => f.part10)));
+  const client = withKos(agent, await grantKos(box, study.files.map((f) => f.part10)));
   const url = `${box.peerUrl}/dicom-web/studies/${study.studyInstanceUid}`;
 
   const whole = await retrieve(url, client);
@@ -79,7 +79,7 @@ t.test('a file cut short in Orthanc\'s storage aborts the study answer', async (
   t.teardown(() => box.close());
   const agent = await mtlsAgent((await testPki()).demoClient);
   t.teardown(() => agent.close());
-  const client = withKos(agent, grantKos(box, study.files.map((f) => f.part10)));
+  const client = withKos(agent, await grantKos(box, study.files.map((f) => f.part10)));
   const url = `${box.peerUrl}/dicom-web/studies/${study.studyInstanceUid}`;
 
   const whole = await retrieve(url, client);

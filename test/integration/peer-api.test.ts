@@ -39,7 +39,7 @@ t.before(async () => {
   box = await startTestBox({ pacs: { kind: 'dicomweb', url: orthanc.dicomWebUrl }, boxOptions: { plugins: [sourceRole] } });
   const pki = await testPki();
   // the peer API serves what a published KOS grants: one covering both sample studies
-  client = withKos(await mtlsAgent(pki.demoClient), grantKos(box, [...mrFiles, JPEG_LS]));
+  client = withKos(await mtlsAgent(pki.demoClient), await grantKos(box, [...mrFiles, JPEG_LS]));
 });
 t.teardown(async () => {
   await box?.close();
@@ -62,7 +62,7 @@ t.test('a listed peer retrieves a study byte-identical to what the PACS stores, 
   const stored = new Set(await Promise.all(ids.map(async (id) => Buffer.from(await (await fetch(`${orthanc.url}/instances/${id}/file`)).arrayBuffer()).toString('base64'))));
   for (const p of parts) t.ok(stored.has(p.data.toString('base64')), 'part equals a stored instance');
   t.ok(parts.every((p) => originals.has(p.data.toString('base64'))), 'and the original sample files');
-  const rows = box.audit.recent(5);
+  const rows = (await box.audit.recent(5));
   t.match(rows[0], { direction: 'peer-in', status: 200, study_uid: mrStudy, actor_dn: /CN=demo-client/ });
   t.ok(rows[0].bytes > 20 * 100_000, 'bytes audited');
 });
@@ -118,11 +118,11 @@ t.test('mutual TLS refusals get a status, a problem body and an audit row', asyn
     ['trusted CA, DN not listed', await mtlsAgent(pki.boxes['box-b']), 403],
   ];
   for (const [name, dispatcher, status] of cases) {
-    const before = box.audit.recent(1)[0]?.id ?? 0;
+    const before = (await box.audit.recent(1))[0]?.id ?? 0;
     const r = await json(`/dicom-web/studies/${mrStudy}`, dispatcher);
     t.equal(r.status, status, name);
     t.equal(r.body.status, status, `${name}: problem body`);
-    const row = box.audit.recent(1)[0];
+    const row = (await box.audit.recent(1))[0];
     t.ok(row.id > before && row.status === status, `${name}: audited`);
   }
 });

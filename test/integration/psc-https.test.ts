@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createCa, issueCertificate } from '../../certs/pki.js';
 import { startPscSimulator } from '../../sandbox/psc/index.js';
-import { openDb } from '../../gateway/src/store/db.js';
+import { openStore } from '../../gateway/src/store/database.js';
 import { pscLoginPlugin } from '../../gateway/src/trust/psc-login.js';
 import { SessionStore } from '../../gateway/src/trust/sessions.js';
 import { TokenIntrospector } from '../../gateway/src/trust/introspection.js';
@@ -19,19 +19,19 @@ t.test('HTTPS issuer: discovery, authorization redirect and introspection', asyn
   });
   const agent = new Agent({ connect: { ca: ca.certPem } });
   const trustingFetch = ((url: string | URL, init?: Record<string, unknown>) => undiciFetch(url, { ...init, dispatcher: agent })) as unknown as typeof fetch;
-  const db = openDb(':memory:');
+  const db = await openStore('sqlite::memory:');
   const app = Fastify();
   t.teardown(async () => {
     await app.close();
     await sim.close();
     await agent.close();
-    db.close();
+    await db.close();
   });
   t.match(sim.issuer, /^https:\/\/127\.0\.0\.1:\d+$/);
 
   await app.register(pscLoginPlugin, {
     issuer: sim.issuer, clientId: 'box', clientSecret: 'box-secret', redirectUri: 'https://127.0.0.1:1/auth/callback',
-    sessions: new SessionStore(db), fetch: trustingFetch,
+    sessions: new SessionStore(db.db), fetch: trustingFetch,
   });
   const login = await app.inject({ method: 'GET', url: '/auth/login' });
   t.equal(login.statusCode, 302);

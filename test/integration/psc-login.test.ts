@@ -3,7 +3,7 @@
 import t from 'tap';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { startPscSimulator, type PscSimulator } from '../../sandbox/psc/index.js';
-import { openDb } from '../../gateway/src/store/db.js';
+import { openStore } from '../../gateway/src/store/database.js';
 import { pscLoginPlugin, requireClinician } from '../../gateway/src/trust/psc-login.js';
 import { SessionStore } from '../../gateway/src/trust/sessions.js';
 import { TokenIntrospector } from '../../gateway/src/trust/introspection.js';
@@ -101,8 +101,8 @@ async function setup(t: { teardown(fn: () => unknown): void }, simOptions: { acc
       { client_id: 'box-source', client_secret: 'source-secret', redirect_uris: ['http://127.0.0.1:1/unused'] },
     ],
   });
-  const db = openDb(':memory:');
-  const sessions = new SessionStore(db, { idleTimeoutMs: 5 * 60_000, absoluteTimeoutMs: 3600_000 });
+  const db = await openStore('sqlite::memory:');
+  const sessions = new SessionStore(db.db, { idleTimeoutMs: 5 * 60_000, absoluteTimeoutMs: 3600_000 });
   const app = Fastify({ logger: false });
   await app.register(pscLoginPlugin, {
     issuer: sim.issuer,
@@ -118,7 +118,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, simOptions: { acc
   t.teardown(async () => {
     await app.close();
     await sim.close();
-    db.close();
+    await db.close();
   });
   return { sim, app, base, sessions };
 }
@@ -175,7 +175,7 @@ t.test('full login: PSC pages → callback → session holding the clinician and
   t.match(sessionCookie!, /SameSite=Lax/);
   t.match(jar.get('drimbox_session')!, /^[A-Za-z0-9_-]{43}$/);
 
-  const session = ctx.sessions.get(jar.get('drimbox_session'))!;
+  const session = (await ctx.sessions.get(jar.get('drimbox_session')))!;
   t.equal(session.clinician.rpps, RPPS);
   t.ok(session.accessToken.length > 20, 'PSC access token kept');
   t.ok(session.accessTokenExpiresAt! > Date.now(), 'with its expiry');
@@ -196,20 +196,20 @@ t.test('an access token about to expire is renewed with the refresh token, once 
   const final = await browse(jar, await loginUntilCallback(ctx, jar));
   t.equal(final.res.status, 200, 'logged in');
   const id = jar.get('drimbox_session')!;
-  const first = ctx.sessions.get(id)!;
+  const first = (await ctx.sessions.get(id))!;
   t.ok(first.refreshToken, 'PSC gave a refresh token');
   // 32 s tokens are renewed 30 s before expiry: wait until this one is inside that window
   await new Promise((r) => setTimeout(r, Math.max(0, first.accessTokenExpiresAt! - 30_000 - Date.now()) + 200));
   const answers = await Promise.all(Array.from({ length: 5 }, () => fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'application/json' } })));
   t.same(answers.map((r) => r.status), [200, 200, 200, 200, 200], 'five requests arriving together all pass');
-  const renewed = ctx.sessions.get(id)!;
+  const renewed = (await ctx.sessions.get(id))!;
   t.not(renewed.accessToken, first.accessToken, 'a new access token');
   t.ok(renewed.accessTokenExpiresAt! > first.accessTokenExpiresAt!, 'with a later expiry');
   const introspector = new TokenIntrospector({ issuer: ctx.sim.issuer, clientId: 'box-source', clientSecret: 'source-secret' });
   t.match(await introspector.introspect(renewed.accessToken), { active: true, rpps: RPPS }, 'a source box accepts the new token');
 
   // a refresh PSC refuses (revoked, expired) ends the session for the gateway: log in again
-  ctx.sessions.updateTokens(id, { accessToken: renewed.accessToken, accessTokenExpiresAt: Date.now() + 1000, refreshToken: 'revoked-or-unknown' });
+  await ctx.sessions.updateTokens(id, { accessToken: renewed.accessToken, accessTokenExpiresAt: Date.now() + 1000, refreshToken: 'revoked-or-unknown' });
   const refused = await fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'application/json' } });
   t.equal(refused.status, 401, 'refused renewal → 401, the viewer asks for a new login');
   const html = await fetch(`${ctx.base}/viewer`, { headers: { cookie: jar.header(`${ctx.base}/viewer`), accept: 'text/html' }, redirect: 'manual' });
@@ -291,13 +291,13 @@ t.test('unauthenticated access and logout', async (t) => {
   const cb = await loginUntilCallback(ctx, jar);
   await browse(jar, cb);
   const id = jar.get('drimbox_session')!;
-  t.ok(ctx.sessions.get(id), 'logged in');
+  t.ok(await ctx.sessions.get(id), 'logged in');
 
   const out = await fetch(`${ctx.base}/auth/logout`, { method: 'POST', headers: { cookie: `drimbox_session=${id}` } });
   t.equal(out.status, 200, 'a script is told where to send the browser');
   t.match(((await out.json()) as { redirect: string }).redirect, `${ctx.sim.issuer}/session/end?`, 'PSC ends its session too');
   t.match(out.headers.getSetCookie().join('\n'), /drimbox_session=; Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=0/);
-  t.equal(ctx.sessions.get(id), undefined, 'session deleted server-side');
+  t.equal(await ctx.sessions.get(id), undefined, 'session deleted server-side');
   const after = await fetch(`${ctx.base}/viewer`, { headers: { cookie: `drimbox_session=${id}`, accept: 'application/json' } });
   t.equal(after.status, 401, 'old cookie no longer works');
 });
@@ -306,9 +306,9 @@ t.test('idle expiry ends the session for the gateway routes', async (t) => {
   const gwPort = await freePort();
   const base = `http://127.0.0.1:${gwPort}`;
   const sim = await startPscSimulator({ clients: [{ client_id: 'box', client_secret: 'box-secret', redirect_uris: [`${base}/auth/callback`] }] });
-  const db = openDb(':memory:');
+  const db = await openStore('sqlite::memory:');
   let clock = Date.now();
-  const sessions = new SessionStore(db, { idleTimeoutMs: 60_000, absoluteTimeoutMs: 120_000, now: () => clock });
+  const sessions = new SessionStore(db.db, { idleTimeoutMs: 60_000, absoluteTimeoutMs: 120_000, now: () => clock });
   const app = Fastify();
   await app.register(pscLoginPlugin, { issuer: sim.issuer, clientId: 'box', clientSecret: 'box-secret', redirectUri: `${base}/auth/callback`, sessions });
   app.get('/viewer', { preHandler: requireClinician }, async (req) => ({ rpps: req.clinicianSession!.clinician.rpps }));
@@ -316,7 +316,7 @@ t.test('idle expiry ends the session for the gateway routes', async (t) => {
   t.teardown(async () => {
     await app.close();
     await sim.close();
-    db.close();
+    await db.close();
   });
   const ctx = { sim, app, base, sessions };
   const jar = new CookieJar();

@@ -78,10 +78,10 @@ t.test(`${N}-instance study: ACK → DMP acknowledgement, KOS build time`, async
   await waitFor(() => settled, 60_000, 'the big publication');
   t.equal(settled!.state, 'done', `published (${settled!.lastError ?? ''})`);
 
-  await waitFor(() => box.db.prepare(`SELECT kos_entry_uuid FROM published_kos WHERE job_id = ?`).pluck().get(settled!.id), 10_000, 'the entryUUIDs learnt after the acknowledgement');
+  await waitFor(async () => (await box.store.db.selectFrom('published_kos').select('kos_entry_uuid').where('job_id', '=', settled!.id).executeTakeFirst())?.kos_entry_uuid, 10_000, 'the entryUUIDs learnt after the acknowledgement');
   t.pass('the entryUUID of the KOS was learnt after the job was done');
   // the PACS query alone, and the KOS build alone, each the median of 5 runs
-  const record = box.db.prepare(`SELECT payload FROM publication_job WHERE control_id = 'BIG-1'`).pluck().get() as string;
+  const record = (await box.store.db.selectFrom('publication_job').select('payload').where('control_id', '=', 'BIG-1').executeTakeFirstOrThrow()).payload;
   const rec = JSON.parse(record).record;
   rec.cda = Buffer.from(rec.cda, 'base64');
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -141,7 +141,7 @@ t.test('a study still arriving in the PACS is waited for: the KOS references eve
   for (const f of all.slice(3)) {
     await new Promise((res) => setTimeout(res, 250));
     await orthanc.upload([f.part10]);
-    const j = publicationJob(box, 'ARR-1')!;
+    const j = (await publicationJob(box, 'ARR-1'))!;
     if (/still changing in the PACS/.test(j.last_error ?? '')) sawWaiting = true;
     t.not(j.state, 'done', 'not published while images are still arriving');
   }
@@ -267,7 +267,7 @@ t.test('admin retry: DMP down → failed after the retry window → DMP back →
   t.equal((await sendHl7(box.addresses.mllp.port, oru(r, 'DMP-DOWN'))).code, 'AA', 'acknowledged: stored, the DMP is not needed for that');
   // never delivered: the admin view says it is retrying and why, not "submitted"
   const retrying = await waitFor(async () => {
-    const id = publicationJob(box, 'DMP-DOWN')?.id;
+    const id = (await publicationJob(box, 'DMP-DOWN'))?.id;
     const v = id === undefined ? undefined : (await admin(`/admin/publications/${id}`)).json;
     return v?.state === 'retrying' ? v : undefined;
   }, 20_000, 'the admin view to show the job retrying');

@@ -31,7 +31,7 @@ let box: Box;
 let peer: Dispatcher;
 const files: { study: string; series: string; sop: string; orthancId?: string }[] = [];
 
-const currentKos = () => box.db.prepare(`SELECT sop_instance_uid AS uid, instance_count AS n FROM published_kos WHERE status = 'current'`).all() as { uid: string; n: number }[];
+const currentKos = () => box.store.db.selectFrom('published_kos').select(['sop_instance_uid as uid', 'instance_count as n']).where('status', '=', 'current').execute();
 async function peerGet(path: string, kos: string) {
   const r = await request(`${box.peerUrl}${path}`, { dispatcher: peer, headers: { 'KOS-SOPInstanceUID': kos, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
   await r.body.arrayBuffer();
@@ -85,11 +85,11 @@ t.test('the ANS ORU^R01 with the ANS CDA sample (3 studies) is published from Or
   t.equal(ack.code, 'AA');
   const j = await settledJob(box, 'ANS-1');
   t.equal(j.state, 'done', `published (${j.last_error ?? ''})`);
-  const cur = currentKos();
+  const cur = await currentKos();
   t.equal(cur.length, 1);
   t.equal(cur[0].n, files.length, 'every instance of the three studies referenced');
   kos1 = cur[0].uid;
-  const kos = parseKos(box.db.prepare('SELECT part10 FROM published_kos WHERE sop_instance_uid = ?').pluck().get(kos1) as Buffer);
+  const kos = parseKos((await box.store.db.selectFrom('published_kos').select('part10').where('sop_instance_uid', '=', kos1).executeTakeFirstOrThrow()).part10);
   t.same(kos.studies.map((s) => s.studyUid).sort(), [S1, S2, S3].sort(), 'evidence for the three studies');
   t.equal(kos.accessionNumber, '105234751');
   t.equal(await peerGet(`/dicom-web/studies/${S1}/series/${files[0].series}/instances/${files[0].sop}`, kos1), 200);
@@ -101,7 +101,7 @@ t.test('IOCM: Orthanc C-STOREs a rejection note → new KOS without the rejected
   const rejected = files.filter((f) => f.study === S1).slice(0, 2);
   const sent = await pacsSendsRejection(rejected);
   t.equal(sent.status, 200, `Orthanc delivered the rejection note (${sent.body.slice(0, 200)})`);
-  const cur = await waitFor(() => { const c = currentKos(); return c.length === 1 && c[0].uid !== kos1 ? c : undefined; }, 30_000, 'replacement KOS');
+  const cur = await waitFor(async () => { const c = await currentKos(); return c.length === 1 && c[0].uid !== kos1 ? c : undefined; }, 30_000, 'replacement KOS');
   kos2 = cur[0].uid;
   t.equal(cur[0].n, files.length - 2, 'the new KOS leaves the rejected instances out');
   const r = rejected[0];
@@ -117,8 +117,8 @@ t.test('IOCM: when every instance is rejected the KOS is withdrawn (ITI-57)', as
   const rest = files.slice(2);
   const sent = await pacsSendsRejection(rest, KOS_TITLES.rejectedForPatientSafety);
   t.equal(sent.status, 200);
-  await waitFor(() => currentKos().length === 0, 30_000, 'withdrawal');
-  const st = box.db.prepare('SELECT status FROM published_kos WHERE sop_instance_uid = ?').pluck().get(kos2);
+  await waitFor(async () => (await currentKos()).length === 0, 30_000, 'withdrawal');
+  const st = (await box.store.db.selectFrom('published_kos').select('status').where('sop_instance_uid', '=', kos2).executeTakeFirst())?.status;
   t.equal(st, 'withdrawn');
   const entries = await box.services.dmp!.getDocuments({ uniqueIds: [kos2] }, { rpps: '810000000001', displayName: 'A', roles: [] }, `${RECORD.patient.ins.value}^^^&${RECORD.patient.ins.oid}&ISO^NH`);
   t.match(String(entries[0].status), /Deleted/, 'the KOS is Deleted in the DMP');

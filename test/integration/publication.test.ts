@@ -56,7 +56,7 @@ async function peerGet(path: string, kosUid?: string) {
   return { status: r.statusCode, type: String(r.headers['content-type'] ?? ''), buf };
 }
 
-const jobCount = () => box.db.prepare('SELECT COUNT(*) FROM publication_job').pluck().get() as number;
+const jobCount = async () => Number((await box.store.db.selectFrom('publication_job').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
 
 t.before(async () => {
   bench = await startDmpBench();
@@ -113,22 +113,22 @@ t.test('ORU^R01 → AA → KOS in the DMP that dciodvfy accepts, with the report
 });
 
 t.test('a resent message is acknowledged and publishes nothing twice', async (t) => {
-  const before = jobCount();
+  const before = await jobCount();
   const ack = await sendHl7(mllpPort, oru(report(), 'PUB-1-AGAIN'));
   t.equal(ack.code, 'AA');
-  t.equal(jobCount(), before, 'no new job (idempotent on setId + version)');
+  t.equal(await jobCount(), before, 'no new job (idempotent on setId + version)');
   await new Promise((r) => setTimeout(r, 300));
   const found = await box.services.dmp!.findDocuments({ patientId: INS_XDS, typeCodes: [{ code: 'IMG-KOS', scheme: '1.2.250.1.213.1.1.4.12' }] }, clinician);
   t.equal(found.length, 1, 'still one KOS in the DMP');
 });
 
 t.test('same setId and version with different content → AE naming the conflict; the DMP keeps the report', async (t) => {
-  const before = jobCount();
+  const before = await jobCount();
   const ack = await sendHl7(mllpPort, oru(report({ text: 'Compte rendu corrigé sans nouvelle version.' }), 'PUB-1-CHANGED'));
   t.equal(ack.code, 'AE', 'refused, not acknowledged and dropped');
   t.match(ack.error ?? '', /^ERR\|\|OBX\|205\^Duplicate key identifier/, 'HL7 error 205');
   t.match(ack.text ?? '', /Version 1 of report 1\.2\.250\.1\.999\.1\.1\.77\.1 was already received with different content/);
-  t.equal(jobCount(), before, 'no job');
+  t.equal(await jobCount(), before, 'no job');
   const reports = await box.services.dmp!.findDocuments({ patientId: INS_XDS, typeCodes: [{ code: '18748-4', scheme: '2.16.840.1.113883.6.1' }] }, clinician);
   t.equal(reports.length, 1, 'one report in the DMP');
   const [doc] = await box.services.dmp!.retrieveDocuments([{ repositoryUniqueId: reports[0].repositoryUniqueId!, documentUniqueId: reports[0].uniqueId }], { as: clinician, patientId: INS_XDS });
@@ -162,7 +162,7 @@ t.test('admin view needs the admin token; lists, details, serves the KOS', async
   t.equal(list.status, 200);
   t.ok(list.json.items.length >= 1 && list.json.items.every((i: any) => i.state === 'published' && i.step === 'done'), 'filtered by state');
   t.equal((await admin('/admin/publications?state=bogus')).status, 400, 'unknown state → 400');
-  const id = publicationJob(box, 'PUB-1')!.id;
+  const id = (await publicationJob(box, 'PUB-1'))!.id;
   const one = await admin(`/admin/publications/${id}`);
   t.equal(one.json.kos.sopInstanceUid, kosV1);
   t.equal(one.json.kos.status, 'current');
@@ -185,7 +185,7 @@ t.test('report link shows the published state; bad parameters → 400', async (t
 });
 
 t.test('malformed HL7 → NACK with a reason, and no job', async (t) => {
-  const before = jobCount();
+  const before = await jobCount();
   const good = oru(report({ setId: '1.2.250.1.999.1.1.77.9' }), 'BAD-0');
   const cases: [string, string, RegExp][] = [
     ['no MSH', good.split('\r').slice(1).join('\r'), /MSH/i],
@@ -207,7 +207,7 @@ t.test('malformed HL7 → NACK with a reason, and no job', async (t) => {
   const unframed = await rawExchange(Buffer.concat([Buffer.from(good), Buffer.from([0x1c, 0x0d])]));
   t.match(unframed, /MSA\|AR/, 'bad framing (no start byte) → AR');
   t.match(unframed, /start byte/, 'and says so');
-  t.equal(jobCount(), before, 'no job was stored for any of them');
+  t.equal(await jobCount(), before, 'no job was stored for any of them');
 });
 
 function rawExchange(payload: Buffer): Promise<string> {
@@ -235,7 +235,7 @@ t.test('PACS PatientID / AccessionNumber disagreeing with the report → failed 
   t.ok(shown.json.items.some((i: any) => i.id === j.id && /PatientID/.test(i.reason)), 'visible in the admin view, with the reason');
   const retry = await admin(`/admin/publications/${j.id}/retry`, 'POST');
   t.equal(retry.status, 202, 'retry accepted');
-  const again = await waitFor(() => { const x = publicationJob(box, 'MISMATCH-1'); return x && x.state === 'failed' && x.attempts >= 1 && x.updated_at > j.updated_at ? x : undefined; }, 10_000, 'retried job');
+  const again = await waitFor(async () => { const x = await publicationJob(box, 'MISMATCH-1'); return x && x.state === 'failed' && x.attempts >= 1 && x.updated_at > j.updated_at ? x : undefined; }, 10_000, 'retried job');
   t.match(again.last_error, /PatientID/, 'fails again for the same reason');
 });
 
@@ -243,9 +243,9 @@ t.test('a study not yet in the PACS is waited for', async (t) => {
   const late = makeMgStudy({ patientId: PATIENT.ipp, accession: 'ACC-LATE', seed: 12, date: '20240201' });
   const r = report({ setId: '1.2.250.1.999.1.1.77.4', studies: [{ studyInstanceUid: late.studyInstanceUid, accessionNumber: 'ACC-LATE', modality: 'MG', date: '20240201', description: 'MAMMO' }] });
   t.equal((await sendHl7(mllpPort, oru(r, 'LATE-1'))).code, 'AA');
-  await waitFor(() => publicationJob(box, 'LATE-1')?.last_error, 10_000, 'a first attempt');
-  t.match(publicationJob(box, 'LATE-1')!.last_error, /not in the PACS/);
-  const waiting = (await admin(`/admin/publications/${publicationJob(box, 'LATE-1')!.id}`)).json;
+  await waitFor(async () => (await publicationJob(box, 'LATE-1'))?.last_error, 10_000, 'a first attempt');
+  t.match((await publicationJob(box, 'LATE-1'))!.last_error, /not in the PACS/);
+  const waiting = (await admin(`/admin/publications/${(await publicationJob(box, 'LATE-1'))!.id}`)).json;
   t.match(waiting, { state: 'waiting-for-study', lastError: /not in the PACS/, waitingForStudySince: String }, 'the admin view says it waits for the study');
   await box.pacs.store((async function* () { for (const f of late.files) yield f.part10; })());
   const j = await settledJob(box, 'LATE-1');
@@ -255,7 +255,7 @@ t.test('a study not yet in the PACS is waited for', async (t) => {
 t.test('DESTDMP=N: acknowledged, nothing published', async (t) => {
   const r = report({ setId: '1.2.250.1.999.1.1.77.5' });
   t.equal((await sendHl7(mllpPort, oru(r, 'NODMP-1', { destDmp: false }))).code, 'AA');
-  const j = publicationJob(box, 'NODMP-1')!;
+  const j = (await publicationJob(box, 'NODMP-1'))!;
   t.equal(j.state, 'done');
   t.match(j.note, /DESTDMP=N/);
 });

@@ -58,16 +58,16 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
     boxOptions: { plugins: [trustLayer, sourceRole] },
   });
   t.teardown(() => box.close());
-  const kosUid = grantKos(box, study.files.map((f) => f.part10));
+  const kosUid = await grantKos(box, study.files.map((f) => f.part10));
   const token = await psc.issueAccessToken({ rpps: psc.clinicians[0].rpps, clientId: 'box-b' });
   const headers = { authorization: `Bearer ${token}`, [KOS_HEADER]: kosUid, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' };
   const user = await mtlsAgent();
   t.teardown(() => user.close());
   const ask = async (dispatcher: Dispatcher) => {
-    const before = box.audit.recent(1)[0]?.id ?? 0;
+    const before = (await box.audit.recent(1))[0]?.id ?? 0;
     const r = await request(`${box.peerUrl}/dicom-web/studies?StudyInstanceUID=${study.studyInstanceUid}`, { dispatcher, headers: { ...headers, accept: 'application/dicom+json' } });
     const body = await r.body.json() as { title?: string; status?: number };
-    return { status: r.statusCode, type: String(r.headers['content-type']), body, audit: box.audit.recent(20).filter((row) => row.id > before) };
+    return { status: r.statusCode, type: String(r.headers['content-type']), body, audit: (await box.audit.recent(20)).filter((row) => row.id > before) };
   };
   const refreshNow = async (token: string | null = adminToken) => {
     const r = await request(`${box.userUrl}/admin/allowlist/refresh`, { method: 'POST', dispatcher: user, headers: token === null ? {} : { authorization: `Bearer ${token}` } });
@@ -111,7 +111,7 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
   })();
   t.match(outcome, /^aborted/, 'the retrieve in flight is cut, not completed');
   t.ok(received < study.files.reduce((n, f) => n + f.part10.length, 0), 'box-b did not get the whole study');
-  t.ok(box.audit.recent(20).some((row) => row.route === '(connection)' && row.status === 403 && /CN=box-b/.test(row.actor_dn ?? '')), 'the closed connection is audited');
+  t.ok((await box.audit.recent(20)).some((row) => row.route === '(connection)' && row.status === 403 && /CN=box-b/.test(row.actor_dn ?? '')), 'the closed connection is audited');
   // every connection box-b held was closed: it connects again
   const refused = await ask(await mtlsAgent(pki.boxes['box-b']));
   t.equal(refused.status, 403, 'box-b is refused at once, without waiting for the periodic refresh');
@@ -128,7 +128,7 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
   await revokeTestCertificates([pki.boxes['box-c'].cert]);
   const crlRefresh = await refreshNow();
   t.match(crlRefresh.body, { revocation: { crls: [{ revoked: 2 }] } }, 'the new CRL is in use without restart');
-  t.ok(box.audit.recent(20).some((row) => row.route === '(connection)' && row.status === 401 && /CN=box-c/.test(row.actor_dn ?? '')), "box-c's open connection was closed and audited");
+  t.ok((await box.audit.recent(20)).some((row) => row.route === '(connection)' && row.status === 401 && /CN=box-c/.test(row.actor_dn ?? '')), "box-c's open connection was closed and audited");
   const c = await ask(await mtlsAgent(pki.boxes['box-c']));
   t.equal(c.status, 401, 'box-c is refused');
   t.equal(c.body.title, 'Client certificate revoked');
@@ -150,5 +150,5 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
   const down = await refreshNow();
   t.equal(down.status, 502, 'a refused refresh is reported');
   t.match(down.body, { title: 'Refresh failed', detail: /unreachable/, allowList: { entries: [{ dn: /box-c/ }, { dn: /box-revoked/ }] } }, 'with the list still in use');
-  t.match(box.audit.recent(5).find((row) => row.direction === 'admin'), { route: '/admin/allowlist/refresh', status: 502 }, 'admin refreshes are audited');
+  t.match((await box.audit.recent(5)).find((row) => row.direction === 'admin'), { route: '/admin/allowlist/refresh', status: 502 }, 'admin refreshes are audited');
 });

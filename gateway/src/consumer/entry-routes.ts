@@ -27,7 +27,7 @@ export interface EntryRoutesOptions {
   refreshAllowList?: () => Promise<void>;
   launcher?: () => LauncherEntry[];
   /** for report links without a patientID: the INS of a study this box published (source role) */
-  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
+  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined | Promise<{ value: string; oid: string } | undefined>;
   /** the box's own origin (config user.publicUrl): its launcher and the confirmation post from there */
   boxOrigin: string;
   /** DPI/RIS origins whose contextual calls open at once (config user.allowedCallOrigins) */
@@ -131,7 +131,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
       const parked = calls.park({ ...form, [NEEDS_CONFIRMATION]: origin });
       return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(parked)}`, 303);
     }
-    const session = req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    const session = await req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (session) return open(req, reply, call, session, '/contextual-call');
     // Not logged in (or the RIS posted cross-site, which carries no SameSite=Lax cookie): park the
     // call, then a top-level GET resumes it — with the session cookie, or through PSC login.
@@ -199,7 +199,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
       if (!m || !INS_OIDS.has(m[2])) return refuse(req, reply, 400, 'Paramètre invalide : patientID', 'patientID must be INS^^^&<INS OID>&ISO');
       ins = { value: m[1], oid: m[2] };
     } else {
-      ins = o.patientOfStudy?.(studyUid);
+      ins = await o.patientOfStudy?.(studyUid);
     }
     if (!ins) return refuse(req, reply, 400, 'Paramètre manquant : patientID', 'the link does not name the patient (patientID=INS^^^&OID&ISO)');
     const call: ContextualCall = {

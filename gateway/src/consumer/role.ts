@@ -22,7 +22,7 @@ export interface ConsumerRoleOptions {
   /** the built viewer (default: viewer/dist of this repository) */
   viewerDir?: string;
   /** for report links without patientID: the INS of a study this box published */
-  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined;
+  patientOfStudy?: (studyUid: string) => { value: string; oid: string } | undefined | Promise<{ value: string; oid: string } | undefined>;
   /** peer client tuning (tests); `tls` replaces the identity from `peer.tls` (tests: a certificate sources refuse) */
   peer?: { timeoutMs?: number; connectTimeoutMs?: number; retries?: number; tls?: { cert: string; key: string; ca: string } };
 }

@@ -7,7 +7,7 @@ import { stringify } from 'csv-stringify/sync';
 import { HttpProblem } from './problem.js';
 import { escapeHtml } from './html.js';
 import { adminCheck } from '../source/admin.js';
-import type { AuditLog } from '../store/audit.js';
+import type { AuditFilter, AuditLog } from '../store/audit.js';
 import { foldAccesses, type StudyAccess } from '../store/audit-access.js';
 
 export interface AdminAuditOptions {
@@ -55,15 +55,12 @@ function parseSearch(q: Record<string, unknown>): Search {
 }
 
 function search(audit: AuditLog, s: Search, windowMs: number) {
-  const where: string[] = [];
-  const params: Record<string, unknown> = {};
-  if (s.ins) { where.push('patient_id = @ins'); params.ins = s.ins; }
-  if (s.rpps) { where.push('actor_rpps = @rpps'); params.rpps = s.rpps; }
-  if (s.study) { where.push('study_uid = @study'); params.study = s.study; }
-  if (s.peer) { where.push("instr(lower(actor_dn), lower(@peer)) > 0"); params.peer = s.peer; }
-  if (s.from) { where.push('at >= @from'); params.from = `${s.from}T00:00:00.000Z`; }
-  if (s.to) { where.push('at < @to'); params.to = new Date(Date.parse(`${s.to}T00:00:00.000Z`) + 86_400_000).toISOString(); }
-  return foldAccesses(audit.rows(where.join(' AND '), params), windowMs, s.limit);
+  const filter: AuditFilter = {
+    ins: s.ins, rpps: s.rpps, study: s.study, peer: s.peer,
+    from: s.from && `${s.from}T00:00:00.000Z`,
+    to: s.to && new Date(Date.parse(`${s.to}T00:00:00.000Z`) + 86_400_000).toISOString(),
+  };
+  return foldAccesses(audit.rows(filter), windowMs, s.limit);
 }
 
 const COLUMNS: (keyof StudyAccess)[] = ['firstAt', 'lastAt', 'direction', 'peerDn', 'rpps', 'ins', 'studyUid', 'kosUid', 'kind', 'route', 'requests', 'bytes', 'refused', 'lastStatus', 'outcome'];
@@ -114,7 +111,7 @@ export function adminAuditRoutes(app: FastifyInstance, o: AdminAuditOptions): vo
       const format = q.format ?? 'json';
       if (format !== 'json' && format !== 'csv') throw new HttpProblem(400, 'Bad format', 'format must be json or csv');
       const s = parseSearch(q);
-      const found = search(o.audit, s, windowMs);
+      const found = await search(o.audit, s, windowMs);
       reply.header('cache-control', 'private, no-store');
       if (format === 'csv') {
         return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="drimbox-audit.csv"')
@@ -126,7 +123,7 @@ export function adminAuditRoutes(app: FastifyInstance, o: AdminAuditOptions): vo
     admin.get('/admin/audit/page', async (req, reply) => {
       const s = parseSearch(req.query as Record<string, unknown>);
       return reply.type('text/html; charset=utf-8').header('cache-control', 'private, no-store')
-        .send(page(s, search(o.audit, s, windowMs), queryString(s)));
+        .send(page(s, await search(o.audit, s, windowMs), queryString(s)));
     });
   });
 }

@@ -7,7 +7,7 @@ const key = (name: string, labels: Labels) =>
 
 export class Metrics {
   private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
-  private readonly gauges = new Map<string, { help: string; read: () => number }>();
+  private readonly gauges = new Map<string, { help: string; read: () => number | Promise<number> }>();
 
   inc(name: string, help: string, labels: Labels = {}, by = 1): void {
     let c = this.counters.get(name);
@@ -16,11 +16,12 @@ export class Metrics {
     c.values.set(k, (c.values.get(k) ?? 0) + by);
   }
 
-  gauge(name: string, help: string, read: () => number): void {
+  /** `read` may ask the database (async): a gauge that fails to read is left out of that scrape */
+  gauge(name: string, help: string, read: () => number | Promise<number>): void {
     this.gauges.set(name, { help, read });
   }
 
-  render(): string {
+  async render(): Promise<string> {
     const lines: string[] = [];
     for (const [name, c] of this.counters) {
       lines.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
@@ -28,7 +29,7 @@ export class Metrics {
     }
     for (const [name, g] of this.gauges) {
       let v: number;
-      try { v = g.read(); } catch { continue; }
+      try { v = await g.read(); } catch { continue; }
       lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
     }
     return lines.join('\n') + '\n';

@@ -46,7 +46,7 @@ function kosView(k: PublishedKos | undefined) {
  * `step` is where the job is in the pipeline (received → resolving → kos-built → submitted → done),
  * which is where a retry resumes.
  */
-function jobView(j: JobWithStatus, repo: PublicationRepository, detail = false) {
+async function jobView(j: JobWithStatus, repo: PublicationRepository, detail = false) {
   const settled = j.state === 'done' || j.state === 'failed';
   const view: Record<string, unknown> = {
     id: j.id,
@@ -66,12 +66,12 @@ function jobView(j: JobWithStatus, repo: PublicationRepository, detail = false) 
     nextAttemptAt: settled ? undefined : new Date(j.nextAttemptAt).toISOString(),
     createdAt: new Date(j.createdAt).toISOString(),
     updatedAt: new Date(j.updatedAt).toISOString(),
-    kosUid: j.kosId ? repo.kos(j.kosId)?.sopInstanceUid : undefined,
+    kosUid: j.kosId ? (await repo.kos(j.kosId))?.sopInstanceUid : undefined,
   };
   if (detail) {
-    view.kos = kosView(j.kosId ? repo.kos(j.kosId) : undefined);
-    view.replaces = kosView(j.targetKosId ? repo.kos(j.targetKosId) : undefined);
-    view.currentKos = kosView(repo.currentOfSet(j.setId));
+    view.kos = kosView(j.kosId ? await repo.kos(j.kosId) : undefined);
+    view.replaces = kosView(j.targetKosId ? await repo.kos(j.targetKosId) : undefined);
+    view.currentKos = kosView(await repo.currentOfSet(j.setId));
   }
   return view;
 }
@@ -83,10 +83,10 @@ function intParam(v: unknown, name: string, def: number, min: number, max: numbe
   return n;
 }
 
-function jobId(params: unknown, repo: PublicationRepository): JobWithStatus {
+async function jobId(params: unknown, repo: PublicationRepository): Promise<JobWithStatus> {
   const raw = (params as { id: string }).id;
   if (!/^\d{1,12}$/.test(raw)) throw new HttpProblem(400, 'Bad publication id', 'the id is a positive integer');
-  const job = repo.jobWithStatus(Number(raw));
+  const job = await repo.jobWithStatus(Number(raw));
   if (!job) throw new HttpProblem(404, 'No such publication', `no publication job ${raw}`);
   return job;
 }
@@ -104,16 +104,16 @@ export function adminRoutes(app: FastifyInstance, o: AdminOptions): void {
       }
       const page = intParam(q.page, 'page', 1, 1, 1_000_000);
       const pageSize = intParam(q.pageSize, 'pageSize', 50, 1, 500);
-      const { items, total } = repo.list({ status: q.state as JobStatus | undefined, page, pageSize });
-      return { page, pageSize, total, items: items.map((j) => jobView(j, repo)) };
+      const { items, total } = await repo.list({ status: q.state as JobStatus | undefined, page, pageSize });
+      return { page, pageSize, total, items: await Promise.all(items.map((j) => jobView(j, repo))) };
     });
 
-    admin.get('/admin/publications/:id', async (req) => jobView(jobId(req.params, repo), repo, true));
+    admin.get('/admin/publications/:id', async (req) => jobView(await jobId(req.params, repo), repo, true));
 
     admin.get('/admin/publications/:id/kos', async (req, reply) => {
-      const job = jobId(req.params, repo);
-      const current = repo.currentOfSet(job.setId);
-      const part10 = current ? repo.kosPart10(current.id) : undefined;
+      const job = await jobId(req.params, repo);
+      const current = await repo.currentOfSet(job.setId);
+      const part10 = current ? await repo.kosPart10(current.id) : undefined;
       if (!current || !part10) throw new HttpProblem(404, 'No current KOS', 'this publication has no KOS currently published');
       return reply
         .type('application/dicom')
@@ -122,12 +122,12 @@ export function adminRoutes(app: FastifyInstance, o: AdminOptions): void {
     });
 
     admin.post('/admin/publications/:id/retry', async (req, reply) => {
-      const job = jobId(req.params, repo);
+      const job = await jobId(req.params, repo);
       if (job.state !== 'failed') throw new HttpProblem(409, 'Not failed', `publication ${job.id} is ${job.status}; only a failed publication can be retried`);
-      repo.retry(job.id);
-      const again = repo.jobWithStatus(job.id)!;
+      await repo.retry(job.id);
+      const again = (await repo.jobWithStatus(job.id))!;
       o.kick();
-      return reply.code(202).send(jobView(again, repo, true));
+      return reply.code(202).send(await jobView(again, repo, true));
     });
   });
 }

@@ -32,14 +32,14 @@ export function grantOf(refs: KosRefs): KosGrant {
 }
 
 export function kosAccessGuard(repo: PublicationRepository): PeerGuard {
-  return (req: FastifyRequest, scope: PeerScope, principal: PeerPrincipal) => {
+  return async (req: FastifyRequest, scope: PeerScope, principal: PeerPrincipal) => {
     const raw = req.headers[KOS_HEADER];
     const uid = (Array.isArray(raw) ? raw[0] : raw)?.trim();
     if (!uid) {
       throw new HttpProblem(400, 'KOS-SOPInstanceUID required', 'name the published KOS that grants this access in the KOS-SOPInstanceUID header');
     }
     if (!isValidUid(uid)) throw new HttpProblem(400, 'Bad KOS-SOPInstanceUID', 'the KOS-SOPInstanceUID header is not a DICOM UID');
-    const kos = repo.kosByUid(uid);
+    const kos = await repo.kosByUid(uid);
     if (!kos || kos.status === 'built') throw new HttpProblem(404, 'Unknown KOS', 'this box has not published the KOS named in KOS-SOPInstanceUID');
     principal.kosUid = uid;
     principal.patientId = kos.patientId;

@@ -32,9 +32,9 @@ export function reportLinkRoute(app: FastifyInstance, repo: PublicationRepositor
     if (acc !== undefined && (acc === '' || acc.length > 16 || /[\\\r\n]/.test(acc))) {
       throw new HttpProblem(400, 'Bad accessionNumber', 'accessionNumber, when given, is 1 to 16 characters');
     }
-    const kos = repo.kosForStudy(studyUid).filter((k) => !acc || k.studies.some((s) => s.studyUid === studyUid && (!s.accession || s.accession === acc)));
+    const kos = (await repo.kosForStudy(studyUid)).filter((k) => !acc || k.studies.some((s) => s.studyUid === studyUid && (!s.accession || s.accession === acc)));
     const current = kos.find((k) => k.status === 'current');
-    const jobs = repo.jobsForStudy(studyUid);
+    const jobs = await repo.jobsForStudy(studyUid);
     const pending = jobs.find((j) => j.state !== 'done' && j.state !== 'failed');
     const withdrawn = kos.some((k) => k.status === 'withdrawn');
     const failed = jobs.some((j) => j.state === 'failed');
@@ -58,10 +58,10 @@ export function reportLinkRoute(app: FastifyInstance, repo: PublicationRepositor
 }
 
 /** The INS of the patient of a study this box published (current KOS), for report links without patientID. */
-export function publishedPatientOf(repo: PublicationRepository): (studyUid: string) => { value: string; oid: string } | undefined {
-  return (studyUid) => {
-    const kos = repo.kosForStudy(studyUid).find((k) => k.status === 'current');
-    const part10 = kos ? repo.kosPart10(kos.id) : undefined;
+export function publishedPatientOf(repo: PublicationRepository): (studyUid: string) => Promise<{ value: string; oid: string } | undefined> {
+  return async (studyUid) => {
+    const kos = (await repo.kosForStudy(studyUid)).find((k) => k.status === 'current');
+    const part10 = kos ? await repo.kosPart10(kos.id) : undefined;
     if (!part10) return undefined;
     const p = parseKos(part10).patient;
     return p.issuerOid ? { value: p.id, oid: p.issuerOid } : undefined;

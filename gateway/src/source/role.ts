@@ -1,5 +1,7 @@
 // The source role: publication (MLLP → durable outbox → KOS → DMP), corrections and withdrawals,
 // IOCM rejections from the PACS, KOS-scoped peer access, the admin view and report links.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { RolePlugin } from '../box.js';
 import { handleHl7, startMllpServer } from '../hl7/mllp-server.js';
 import { PublicationRepository } from './publication/repository.js';
@@ -12,12 +14,12 @@ import { reportLinkRoute } from './report-link.js';
 import { peerApi } from './peer-api.js';
 
 /** Knobs for tests and harnesses; production uses `sourceRole` as is. */
-export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | 'retryBaseMs' | 'maxRetryDelayMs' | 'pollMs' | 'retryMaxMs'>;
+export type SourceRoleOptions = Pick<WorkerOptions, 'stepHook' | 'onSettled' | 'retryBaseMs' | 'maxRetryDelayMs' | 'pollMs' | 'retryMaxMs' | 'leaseMs'>;
 
 /** Records an IOCM rejection and queues the re-publication of every current KOS it touches, atomically. */
-export function recordRejection(repo: PublicationRepository, note: RejectionNote): number[] {
-  return repo.transaction(() => {
-    repo.addRejections(note.noteUid, note.reason, [...note.instances, { ...note.note, sopInstanceUid: note.noteUid }]);
+export function recordRejection(repository: PublicationRepository, note: RejectionNote): Promise<number[]> {
+  return repository.transaction(async (repo) => {
+    await repo.addRejections(note.noteUid, note.reason, [...note.instances, { ...note.note, sopInstanceUid: note.noteUid }]);
     const byStudy = new Map<string, Set<string>>();
     for (const i of note.instances) {
       let s = byStudy.get(i.studyUid);
@@ -25,10 +27,10 @@ export function recordRejection(repo: PublicationRepository, note: RejectionNote
       s.add(i.sopInstanceUid);
     }
     const sets = new Set<string>();
-    for (const [study, sops] of byStudy) for (const k of repo.currentKosReferencing(study, sops)) sets.add(k.setId);
+    for (const [study, sops] of byStudy) for (const k of await repo.currentKosReferencing(study, sops)) sets.add(k.setId);
     const jobs: number[] = [];
     for (const setId of sets) {
-      const { job } = repo.enqueue({
+      const { job } = await repo.enqueue({
         kind: 'refresh',
         idemKey: `refresh|${note.noteUid}|${setId}`,
         setId,
@@ -44,11 +46,15 @@ export function recordRejection(repo: PublicationRepository, note: RejectionNote
 export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
   return async (ctx) => {
     const { config, logger } = ctx;
-    const repo = new PublicationRepository(ctx.db);
+    const repo = new PublicationRepository(ctx.store);
     const log = logger.child({ component: 'publication' });
     if (!config.dmp) log.warn('no "dmp" section in the configuration: reports are queued but not published');
 
-    const worker = new OutboxWorker({ repo, pacs: ctx.pacs, dmp: () => ctx.services.dmp, config, logger: log, ...opts });
+    // alone on its SQLite file the box keeps one name, so a restart frees its own claims at once;
+    // instances sharing PostgreSQL are told apart, a dead one's claims expire with their lease
+    const instanceId = ctx.store.dialect === 'sqlite' ? `${config.box.name}@sqlite` : `${config.box.name}@${hostname()}#${process.pid}-${randomUUID().slice(0, 8)}`;
+    if (ctx.store.dialect === 'sqlite') await repo.releaseClaimsOf(instanceId);
+    const worker = new OutboxWorker({ repo, pacs: ctx.pacs, dmp: () => ctx.services.dmp, config, logger: log, instanceId, ...opts });
     ctx.onClose(() => worker.stop());
 
     // the peer API exists only here, behind the KOS guard: what is served is what a KOS grants
@@ -71,7 +77,7 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
       maxConnections: hl7.maxConnections,
       idleTimeoutMs: hl7.idleTimeoutSeconds * 1000,
       handler: (raw) => handleHl7(raw, async (msg) => {
-        const r = acceptPublicationMessage(repo, msg);
+        const r = await acceptPublicationMessage(repo, msg);
         log.info({ event: 'hl7-accepted', type: msg.messageType, kind: msg.kind, job: r.jobId, created: r.created }, r.note ?? 'RIS message accepted');
         if (r.created) worker.kick();
       }, { application: 'DRIMBOX', facility: config.box.name, onError: (e) => log.error({ err: e }, 'HL7 message could not be recorded') }),
@@ -92,8 +98,8 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
         callingAets: src.iocmCallingAets,
         allowedAddresses: src.iocmAllowedAddresses,
         logger: log,
-        onRejection: (note) => {
-          const jobs = recordRejection(repo, note);
+        onRejection: async (note) => {
+          const jobs = await recordRejection(repo, note);
           log.info({ event: 'iocm-rejection', instances: note.instances.length, jobs }, 'IOCM rejection note recorded');
           if (jobs.length) worker.kick();
         },
@@ -104,10 +110,8 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
       log.info('IOCM is off (source.iocmCallingAets is empty): rejection notes from the PACS are not accepted');
     }
 
-    ctx.metrics.gauge('drimbox_publication_jobs_pending', 'publication jobs not yet done or failed', () =>
-      ctx.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE state NOT IN ('done','failed')`).pluck().get() as number);
-    ctx.metrics.gauge('drimbox_publication_jobs_failed', 'publication jobs failed (see /admin/publications?state=failed)', () =>
-      ctx.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE state = 'failed'`).pluck().get() as number);
+    ctx.metrics.gauge('drimbox_publication_jobs_pending', 'publication jobs not yet done or failed', () => repo.countJobs('pending'));
+    ctx.metrics.gauge('drimbox_publication_jobs_failed', 'publication jobs failed (see /admin/publications?state=failed)', () => repo.countJobs('failed'));
 
     worker.start();
   };

@@ -39,10 +39,10 @@ export function accessKind(route: string): AccessKind {
  * Folds rows (oldest first) into accesses; an access closes when its key sees no request for
  * `windowMs`. Newest first; at most `limit` (truncated says more matched).
  */
-export function foldAccesses(rows: Iterable<AuditRow>, windowMs: number, limit: number): { items: StudyAccess[]; truncated: boolean } {
+export async function foldAccesses(rows: Iterable<AuditRow> | AsyncIterable<AuditRow>, windowMs: number, limit: number): Promise<{ items: StudyAccess[]; truncated: boolean }> {
   const open = new Map<string, StudyAccess>();
   const done: StudyAccess[] = [];
-  for (const r of rows) {
+  for await (const r of rows) {
     const kind = accessKind(r.route);
     const route = kind === 'other' ? r.route : '';
     const key = JSON.stringify([r.direction, r.actor_dn, r.actor_rpps, r.patient_id, r.study_uid, r.kos_uid, kind, route]);

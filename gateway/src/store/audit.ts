@@ -2,8 +2,12 @@
 // Tamper evidence: every row carries hash = sha256(previous row's hash, its own content), so an edited
 // or removed row breaks the chain from there on (`drimbox audit verify`). Retention deletes the oldest
 // rows and keeps the hash of the last one deleted as the anchor the chain starts from.
+// Several instances append to one chain: on PostgreSQL the writers take a transaction-scoped
+// advisory lock, so one row at a time reads the tip and adds the next (SQLite has one writer).
 import { createHash } from 'node:crypto';
-import type { Db } from './db.js';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Dialect } from './database.js';
+import type { Schema } from './schema.js';
 
 export interface AuditEntry {
   direction: 'peer-in' | 'peer-out' | 'user' | 'admin';
@@ -43,6 +47,22 @@ export type ChainCheck =
   | { ok: false; rows: number; brokenAt: number; reason: string };
 
 const GENESIS = '0'.repeat(64);
+/** advisory lock key of the audit chain (any constant; "drim" in ASCII) */
+const CHAIN_LOCK = 0x6472696d;
+/** rows read per query when walking the trail */
+const BATCH = 1000;
+
+/** What an admin search may ask for (all given criteria must match). */
+export interface AuditFilter {
+  ins?: string;
+  rpps?: string;
+  study?: string;
+  /** part of the peer certificate DN, case-insensitive */
+  peer?: string;
+  /** ISO-8601 bounds on `at`: from inclusive, to exclusive */
+  from?: string;
+  to?: string;
+}
 
 /** The row's chained hash: what an edit of any column (or of the previous row) changes. */
 export function rowHash(prev: string, r: Omit<AuditRow, 'hash'>): string {
@@ -54,32 +74,47 @@ export function rowHash(prev: string, r: Omit<AuditRow, 'hash'>): string {
 }
 
 export class AuditLog {
-  private readonly insert;
-  private readonly last;
-  private readonly anchor;
-  constructor(private readonly db: Db) {
-    this.insert = db.prepare(`INSERT INTO audit
-      (id, at, direction, actor_dn, actor_rpps, route, method, patient_id, study_uid, series_uid, instance_uid, kos_uid, status, outcome, bytes, duration_ms, hash)
-      VALUES (@id, @at, @direction, @actor_dn, @actor_rpps, @route, @method, @patient_id, @study_uid, @series_uid, @instance_uid, @kos_uid, @status, @outcome, @bytes, @duration_ms, @hash)`);
-    this.last = db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1');
-    this.anchor = db.prepare('SELECT through_id AS id, hash FROM audit_anchor WHERE one = 1');
-    this.chainUnhashed();
+  private readonly db: Kysely<Schema>;
+  private readonly dialect: Dialect;
+  /** this instance's writes, in order: recent() and verify() see what was recorded before them */
+  private pending: Promise<void> = Promise.resolve();
+
+  private constructor(store: { db: Kysely<Schema>; dialect: Dialect }, private readonly onError: (err: unknown) => void) {
+    this.db = store.db;
+    this.dialect = store.dialect;
+  }
+
+  /** The trail of a store; rows from before the chain existed get their hash first. */
+  static async open(store: { db: Kysely<Schema>; dialect: Dialect }, onError: (err: unknown) => void = () => {}): Promise<AuditLog> {
+    const audit = new AuditLog(store, onError);
+    await audit.chainUnhashed();
+    return audit;
   }
 
   /** Where the chain continues from: the last row, else the retention anchor, else the genesis. */
-  private tip(): { id: number; hash: string } {
-    const last = this.last.get() as { id: number; hash: string | null } | undefined;
+  private async tip(trx: Kysely<Schema>): Promise<{ id: number; hash: string }> {
+    const last = await trx.selectFrom('audit').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
     if (last) return { id: last.id, hash: last.hash ?? GENESIS }; // an emptied hash: verify() reports that row
-    const a = this.anchor.get() as { id: number; hash: string } | undefined;
+    const a = await trx.selectFrom('audit_anchor').select(['through_id as id', 'hash']).where('one', '=', 1).executeTakeFirst();
     return a ?? { id: 0, hash: GENESIS };
   }
 
-  record(e: AuditEntry): void {
-    this.db.transaction(() => {
-      const tip = this.tip();
+  private async lockChain(trx: Transaction<Schema>): Promise<void> {
+    if (this.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
+  }
+
+  /**
+   * Appends a row. Never rejects: a request must not fail (or crash the box) because its audit row
+   * could not be written; that is reported to onError (the box logs it). Awaiting it waits for the write.
+   */
+  record(e: AuditEntry): Promise<void> {
+    const at = new Date().toISOString();
+    const write = this.pending.then(() => this.db.transaction().execute(async (trx) => {
+      await this.lockChain(trx);
+      const tip = await this.tip(trx);
       const row: Omit<AuditRow, 'hash'> = {
         id: tip.id + 1,
-        at: new Date().toISOString(),
+        at,
         direction: e.direction,
         actor_dn: e.actorDn ?? null,
         actor_rpps: e.actorRpps ?? null,
@@ -95,39 +130,67 @@ export class AuditLog {
         bytes: e.bytes ?? 0,
         duration_ms: e.durationMs ?? 0,
       };
-      this.insert.run({ ...row, hash: rowHash(tip.hash, row) });
-    })();
+      await trx.insertInto('audit').values({ ...row, hash: rowHash(tip.hash, row) }).execute();
+    })).catch((err) => this.onError(err));
+    this.pending = write;
+    return write;
   }
 
-  recent(limit = 100): AuditRow[] {
-    return this.db.prepare('SELECT * FROM audit ORDER BY id DESC LIMIT ?').all(limit) as AuditRow[];
+  /** Waits for the writes recorded so far (before closing the store). */
+  async flush(): Promise<void> {
+    await this.pending;
   }
 
-  /** Rows matching `where` (SQL over audit columns), oldest first, streamed. */
-  *rows(where: string, params: Record<string, unknown>): Generator<AuditRow> {
-    yield* this.db.prepare(`SELECT * FROM audit ${where ? `WHERE ${where}` : ''} ORDER BY id`).iterate(params) as Iterable<AuditRow>;
+  async recent(limit = 100): Promise<AuditRow[]> {
+    await this.pending;
+    return (await this.db.selectFrom('audit').selectAll().orderBy('id', 'desc').limit(limit).execute()) as AuditRow[];
+  }
+
+  /** Rows matching `f`, oldest first, read in batches. */
+  async *rows(f: AuditFilter = {}): AsyncGenerator<AuditRow> {
+    await this.pending;
+    let after = -1;
+    for (;;) {
+      const batch = await this.db.selectFrom('audit').selectAll()
+        .where('id', '>', after)
+        .$if(!!f.ins, (q) => q.where('patient_id', '=', f.ins!))
+        .$if(!!f.rpps, (q) => q.where('actor_rpps', '=', f.rpps!))
+        .$if(!!f.study, (q) => q.where('study_uid', '=', f.study!))
+        .$if(!!f.peer, (q) => q.where(sql`lower(actor_dn)`, 'like', sql`${`%${likeEscape(f.peer!.toLowerCase())}%`} ESCAPE '\\'`))
+        .$if(!!f.from, (q) => q.where('at', '>=', f.from!))
+        .$if(!!f.to, (q) => q.where('at', '<', f.to!))
+        .orderBy('id').limit(BATCH).execute() as AuditRow[];
+      yield* batch;
+      if (batch.length < BATCH) return;
+      after = batch[batch.length - 1].id;
+    }
   }
 
   /** Deletes rows older than `days`, keeping the last deleted row's hash as the chain's anchor. */
-  trimOlderThan(days: number, now = Date.now()): number {
+  trimOlderThan(days: number, now = Date.now()): Promise<number> {
     const cutoff = new Date(now - days * 86_400_000).toISOString();
-    return this.db.transaction(() => {
-      const through = this.db.prepare('SELECT id, hash FROM audit WHERE id <= (SELECT max(id) FROM audit WHERE at < ?) ORDER BY id DESC LIMIT 1')
-        .get(cutoff) as { id: number; hash: string } | undefined;
-      if (!through) return 0;
-      this.db.prepare('INSERT INTO audit_anchor (one, through_id, hash) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET through_id = excluded.through_id, hash = excluded.hash')
-        .run(through.id, through.hash);
-      return this.db.prepare('DELETE FROM audit WHERE id <= ?').run(through.id).changes;
-    })();
+    const trim = this.pending.then(() => this.db.transaction().execute(async (trx) => {
+      await this.lockChain(trx);
+      const last = await trx.selectFrom('audit').select((eb) => eb.fn.max('id').as('id')).where('at', '<', cutoff).executeTakeFirst();
+      if (last?.id === null || last?.id === undefined) return 0;
+      const through = await trx.selectFrom('audit').select(['id', 'hash']).where('id', '<=', Number(last.id)).orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+      await trx.insertInto('audit_anchor').values({ one: 1, through_id: through.id, hash: through.hash ?? GENESIS })
+        .onConflict((oc) => oc.column('one').doUpdateSet((eb) => ({ through_id: eb.ref('excluded.through_id'), hash: eb.ref('excluded.hash') }))).execute();
+      const r = await trx.deleteFrom('audit').where('id', '<=', through.id).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    }));
+    this.pending = trim.then(() => undefined, () => undefined);
+    return trim;
   }
 
   /** Walks the chain from its anchor; names the first row that does not follow. */
-  verify(): ChainCheck {
-    const a = this.anchor.get() as { id: number; hash: string } | undefined;
+  async verify(): Promise<ChainCheck> {
+    await this.pending;
+    const a = await this.db.selectFrom('audit_anchor').select(['through_id as id', 'hash']).where('one', '=', 1).executeTakeFirst();
     let prev = a?.hash ?? GENESIS;
     let expected = (a?.id ?? 0) + 1;
     let rows = 0;
-    for (const r of this.db.prepare('SELECT * FROM audit ORDER BY id').iterate() as Iterable<AuditRow>) {
+    for await (const r of this.rows()) {
       if (r.id !== expected) return { ok: false, rows, brokenAt: r.id, reason: `row${r.id - expected > 1 ? 's' : ''} ${expected}${r.id - expected > 1 ? `-${r.id - 1}` : ''} missing before it` };
       const { hash, ...content } = r;
       if (hash !== rowHash(prev, content)) return { ok: false, rows, brokenAt: r.id, reason: 'its content or the row before it was changed (hash mismatch)' };
@@ -139,21 +202,27 @@ export class AuditLog {
   }
 
   /**
-   * Rows written before the chain existed (the migration marked how far) get their hash once, in order.
-   * Only those: a row whose hash was emptied later stays broken for verify().
+   * Rows written before the chain existed (the legacy migration marked how far) get their hash once,
+   * in order. Only those: a row whose hash was emptied later stays broken for verify().
    */
-  private chainUnhashed(): void {
-    const legacy = this.db.prepare('SELECT through_id AS id FROM audit_legacy').get() as { id: number } | undefined;
-    if (!legacy) return;
-    this.db.transaction(() => {
+  private async chainUnhashed(): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await this.lockChain(trx);
+      const legacy = await trx.selectFrom('audit_legacy').select('through_id as id').executeTakeFirst();
+      if (!legacy) return;
       let prev = GENESIS;
-      const set = this.db.prepare('UPDATE audit SET hash = ? WHERE id = ?');
-      for (const r of this.db.prepare('SELECT * FROM audit WHERE id <= ? ORDER BY id').all(legacy.id) as AuditRow[]) {
+      const old = await trx.selectFrom('audit').selectAll().where('id', '<=', legacy.id).orderBy('id').execute() as AuditRow[];
+      for (const r of old) {
         const { hash: _unset, ...content } = r;
         prev = rowHash(prev, content);
-        set.run(prev, r.id);
+        await trx.updateTable('audit').set({ hash: prev }).where('id', '=', r.id).execute();
       }
-      this.db.prepare('DELETE FROM audit_legacy').run();
-    })();
+      await trx.deleteFrom('audit_legacy').execute();
+    });
   }
+}
+
+/** A LIKE pattern matching `s` literally (escape character: backslash). */
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

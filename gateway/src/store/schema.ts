@@ -73,6 +73,9 @@ export interface PublicationJobTable {
   target_kos_id: number | null;
   created_at: number;
   updated_at: number;
+  /** instance working on the job, until lease_until (epoch ms); then another instance may take it */
+  claimed_by: string | null;
+  lease_until: number | null;
 }
 
 export interface PublishedKosTable {

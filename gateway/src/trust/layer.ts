@@ -103,7 +103,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
   ctx.services.introspector = introspector;
   access.use((req, _scope, principal) => checkClinicianToken(req, principal, introspector));
 
-  const sessions = new SessionStore(ctx.db, {
+  const sessions = new SessionStore(ctx.store.db, {
     idleTimeoutMs: psc.sessionIdleMinutes * 60_000,
     absoluteTimeoutMs: psc.sessionMaxHours * 3600_000,
     tokenKey: loadTokenKey(psc.tokenKey, config.dataDir),
@@ -119,7 +119,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
     scopes: psc.scopes,
     sessions,
   });
-  const purge = setInterval(() => sessions.purgeExpired(), 10 * 60_000);
+  const purge = setInterval(() => { sessions.purgeExpired().catch((err) => ctx.logger.warn({ err }, 'expired PSC sessions not purged')); }, 10 * 60_000);
   purge.unref();
   ctx.onClose(() => clearInterval(purge));
 };

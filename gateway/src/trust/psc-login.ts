@@ -115,7 +115,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
         ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
         ...(tokens.id_token ? { idToken: tokens.id_token } : {}),
       };
-      sessions.updateTokens(session.id, renewed);
+      await sessions.updateTokens(session.id, renewed);
       app.log.info({ rpps: session.clinician.rpps }, 'PSC tokens renewed');
       return { ...session, ...renewed, accessTokenExpiresAt: renewed.accessTokenExpiresAt };
     } catch (err) {
@@ -137,7 +137,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
-    const txId = sessions.beginLogin({ state, nonce, codeVerifier, returnTo });
+    const txId = await sessions.beginLogin({ state, nonce, codeVerifier, returnTo });
     const url = oidc.buildAuthorizationUrl(cfg, {
       redirect_uri: opts.redirectUri,
       scope: scopes.join(' '),
@@ -154,7 +154,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   });
 
   app.get('/auth/callback', async (req, reply) => {
-    const tx = sessions.takeLogin(readCookie(req.headers.cookie, LOGIN_COOKIE));
+    const tx = await sessions.takeLogin(readCookie(req.headers.cookie, LOGIN_COOKIE));
     reply.header('set-cookie', serializeCookie(LOGIN_COOKIE, '', { path: '/auth', maxAgeSeconds: 0 }));
     if (!tx) return sendProblem(reply, 400, 'No login in progress', 'Start again from /auth/login.');
     const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
@@ -195,7 +195,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
     const clinician = clinicianFromPscClaims(userinfo);
     if (!clinician) return sendProblem(reply, 403, 'Not a registered health professional', 'PSC identity carries no RPPS identifier');
     const expiresIn = tokens.expiresIn();
-    const session = sessions.create(clinician, {
+    const session = await sessions.create(clinician, {
       accessToken: tokens.access_token,
       ...(expiresIn !== undefined ? { accessTokenExpiresAt: Date.now() + expiresIn * 1000 } : {}),
       ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
@@ -216,8 +216,8 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
   // a 303 to PSC; a script (the viewer) gets {"redirect": url} to navigate to.
   app.post('/auth/logout', async (req, reply) => {
     const id = readCookie(req.headers.cookie, SESSION_COOKIE);
-    const session = sessions.get(id);
-    sessions.delete(id);
+    const session = await sessions.get(id);
+    await sessions.delete(id);
     reply.header('set-cookie', serializeCookie(SESSION_COOKIE, '', { maxAgeSeconds: 0 })).header('cache-control', 'no-store');
     const html = String(req.headers.accept ?? '').includes('text/html');
     let endSession: string | undefined;
@@ -239,7 +239,7 @@ export async function pscLoginPlugin(app: FastifyInstance, opts: PscLoginOptions
     .send('<!doctype html><html lang="fr"><meta charset="utf-8"><title>Déconnecté</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>Vous êtes déconnecté(e)</h1><p>Votre session DRIMbox et votre session Pro Santé Connect sont fermées.</p></body></html>'));
 
   app.get('/auth/me', async (req, reply) => {
-    const session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    const session = await sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (!session) return sendProblem(reply, 401, 'Not logged in');
     const { rpps, name, profession } = session.clinician;
     return { rpps, name, ...(profession ? { profession } : {}), sessionExpiresAt: new Date(session.expiresAt).toISOString() };
@@ -259,7 +259,7 @@ const tokenNearExpiry = (s: ClinicianSession) => s.accessTokenExpiresAt !== unde
 export async function requireClinician(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   const sessions = req.server.pscSessions;
   if (!sessions) throw new Error('pscLoginPlugin is not registered');
-  let session = sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+  let session = await sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
   if (session && tokenNearExpiry(session)) {
     // a session whose token cannot be renewed can no longer reach any source box: log in again
     session = await req.server.pscRefresh?.(session);

@@ -1,9 +1,12 @@
-// Server-side clinician sessions (after PSC login) and in-flight login transactions, in SQLite.
+// Server-side clinician sessions (after PSC login) and in-flight login transactions, in the box's
+// database (SQLite, or PostgreSQL shared by several instances: any instance answers any request, as
+// long as they share psc.tokenKey).
 // The cookie holds a random 256-bit id; the table holds only its SHA-256, so a copy of the
 // database gives no usable session cookie, and the PSC tokens are sealed (AES-256-GCM, token-seal.ts),
 // so it gives no usable PSC token either. Idle and absolute expiry are enforced on every read.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Db } from '../store/db.js';
+import type { Kysely } from 'kysely';
+import type { Schema } from '../store/schema.js';
 import type { Clinician } from './psc-claims.js';
 import { TokenSealer } from './token-seal.js';
 
@@ -41,17 +44,6 @@ export interface SessionStoreOptions {
   tokenKey?: Buffer;
 }
 
-interface SessionRow {
-  clinician_json: string;
-  access_token: string;
-  access_token_expires_at: number | null;
-  refresh_token: string | null;
-  id_token: string | null;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-}
-
 /** How a secret id (session cookie, viewer call id) is stored: its SHA-256, hex. */
 export const hashId = (id: string): string => createHash('sha256').update(id).digest('hex');
 const newId = () => randomBytes(32).toString('base64url');
@@ -63,7 +55,7 @@ export class SessionStore {
   private readonly now: () => number;
   private readonly sealer: TokenSealer;
 
-  constructor(private readonly db: Db, opts: SessionStoreOptions = {}) {
+  constructor(private readonly db: Kysely<Schema>, opts: SessionStoreOptions = {}) {
     this.sealer = new TokenSealer(opts.tokenKey ?? randomBytes(32));
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30 * 60_000;
     this.absoluteTimeoutMs = opts.absoluteTimeoutMs ?? 12 * 3600_000;
@@ -71,39 +63,37 @@ export class SessionStore {
     this.now = opts.now ?? Date.now;
   }
 
-  create(clinician: Clinician, tokens: SessionTokens): ClinicianSession {
+  async create(clinician: Clinician, tokens: SessionTokens): Promise<ClinicianSession> {
     const id = newId();
     const key = hashId(id);
     const now = this.now();
     const expiresAt = now + this.absoluteTimeoutMs;
-    this.db
-      .prepare(
-        `INSERT INTO sessions (id_hash, rpps, clinician_json, access_token, access_token_expires_at, refresh_token, id_token, created_at, last_seen_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(key, clinician.rpps, JSON.stringify(clinician), this.seal(tokens.accessToken, key, 'access'), tokens.accessTokenExpiresAt ?? null,
-        this.seal(tokens.refreshToken, key, 'refresh'), this.seal(tokens.idToken, key, 'id'), now, now, expiresAt);
+    await this.db.insertInto('sessions').values({
+      id_hash: key, rpps: clinician.rpps, clinician_json: JSON.stringify(clinician), access_token: this.seal(tokens.accessToken, key, 'access'),
+      access_token_expires_at: tokens.accessTokenExpiresAt ?? null, refresh_token: this.seal(tokens.refreshToken, key, 'refresh'),
+      id_token: this.seal(tokens.idToken, key, 'id'), created_at: now, last_seen_at: now, expires_at: expiresAt,
+    }).execute();
     return { id, clinician, ...tokens, createdAt: now, lastSeenAt: now, expiresAt };
   }
 
   /** The live session for a cookie value (and marks it used), or undefined if unknown/expired. */
-  get(id: string | undefined): ClinicianSession | undefined {
+  async get(id: string | undefined): Promise<ClinicianSession | undefined> {
     if (!id) return undefined;
     const key = hashId(id);
-    const row = this.db.prepare('SELECT * FROM sessions WHERE id_hash = ?').get(key) as SessionRow | undefined;
+    const row = await this.db.selectFrom('sessions').selectAll().where('id_hash', '=', key).executeTakeFirst();
     if (!row) return undefined;
     const now = this.now();
     if (now >= row.expires_at || now - row.last_seen_at >= this.idleTimeoutMs) {
-      this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(key);
+      await this.db.deleteFrom('sessions').where('id_hash', '=', key).execute();
       return undefined;
     }
     const accessToken = this.sealer.open(row.access_token, `${key}|access`);
     if (accessToken === undefined) {
       // sealed with another key (key changed) or written in clear by an older version: log in again
-      this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(key);
+      await this.db.deleteFrom('sessions').where('id_hash', '=', key).execute();
       return undefined;
     }
-    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, key);
+    await this.db.updateTable('sessions').set({ last_seen_at: now }).where('id_hash', '=', key).execute();
     const refreshToken = row.refresh_token ? this.sealer.open(row.refresh_token, `${key}|refresh`) : undefined;
     const idToken = row.id_token ? this.sealer.open(row.id_token, `${key}|id`) : undefined;
     return {
@@ -120,12 +110,16 @@ export class SessionStore {
   }
 
   /** Replaces the PSC tokens of a session (after a refresh). */
-  updateTokens(id: string, tokens: SessionTokens): void {
+  async updateTokens(id: string, tokens: SessionTokens): Promise<void> {
     const key = hashId(id);
-    this.db
-      .prepare('UPDATE sessions SET access_token = ?, access_token_expires_at = ?, refresh_token = COALESCE(?, refresh_token), id_token = COALESCE(?, id_token) WHERE id_hash = ?')
-      .run(this.seal(tokens.accessToken, key, 'access'), tokens.accessTokenExpiresAt ?? null, this.seal(tokens.refreshToken, key, 'refresh'),
-        this.seal(tokens.idToken, key, 'id'), key);
+    const refresh = this.seal(tokens.refreshToken, key, 'refresh');
+    const idToken = this.seal(tokens.idToken, key, 'id');
+    await this.db.updateTable('sessions').set({
+      access_token: this.seal(tokens.accessToken, key, 'access'),
+      access_token_expires_at: tokens.accessTokenExpiresAt ?? null,
+      ...(refresh !== null ? { refresh_token: refresh } : {}),
+      ...(idToken !== null ? { id_token: idToken } : {}),
+    }).where('id_hash', '=', key).execute();
   }
 
   private seal(token: string, key: string, kind: 'access' | 'refresh' | 'id'): string;
@@ -134,36 +128,34 @@ export class SessionStore {
     return token === undefined ? null : this.sealer.seal(token, `${key}|${kind}`);
   }
 
-  delete(id: string | undefined): boolean {
+  async delete(id: string | undefined): Promise<boolean> {
     if (!id) return false;
-    return this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(hashId(id)).changes > 0;
+    const r = await this.db.deleteFrom('sessions').where('id_hash', '=', hashId(id)).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
   }
 
   /** Deletes expired sessions and stale login transactions; returns how many sessions went. */
-  purgeExpired(): number {
+  async purgeExpired(): Promise<number> {
     const now = this.now();
-    this.db.prepare('DELETE FROM login_transactions WHERE expires_at <= ?').run(now);
-    return this.db
-      .prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
-      .run(now, now - this.idleTimeoutMs).changes;
+    await this.db.deleteFrom('login_transactions').where('expires_at', '<=', now).execute();
+    const r = await this.db.deleteFrom('sessions')
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', now - this.idleTimeoutMs)])).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   /** Stores a login in flight; returns the id to put in the login cookie. */
-  beginLogin(tx: LoginTransaction): string {
+  async beginLogin(tx: LoginTransaction): Promise<string> {
     const id = newId();
-    this.db
-      .prepare('INSERT INTO login_transactions (id_hash, state, nonce, code_verifier, return_to, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(hashId(id), tx.state, tx.nonce, tx.codeVerifier, tx.returnTo, this.now() + this.loginTimeoutMs);
+    await this.db.insertInto('login_transactions').values({
+      id_hash: hashId(id), state: tx.state, nonce: tx.nonce, code_verifier: tx.codeVerifier, return_to: tx.returnTo, expires_at: this.now() + this.loginTimeoutMs,
+    }).execute();
     return id;
   }
 
-  /** Takes (and deletes: single use) a login in flight. */
-  takeLogin(id: string | undefined): LoginTransaction | undefined {
+  /** Takes (and deletes: single use, even when two instances get the callback at once) a login in flight. */
+  async takeLogin(id: string | undefined): Promise<LoginTransaction | undefined> {
     if (!id) return undefined;
-    const key = hashId(id);
-    const row = this.db.prepare('DELETE FROM login_transactions WHERE id_hash = ? RETURNING *').get(key) as
-      | { state: string; nonce: string; code_verifier: string; return_to: string; expires_at: number }
-      | undefined;
+    const row = await this.db.deleteFrom('login_transactions').where('id_hash', '=', hashId(id)).returningAll().executeTakeFirst();
     if (!row || row.expires_at <= this.now()) return undefined;
     return { state: row.state, nonce: row.nonce, codeVerifier: row.code_verifier, returnTo: row.return_to };
   }

@@ -18,7 +18,7 @@ function sameReport(a: PublicationRecord, b: PublicationRecord): boolean {
   return a.cda.equals(b.cda) && flags(a) === flags(b);
 }
 
-export function acceptPublicationMessage(repo: PublicationRepository, msg: PublicationMessage): IntakeResult {
+export async function acceptPublicationMessage(repo: PublicationRepository, msg: PublicationMessage): Promise<IntakeResult> {
   if (msg.kind === 'publish') {
     const r = msg.record;
     if (r.studies.length === 0) {
@@ -31,7 +31,7 @@ export function acceptPublicationMessage(repo: PublicationRepository, msg: Publi
     }
     const setId = setKey(r.setId);
     const notForDmp = r.flags.destDmp === false;
-    const { job, created } = repo.enqueue({
+    const { job, created } = await repo.enqueue({
       kind: 'publish',
       idemKey: `publish|${setId}|${r.versionNumber}`,
       setId,
@@ -56,11 +56,11 @@ export function acceptPublicationMessage(repo: PublicationRepository, msg: Publi
 
   if (msg.kind === 'depublish') {
     const docKey = msg.documentId ? setKey(msg.documentId) : undefined;
-    const setId = msg.setId ? setKey(msg.setId) : (docKey ? repo.setOfDocument(docKey) : undefined);
+    const setId = msg.setId ? setKey(msg.setId) : (docKey ? await repo.setOfDocument(docKey) : undefined);
     if (!setId) {
       throw new Hl7Rejection({ errorCode: 103, location: 'OBX', message: 'The withdrawn report is unknown to this DRIMbox (no publication of that document): nothing to withdraw.' });
     }
-    const { job, created } = repo.enqueue({
+    const { job, created } = await repo.enqueue({
       kind: 'withdraw',
       idemKey: `withdraw|${docKey ?? setId}`,
       setId,
@@ -75,14 +75,14 @@ export function acceptPublicationMessage(repo: PublicationRepository, msg: Publi
 
   // OMI^O23: only a cancellation of an exam we published changes anything (its KOS is withdrawn)
   if (msg.cancelled && msg.studyInstanceUid) {
-    const current = repo.kosForStudy(msg.studyInstanceUid).filter((k) => k.status === 'current');
+    const current = (await repo.kosForStudy(msg.studyInstanceUid)).filter((k) => k.status === 'current');
     // a cancellation naming another patient than the published one is an error, not a withdrawal
     if (msg.patientIns && current.some((k) => k.patientId !== msg.patientIns!.value)) {
       throw new Hl7Rejection({ errorCode: 103, location: 'PID^1^3', message: `The cancelled exam ${msg.studyInstanceUid.slice(0, 64)} was published for another patient (INS differs): nothing withdrawn.` });
     }
     let last: IntakeResult = { created: false, note: 'exam cancelled; nothing published for it' };
     for (const k of current) {
-      const { job, created } = repo.enqueue({
+      const { job, created } = await repo.enqueue({
         kind: 'withdraw',
         idemKey: `cancel|${msg.controlId}|${k.setId}`,
         setId: k.setId,

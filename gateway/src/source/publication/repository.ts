@@ -1,6 +1,11 @@
-// The publication outbox and the register of published KOS, behind one repository (SQL stays here).
-// Every state change is one SQLite transaction, so a crash leaves each job at a step it can resume.
-import type { Db } from '../../store/db.js';
+// The publication outbox and the register of published KOS, behind one repository (SQL stays here,
+// through Kysely, for SQLite and PostgreSQL). Every state change is one transaction, so a crash leaves
+// each job at a step it can resume. Several instances share the outbox: an instance claims a job
+// (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite serialises writers) and holds a lease on it while it
+// works; a lease that runs out (the instance died) lets another instance take the job over.
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Dialect } from '../../store/database.js';
+import type { PublicationJobTable, PublishedKosTable, Schema } from '../../store/schema.js';
 import type { PublicationRecord } from '../../cda/types.js';
 
 export type JobKind = 'publish' | 'withdraw' | 'refresh';
@@ -15,7 +20,7 @@ export type JobStatus = 'queued' | 'waiting-for-study' | 'publishing' | 'withdra
 export const JOB_STATUSES: JobStatus[] = ['queued', 'waiting-for-study', 'publishing', 'withdrawing', 'retrying', 'published', 'withdrawn', 'not-published', 'failed'];
 // one definition, for showing and for filtering. A done job with a KOS published it; a done refresh
 // that targeted a KOS without building one withdrew it (every instance rejected).
-const STATUS_SQL = `CASE
+const STATUS_SQL = sql<JobStatus>`CASE
   WHEN state = 'failed' THEN 'failed'
   WHEN state = 'done' THEN CASE WHEN kind = 'withdraw' THEN 'withdrawn' WHEN kos_id IS NOT NULL THEN 'published'
     WHEN target_kos_id IS NOT NULL THEN 'withdrawn' ELSE 'not-published' END
@@ -115,49 +120,65 @@ export function decodePayload(s: string): JobPayload {
   return { ...(o as JobPayload), record: o.record ? recordFromJson(o.record as Record<string, unknown>) : undefined };
 }
 
-type Row = Record<string, unknown>;
-const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
+type JobRow = Selectable<PublicationJobTable>;
+type KosRow = Selectable<PublishedKosTable>;
+const opt = <T>(v: T | null | undefined): T | undefined => (v === null || v === undefined ? undefined : v);
 
-function jobFromRow(r: Row): Job {
+function jobFromRow(r: JobRow): Job {
   return {
-    id: r.id as number,
+    id: r.id,
     kind: r.kind as JobKind,
-    idemKey: r.idem_key as string,
-    setId: r.set_id as string,
+    idemKey: r.idem_key,
+    setId: r.set_id,
     documentId: opt(r.document_id),
     version: opt(r.version),
     controlId: opt(r.control_id),
     studyUids: String(r.study_uids ?? '').split(' ').filter(Boolean),
-    payload: decodePayload(r.payload as string),
+    payload: decodePayload(r.payload),
     state: r.state as JobState,
-    failedAtState: opt(r.failed_at_state),
-    attempts: r.attempts as number,
-    nextAttemptAt: r.next_attempt_at as number,
-    windowStart: r.window_start as number,
+    failedAtState: opt(r.failed_at_state) as JobState | undefined,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    windowStart: r.window_start,
     studyWaitingSince: opt(r.study_waiting_since),
     lastError: opt(r.last_error),
     note: opt(r.note),
     kosId: opt(r.kos_id),
     targetKosId: opt(r.target_kos_id),
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
-}
-
-function withStatusFromRow(r: Row): JobWithStatus {
-  return { ...jobFromRow(r), status: r.status as JobStatus };
 }
 
 export function setKey(id: { root: string; extension?: string }): string {
   return id.extension ? `${id.root}^${id.extension}` : id.root;
 }
 
-const TERMINAL = `('done','failed')`;
+const TERMINAL = ['done', 'failed'];
+
+/** Thrown when an instance finds its lease on a job taken over (it must not touch the job again). */
+export class LostClaimError extends Error {
+  constructor(readonly jobId: number) {
+    super(`publication job ${jobId}: lease lost to another instance`);
+    this.name = 'LostClaimError';
+  }
+}
 
 export class PublicationRepository {
   private readonly refsCache = new Map<number, KosRefs>();
+  private readonly db: Kysely<Schema>;
+  private readonly dialect: Dialect;
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
+  constructor(store: { db: Kysely<Schema>; dialect: Dialect }, private readonly now: () => number = Date.now) {
+    this.db = store.db;
+    this.dialect = store.dialect;
+  }
+
+  /** Runs `fn` in one transaction with a repository bound to it (or in the current one). */
+  async transaction<T>(fn: (repo: PublicationRepository) => Promise<T>): Promise<T> {
+    if (this.db.isTransaction) return fn(this);
+    return this.db.transaction().execute((trx) => fn(new PublicationRepository({ db: trx, dialect: this.dialect }, this.now)));
+  }
 
   // ---- jobs ----
 
@@ -166,254 +187,316 @@ export class PublicationRepository {
    * re-queues it (with the new content); otherwise the existing job is left alone.
    * @returns the job and whether it was created (or re-queued)
    */
-  enqueue(j: NewJob): { job: Job; created: boolean } {
-    return this.db.transaction(() => {
+  enqueue(j: NewJob): Promise<{ job: Job; created: boolean }> {
+    return this.transaction(async (r) => {
       const now = this.now();
-      const existing = this.db.prepare('SELECT * FROM publication_job WHERE idem_key = ?').get(j.idemKey) as Row | undefined;
-      if (existing) {
-        if (existing.state !== 'failed') return { job: jobFromRow(existing), created: false };
-        this.db.prepare(`UPDATE publication_job SET payload = ?, control_id = ?, state = 'received', failed_at_state = NULL, attempts = 0,
-            next_attempt_at = ?, window_start = ?, study_waiting_since = NULL, last_error = NULL, kos_id = NULL, target_kos_id = NULL, updated_at = ? WHERE id = ?`)
-          .run(encodePayload(j.payload), j.controlId ?? null, now, now, now, existing.id);
-        return { job: this.job(existing.id as number)!, created: true };
-      }
-      const info = this.db.prepare(`INSERT INTO publication_job (kind, idem_key, set_id, document_id, version, control_id, study_uids, payload, state,
-          next_attempt_at, window_start, note, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-        .run(j.kind, j.idemKey, j.setId, j.documentId ?? null, j.version ?? null, j.controlId ?? null, (j.studyUids ?? []).join(' '),
-          encodePayload(j.payload), j.state ?? 'received', now, now, j.note ?? null, now, now);
-      return { job: this.job(Number(info.lastInsertRowid))!, created: true };
-    })();
+      // ON CONFLICT: two instances receiving the same message at once store one job
+      const inserted = await r.db.insertInto('publication_job').values({
+        kind: j.kind, idem_key: j.idemKey, set_id: j.setId, document_id: j.documentId ?? null, version: j.version ?? null,
+        control_id: j.controlId ?? null, study_uids: (j.studyUids ?? []).join(' '), payload: encodePayload(j.payload),
+        state: j.state ?? 'received', next_attempt_at: now, window_start: now, note: j.note ?? null, created_at: now, updated_at: now,
+        failed_at_state: null, study_waiting_since: null, last_error: null, kos_id: null, target_kos_id: null, claimed_by: null, lease_until: null,
+      }).onConflict((oc) => oc.column('idem_key').doNothing()).returning('id').executeTakeFirst();
+      if (inserted) return { job: (await r.job(inserted.id))!, created: true };
+      const existing = await r.lockedJobByKey(j.idemKey);
+      if (existing.state !== 'failed') return { job: jobFromRow(existing), created: false };
+      await r.db.updateTable('publication_job').set({
+        payload: encodePayload(j.payload), control_id: j.controlId ?? null, state: 'received', failed_at_state: null, attempts: 0,
+        next_attempt_at: now, window_start: now, study_waiting_since: null, last_error: null, kos_id: null, target_kos_id: null, updated_at: now,
+      }).where('id', '=', existing.id).execute();
+      return { job: (await r.job(existing.id))!, created: true };
+    });
   }
 
-  job(id: number): Job | undefined {
-    const r = this.db.prepare('SELECT * FROM publication_job WHERE id = ?').get(id) as Row | undefined;
+  private async lockedJobByKey(idemKey: string): Promise<JobRow> {
+    return this.db.selectFrom('publication_job').selectAll().where('idem_key', '=', idemKey)
+      .$if(this.dialect === 'postgres', (q) => q.forUpdate()).executeTakeFirstOrThrow();
+  }
+
+  async job(id: number): Promise<Job | undefined> {
+    const r = await this.db.selectFrom('publication_job').selectAll().where('id', '=', id).executeTakeFirst();
     return r ? jobFromRow(r) : undefined;
   }
 
   /**
-   * The next job due, oldest first; a job waits while an earlier job of its report set is unfinished,
-   * and jobs of the sets in `busySets` (being processed right now) are not offered.
+   * Claims the next job due for `instance`, oldest first, with a lease of `leaseMs`. A job waits while
+   * an earlier job of its report set is unfinished, and is not offered while another claim on it is
+   * live: so one report's jobs run one at a time, in order, on whichever instance took them.
    */
-  nextDue(busySets: Iterable<string> = []): Job | undefined {
-    const r = this.db.prepare(`SELECT * FROM publication_job j WHERE j.state NOT IN ${TERMINAL} AND j.next_attempt_at <= ?
-        AND j.set_id NOT IN (SELECT value FROM json_each(?))
-        AND NOT EXISTS (SELECT 1 FROM publication_job e WHERE e.set_id = j.set_id AND e.id < j.id AND e.state NOT IN ${TERMINAL})
-        ORDER BY j.next_attempt_at, j.id LIMIT 1`).get(this.now(), JSON.stringify([...busySets])) as Row | undefined;
-    return r ? jobFromRow(r) : undefined;
+  claimNext(instance: string, leaseMs: number): Promise<Job | undefined> {
+    return this.transaction(async (r) => {
+      const now = this.now();
+      const row = await r.db.selectFrom('publication_job as j').selectAll('j')
+        .where('j.state', 'not in', TERMINAL)
+        .where('j.next_attempt_at', '<=', now)
+        .where((eb) => eb.or([eb('j.lease_until', 'is', null), eb('j.lease_until', '<', now)]))
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('publication_job as e').select('e.id')
+          .whereRef('e.set_id', '=', 'j.set_id').whereRef('e.id', '<', 'j.id').where('e.state', 'not in', TERMINAL))))
+        .orderBy('j.next_attempt_at').orderBy('j.id').limit(1)
+        // another instance claiming at the same moment skips the row this one holds
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate().skipLocked())
+        .executeTakeFirst();
+      if (!row) return undefined;
+      await r.db.updateTable('publication_job').set({ claimed_by: instance, lease_until: now + leaseMs }).where('id', '=', row.id).execute();
+      return jobFromRow(row);
+    });
+  }
+
+  /** Extends the lease while the instance works; false when another instance took the job over. */
+  async renewClaim(id: number, instance: string, leaseMs: number): Promise<boolean> {
+    const r = await this.db.updateTable('publication_job').set({ lease_until: this.now() + leaseMs })
+      .where('id', '=', id).where('claimed_by', '=', instance).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** The instance is done with the job for now (settled, retry scheduled or stopping). */
+  async releaseClaim(id: number, instance: string): Promise<void> {
+    await this.db.updateTable('publication_job').set({ claimed_by: null, lease_until: null })
+      .where('id', '=', id).where('claimed_by', '=', instance).execute();
+  }
+
+  /** Releases every claim of `instance` (a single box restarting under the same name after a crash). */
+  async releaseClaimsOf(instance: string): Promise<void> {
+    await this.db.updateTable('publication_job').set({ claimed_by: null, lease_until: null }).where('claimed_by', '=', instance).execute();
   }
 
   /**
-   * When the next job that could run becomes due (undefined: none). Jobs of busy sets and jobs behind
-   * an earlier unfinished job of their set are left out: they can only start once that one settles.
+   * When the queue next needs a look (undefined: nothing to wait for): the next job due that no earlier
+   * job of its set holds back, or the end of a live lease (a dead instance's job to take over).
    */
-  nextWakeAt(busySets: Iterable<string> = []): number | undefined {
-    return opt(this.db.prepare(`SELECT MIN(j.next_attempt_at) FROM publication_job j WHERE j.state NOT IN ${TERMINAL}
-        AND j.set_id NOT IN (SELECT value FROM json_each(?))
-        AND NOT EXISTS (SELECT 1 FROM publication_job e WHERE e.set_id = j.set_id AND e.id < j.id AND e.state NOT IN ${TERMINAL})`)
-      .pluck().get(JSON.stringify([...busySets])));
+  async nextWakeAt(): Promise<number | undefined> {
+    const now = this.now();
+    const r = await this.db.selectFrom('publication_job as j')
+      .select((eb) => eb.fn.min(sql<number>`CASE WHEN j.lease_until IS NOT NULL AND j.lease_until >= ${now} THEN j.lease_until ELSE j.next_attempt_at END`).as('at'))
+      .where('j.state', 'not in', TERMINAL)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('publication_job as e').select('e.id')
+        .whereRef('e.set_id', '=', 'j.set_id').whereRef('e.id', '<', 'j.id').where('e.state', 'not in', TERMINAL))))
+      .executeTakeFirst();
+    return r?.at === null || r?.at === undefined ? undefined : Number(r.at);
   }
 
-  setState(id: number, state: JobState, extra: { kosId?: number; targetKosId?: number | null; note?: string } = {}): void {
-    const sets = ['state = ?', 'updated_at = ?'];
-    const args: unknown[] = [state, this.now()];
-    if (extra.kosId !== undefined) { sets.push('kos_id = ?'); args.push(extra.kosId); }
-    if (extra.targetKosId !== undefined) { sets.push('target_kos_id = ?'); args.push(extra.targetKosId); }
-    if (extra.note !== undefined) { sets.push('note = ?'); args.push(extra.note); }
-    if (state === 'done') sets.push('last_error = NULL', 'study_waiting_since = NULL');
-    this.db.prepare(`UPDATE publication_job SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+  async setState(id: number, state: JobState, extra: { kosId?: number; targetKosId?: number | null; note?: string } = {}): Promise<void> {
+    await this.db.updateTable('publication_job').set({
+      state,
+      updated_at: this.now(),
+      ...(extra.kosId !== undefined ? { kos_id: extra.kosId } : {}),
+      ...(extra.targetKosId !== undefined ? { target_kos_id: extra.targetKosId } : {}),
+      ...(extra.note !== undefined ? { note: extra.note } : {}),
+      ...(state === 'done' ? { last_error: null, study_waiting_since: null } : {}),
+    }).where('id', '=', id).execute();
   }
 
   /** Records a failed attempt that will be retried at `at`. */
-  scheduleRetry(id: number, at: number, error: string, opts: { studyWaitingSince?: number } = {}): void {
-    this.db.prepare(`UPDATE publication_job SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ?,
-        study_waiting_since = COALESCE(study_waiting_since, ?) WHERE id = ?`)
-      .run(at, error, this.now(), opts.studyWaitingSince ?? null, id);
+  async scheduleRetry(id: number, at: number, error: string, opts: { studyWaitingSince?: number } = {}): Promise<void> {
+    await this.db.updateTable('publication_job').set((eb) => ({
+      attempts: eb('attempts', '+', 1), next_attempt_at: at, last_error: error, updated_at: this.now(),
+      study_waiting_since: eb.fn.coalesce('study_waiting_since', eb.val(opts.studyWaitingSince ?? null)),
+    })).where('id', '=', id).execute();
   }
 
-  fail(id: number, error: string): void {
-    this.db.prepare(`UPDATE publication_job SET failed_at_state = state, state = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ?`)
-      .run(error, this.now(), id);
+  async fail(id: number, error: string): Promise<void> {
+    await this.db.updateTable('publication_job').set((eb) => ({
+      failed_at_state: eb.ref('state'), state: 'failed', attempts: eb('attempts', '+', 1), last_error: error, updated_at: this.now(),
+    })).where('id', '=', id).execute();
   }
 
   /** Admin retry: resume a failed job where it stopped, with a fresh retry window. */
-  retry(id: number): Job | undefined {
+  async retry(id: number): Promise<Job | undefined> {
     const now = this.now();
-    const r = this.db.prepare(`UPDATE publication_job SET state = CASE WHEN failed_at_state IN ('kos-built','submitted') THEN failed_at_state ELSE 'received' END,
-        failed_at_state = NULL, attempts = 0, next_attempt_at = ?, window_start = ?, study_waiting_since = NULL, updated_at = ?
-        WHERE id = ? AND state = 'failed'`).run(now, now, now, id);
-    return r.changes ? this.job(id) : undefined;
+    const r = await this.db.updateTable('publication_job').set({
+      state: sql`CASE WHEN failed_at_state IN ('kos-built','submitted') THEN failed_at_state ELSE 'received' END`,
+      failed_at_state: null, attempts: 0, next_attempt_at: now, window_start: now, study_waiting_since: null, updated_at: now,
+    }).where('id', '=', id).where('state', '=', 'failed').executeTakeFirst();
+    return Number(r.numUpdatedRows) ? this.job(id) : undefined;
   }
 
-  list(q: { status?: JobStatus; page: number; pageSize: number }): { items: JobWithStatus[]; total: number } {
-    const where = q.status ? `WHERE (${STATUS_SQL}) = ?` : '';
-    const args = q.status ? [q.status] : [];
-    const total = this.db.prepare(`SELECT COUNT(*) FROM publication_job ${where}`).pluck().get(...args) as number;
-    const rows = this.db.prepare(`SELECT *, ${STATUS_SQL} AS status FROM publication_job ${where} ORDER BY id DESC LIMIT ? OFFSET ?`)
-      .all(...args, q.pageSize, (q.page - 1) * q.pageSize) as Row[];
-    return { items: rows.map(withStatusFromRow), total };
+  async list(q: { status?: JobStatus; page: number; pageSize: number }): Promise<{ items: JobWithStatus[]; total: number }> {
+    const base = this.db.selectFrom('publication_job').$if(!!q.status, (b) => b.where(STATUS_SQL, '=', q.status!));
+    const { n } = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await base.selectAll().select(STATUS_SQL.as('status')).orderBy('id', 'desc').limit(q.pageSize).offset((q.page - 1) * q.pageSize).execute();
+    return { items: rows.map((r) => ({ ...jobFromRow(r), status: r.status })), total: Number(n) };
   }
 
   /** A job with what happened to it. */
-  jobWithStatus(id: number): JobWithStatus | undefined {
-    const r = this.db.prepare(`SELECT *, ${STATUS_SQL} AS status FROM publication_job WHERE id = ?`).get(id) as Row | undefined;
-    return r ? withStatusFromRow(r) : undefined;
+  async jobWithStatus(id: number): Promise<JobWithStatus | undefined> {
+    const r = await this.db.selectFrom('publication_job').selectAll().select(STATUS_SQL.as('status')).where('id', '=', id).executeTakeFirst();
+    return r ? { ...jobFromRow(r), status: r.status } : undefined;
   }
 
   /** Unfinished or recent jobs naming a study (for the report link). */
-  jobsForStudy(studyUid: string): Job[] {
-    return (this.db.prepare(`SELECT * FROM publication_job WHERE (' ' || study_uids || ' ') LIKE ? ORDER BY id DESC LIMIT 20`)
-      .all(`% ${studyUid} %`) as Row[]).map(jobFromRow);
+  async jobsForStudy(studyUid: string): Promise<Job[]> {
+    const rows = await this.db.selectFrom('publication_job').selectAll()
+      .where(sql<string>`(' ' || study_uids || ' ')`, 'like', `% ${studyUid} %`).orderBy('id', 'desc').limit(20).execute();
+    return rows.map(jobFromRow);
   }
 
   /** The latest job (any kind) that carried a report of this set, for re-publication after IOCM. */
-  lastRecordOfSet(setId: string): PublicationRecord | undefined {
-    const rows = this.db.prepare(`SELECT payload FROM publication_job WHERE set_id = ? AND kind IN ('publish','refresh') AND state = 'done' ORDER BY id DESC`).pluck().all(setId) as string[];
-    for (const p of rows) {
-      const rec = decodePayload(p).record;
+  async lastRecordOfSet(setId: string): Promise<PublicationRecord | undefined> {
+    const rows = await this.db.selectFrom('publication_job').select('payload')
+      .where('set_id', '=', setId).where('kind', 'in', ['publish', 'refresh']).where('state', '=', 'done').orderBy('id', 'desc').execute();
+    for (const { payload } of rows) {
+      const rec = decodePayload(payload).record;
       if (rec) return rec;
     }
     return undefined;
   }
 
+  /** Jobs not yet done or failed / failed (metrics). */
+  async countJobs(which: 'pending' | 'failed'): Promise<number> {
+    const { n } = await this.db.selectFrom('publication_job').select((eb) => eb.fn.countAll<number>().as('n'))
+      .$if(which === 'pending', (q) => q.where('state', 'not in', TERMINAL))
+      .$if(which === 'failed', (q) => q.where('state', '=', 'failed'))
+      .executeTakeFirstOrThrow();
+    return Number(n);
+  }
+
   // ---- KOS register ----
 
   /** Stores a freshly built KOS and moves its job to kos-built, atomically. */
-  saveBuiltKos(jobId: number, k: { setId: string; sopInstanceUid: string; patientId: string; part10: Buffer; refs: KosRefs; studies: { studyUid: string; accession: string }[] }): number {
-    return this.db.transaction(() => {
+  saveBuiltKos(jobId: number, k: { setId: string; sopInstanceUid: string; patientId: string; part10: Buffer; refs: KosRefs; studies: { studyUid: string; accession: string }[] }): Promise<number> {
+    return this.transaction(async (r) => {
       const now = this.now();
       const count = Object.values(k.refs).reduce((n, s) => n + Object.values(s).reduce((m, l) => m + l.length, 0), 0);
-      const info = this.db.prepare(`INSERT INTO published_kos (job_id, set_id, sop_instance_uid, patient_id, part10, refs, instance_count, status, created_at)
-          VALUES (?,?,?,?,?,?,?,'built',?)`).run(jobId, k.setId, k.sopInstanceUid, k.patientId, k.part10, JSON.stringify(k.refs), count, now);
-      const kosId = Number(info.lastInsertRowid);
-      const ins = this.db.prepare('INSERT INTO published_kos_study (kos_id, study_uid, accession) VALUES (?,?,?)');
-      for (const s of k.studies) ins.run(kosId, s.studyUid, s.accession);
-      this.setState(jobId, 'kos-built', { kosId });
+      const { id: kosId } = await r.db.insertInto('published_kos').values({
+        job_id: jobId, set_id: k.setId, sop_instance_uid: k.sopInstanceUid, patient_id: k.patientId, part10: k.part10, refs: JSON.stringify(k.refs),
+        instance_count: count, status: 'built', created_at: now, kos_entry_uuid: null, report_entry_uuid: null, published_at: null, ended_at: null, report_unique_id: null,
+      }).returning('id').executeTakeFirstOrThrow();
+      if (k.studies.length) {
+        await r.db.insertInto('published_kos_study').values(k.studies.map((s) => ({ kos_id: kosId, study_uid: s.studyUid, accession: s.accession }))).execute();
+      }
+      await r.setState(jobId, 'kos-built', { kosId });
       return kosId;
-    })();
+    });
   }
 
   /** Fixes what the submission replaces (before anything is sent) and moves the job to submitted. */
-  markSubmitting(jobId: number, targetKosId: number | undefined): void {
-    this.setState(jobId, 'submitted', { targetKosId: targetKosId ?? null });
+  markSubmitting(jobId: number, targetKosId: number | undefined): Promise<void> {
+    return this.setState(jobId, 'submitted', { targetKosId: targetKosId ?? null });
   }
 
   /**
    * The DMP acknowledged a KOS: it becomes current, the one it replaces does not, the job is done.
    * entryUUIDs may be unknown yet (learnt afterwards with setEntryUuids).
    */
-  markPublished(jobId: number, kosId: number, entries: { kos?: string; report?: string; reportUniqueId?: string }, replacedKosId?: number): void {
-    this.db.transaction(() => {
+  markPublished(jobId: number, kosId: number, entries: { kos?: string; report?: string; reportUniqueId?: string }, replacedKosId?: number): Promise<void> {
+    return this.transaction(async (r) => {
       const now = this.now();
-      this.db.prepare(`UPDATE published_kos SET status = 'current', kos_entry_uuid = ?, report_entry_uuid = ?, report_unique_id = ?, published_at = ? WHERE id = ?`)
-        .run(entries.kos ?? null, entries.report ?? null, entries.reportUniqueId ?? null, now, kosId);
+      await r.db.updateTable('published_kos').set({
+        status: 'current', kos_entry_uuid: entries.kos ?? null, report_entry_uuid: entries.report ?? null, report_unique_id: entries.reportUniqueId ?? null, published_at: now,
+      }).where('id', '=', kosId).execute();
       if (replacedKosId) {
-        this.db.prepare(`UPDATE published_kos SET status = 'replaced', ended_at = ? WHERE id = ? AND status = 'current'`).run(now, replacedKosId);
+        await r.db.updateTable('published_kos').set({ status: 'replaced', ended_at: now }).where('id', '=', replacedKosId).where('status', '=', 'current').execute();
       }
-      this.setState(jobId, 'done');
-    })();
+      await r.setState(jobId, 'done');
+    });
   }
 
   /** Records the entryUUIDs the DMP assigned to a published KOS (and its report). */
-  setEntryUuids(kosId: number, entries: { kos: string; report?: string }): void {
-    this.db.prepare('UPDATE published_kos SET kos_entry_uuid = ?, report_entry_uuid = COALESCE(?, report_entry_uuid) WHERE id = ?')
-      .run(entries.kos, entries.report ?? null, kosId);
+  async setEntryUuids(kosId: number, entries: { kos: string; report?: string }): Promise<void> {
+    await this.db.updateTable('published_kos').set((eb) => ({
+      kos_entry_uuid: entries.kos, report_entry_uuid: eb.fn.coalesce(eb.val(entries.report ?? null), 'report_entry_uuid'),
+    })).where('id', '=', kosId).execute();
   }
 
   /** The DMP withdrew a KOS (ITI-57 Deleted): it no longer grants access. */
-  markWithdrawn(jobId: number, kosId: number, note?: string): void {
-    this.db.transaction(() => {
-      this.db.prepare(`UPDATE published_kos SET status = 'withdrawn', ended_at = ? WHERE id = ?`).run(this.now(), kosId);
-      this.setState(jobId, 'done', { note });
-    })();
+  markWithdrawn(jobId: number, kosId: number, note?: string): Promise<void> {
+    return this.transaction(async (r) => {
+      await r.db.updateTable('published_kos').set({ status: 'withdrawn', ended_at: this.now() }).where('id', '=', kosId).execute();
+      await r.setState(jobId, 'done', { note });
+    });
   }
 
-  kos(id: number): PublishedKos | undefined {
-    const r = this.db.prepare('SELECT * FROM published_kos WHERE id = ?').get(id) as Row | undefined;
+  async kos(id: number): Promise<PublishedKos | undefined> {
+    const r = await this.db.selectFrom('published_kos').selectAll().where('id', '=', id).executeTakeFirst();
     return r ? this.kosFromRow(r) : undefined;
   }
 
-  kosByUid(uid: string): PublishedKos | undefined {
-    const r = this.db.prepare('SELECT * FROM published_kos WHERE sop_instance_uid = ?').get(uid) as Row | undefined;
+  async kosByUid(uid: string): Promise<PublishedKos | undefined> {
+    const r = await this.db.selectFrom('published_kos').selectAll().where('sop_instance_uid', '=', uid).executeTakeFirst();
     return r ? this.kosFromRow(r) : undefined;
   }
 
-  kosPart10(id: number): Buffer | undefined {
-    return opt(this.db.prepare('SELECT part10 FROM published_kos WHERE id = ?').pluck().get(id));
+  async kosPart10(id: number): Promise<Buffer | undefined> {
+    const r = await this.db.selectFrom('published_kos').select('part10').where('id', '=', id).executeTakeFirst();
+    return r?.part10;
   }
 
-  currentOfSet(setId: string): PublishedKos | undefined {
-    const r = this.db.prepare(`SELECT * FROM published_kos WHERE set_id = ? AND status = 'current' ORDER BY id DESC LIMIT 1`).get(setId) as Row | undefined;
+  async currentOfSet(setId: string): Promise<PublishedKos | undefined> {
+    const r = await this.db.selectFrom('published_kos').selectAll().where('set_id', '=', setId).where('status', '=', 'current')
+      .orderBy('id', 'desc').limit(1).executeTakeFirst();
     return r ? this.kosFromRow(r) : undefined;
   }
 
   /** Version of the report whose KOS is current for the set. */
-  currentVersionOfSet(setId: string): number | undefined {
-    return opt(this.db.prepare(`SELECT j.version FROM published_kos k JOIN publication_job j ON j.id = k.job_id
-        WHERE k.set_id = ? AND k.status = 'current' ORDER BY k.id DESC LIMIT 1`).pluck().get(setId));
+  async currentVersionOfSet(setId: string): Promise<number | undefined> {
+    const r = await this.db.selectFrom('published_kos as k').innerJoin('publication_job as j', 'j.id', 'k.job_id').select('j.version')
+      .where('k.set_id', '=', setId).where('k.status', '=', 'current').orderBy('k.id', 'desc').limit(1).executeTakeFirst();
+    return opt(r?.version);
   }
 
   /** The set a document id belongs to, from the jobs that carried it. */
-  setOfDocument(documentId: string): string | undefined {
-    return opt(this.db.prepare('SELECT set_id FROM publication_job WHERE document_id = ? ORDER BY id DESC LIMIT 1').pluck().get(documentId));
+  async setOfDocument(documentId: string): Promise<string | undefined> {
+    const r = await this.db.selectFrom('publication_job').select('set_id').where('document_id', '=', documentId).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return r?.set_id;
   }
 
   /** KOS (any status) naming the study, newest first. */
-  kosForStudy(studyUid: string): PublishedKos[] {
-    return (this.db.prepare(`SELECT k.* FROM published_kos k JOIN published_kos_study s ON s.kos_id = k.id WHERE s.study_uid = ? ORDER BY k.id DESC`)
-      .all(studyUid) as Row[]).map((r) => this.kosFromRow(r));
+  async kosForStudy(studyUid: string): Promise<PublishedKos[]> {
+    const rows = await this.db.selectFrom('published_kos as k').innerJoin('published_kos_study as s', 's.kos_id', 'k.id').selectAll('k')
+      .where('s.study_uid', '=', studyUid).orderBy('k.id', 'desc').execute();
+    return Promise.all(rows.map((r) => this.kosFromRow(r)));
   }
 
   /** Current KOS referencing any of these instances. */
-  currentKosReferencing(studyUid: string, sopUids: Set<string>): PublishedKos[] {
-    return this.kosForStudy(studyUid).filter((k) => k.status === 'current' && Object.values(k.refs[studyUid] ?? {}).some((l) => l.some((u) => sopUids.has(u))));
+  async currentKosReferencing(studyUid: string, sopUids: Set<string>): Promise<PublishedKos[]> {
+    return (await this.kosForStudy(studyUid)).filter((k) => k.status === 'current' && Object.values(k.refs[studyUid] ?? {}).some((l) => l.some((u) => sopUids.has(u))));
   }
 
-  private kosFromRow(r: Row): PublishedKos {
-    const id = r.id as number;
+  private async kosFromRow(r: KosRow): Promise<PublishedKos> {
+    const id = r.id;
     let refs = this.refsCache.get(id);
     if (!refs) {
-      refs = JSON.parse(r.refs as string) as KosRefs;
+      refs = JSON.parse(r.refs) as KosRefs;
       if (this.refsCache.size > 500) this.refsCache.clear();
       this.refsCache.set(id, refs);
     }
+    const studies = await this.db.selectFrom('published_kos_study').select(['study_uid as studyUid', 'accession']).where('kos_id', '=', id).execute();
     return {
       id,
-      jobId: r.job_id as number,
-      setId: r.set_id as string,
-      sopInstanceUid: r.sop_instance_uid as string,
-      patientId: r.patient_id as string,
+      jobId: r.job_id,
+      setId: r.set_id,
+      sopInstanceUid: r.sop_instance_uid,
+      patientId: r.patient_id,
       refs,
-      instanceCount: r.instance_count as number,
+      instanceCount: r.instance_count,
       status: r.status as KosStatus,
       kosEntryUuid: opt(r.kos_entry_uuid),
       reportEntryUuid: opt(r.report_entry_uuid),
       reportUniqueId: opt(r.report_unique_id),
-      studies: this.db.prepare('SELECT study_uid AS studyUid, accession FROM published_kos_study WHERE kos_id = ?').all(id) as { studyUid: string; accession: string }[],
-      createdAt: r.created_at as number,
+      studies,
+      createdAt: r.created_at,
       publishedAt: opt(r.published_at),
     };
   }
 
   // ---- IOCM rejections ----
 
-  /** Records rejected instances; returns those not already known. */
-  addRejections(noteUid: string, reason: string, items: { studyUid: string; seriesUid: string; sopInstanceUid: string }[]): number {
-    const ins = this.db.prepare('INSERT OR IGNORE INTO rejected_instance (sop_instance_uid, study_uid, series_uid, note_uid, reason, rejected_at) VALUES (?,?,?,?,?,?)');
-    let n = 0;
+  /** Records rejected instances; returns how many were not already known. */
+  async addRejections(noteUid: string, reason: string, items: { studyUid: string; seriesUid: string; sopInstanceUid: string }[]): Promise<number> {
+    if (!items.length) return 0;
     const now = this.now();
-    for (const i of items) n += ins.run(i.sopInstanceUid, i.studyUid, i.seriesUid, noteUid, reason, now).changes;
-    return n;
+    const r = await this.db.insertInto('rejected_instance')
+      .values(items.map((i) => ({ sop_instance_uid: i.sopInstanceUid, study_uid: i.studyUid, series_uid: i.seriesUid, note_uid: noteUid, reason, rejected_at: now })))
+      .onConflict((oc) => oc.column('sop_instance_uid').doNothing()).executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0);
   }
 
-  rejectedIn(studyUid: string): Set<string> {
-    return new Set(this.db.prepare('SELECT sop_instance_uid FROM rejected_instance WHERE study_uid = ?').pluck().all(studyUid) as string[]);
+  async rejectedIn(studyUid: string): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('rejected_instance').select('sop_instance_uid').where('study_uid', '=', studyUid).execute();
+    return new Set(rows.map((r) => r.sop_instance_uid));
   }
 
-  isRejected(sopInstanceUid: string): boolean {
-    return !!this.db.prepare('SELECT 1 FROM rejected_instance WHERE sop_instance_uid = ?').get(sopInstanceUid);
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  async isRejected(sopInstanceUid: string): Promise<boolean> {
+    return !!(await this.db.selectFrom('rejected_instance').select('sop_instance_uid').where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst());
   }
 }

@@ -99,7 +99,7 @@ function checkAgreement(record: PublicationRecord, study: StudyReference, info: 
 export async function resolveStudies(
   pacs: Pacs,
   record: PublicationRecord,
-  rejected: (studyUid: string) => Set<string>,
+  rejected: (studyUid: string) => Set<string> | Promise<Set<string>>,
   opts: { allowEmpty?: boolean; signal?: AbortSignal } = {},
 ): Promise<ResolvedStudies> {
   const instances: KosInstance[] = [];
@@ -114,7 +114,7 @@ export async function resolveStudies(
     checkAgreement(record, study, si);
     info.set(uid, si);
     const rows = await pacs.findInstances(uid, undefined, {}, { includeField: ['SOPClassUID', 'SeriesInstanceUID'], signal: opts.signal });
-    const skip = rejected(uid);
+    const skip = await rejected(uid);
     let kept = 0;
     for (const r of rows) {
       const sop = str(r, '00080018');
@@ -147,7 +147,7 @@ export function instanceCounts(r: ResolvedStudies): Map<string, number> {
 export async function resolveStableStudies(
   pacs: Pacs,
   record: PublicationRecord,
-  rejected: (studyUid: string) => Set<string>,
+  rejected: (studyUid: string) => Set<string> | Promise<Set<string>>,
   opts: { stableMs: number; allowEmpty?: boolean; signal?: AbortSignal; sleep?: (ms: number, signal?: AbortSignal) => Promise<void> },
 ): Promise<ResolvedStudies> {
   const first = await resolveStudies(pacs, record, rejected, opts);

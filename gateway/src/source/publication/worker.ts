@@ -6,6 +6,9 @@
 // arrived before sending again, so a lost answer never publishes twice.
 // The job is done on the DMP's ITI-41 acknowledgement; the entryUUIDs the DMP assigned are learnt
 // right after (ITI-18 by uniqueId), or when a replacement/withdrawal needs them if that look-up failed.
+// Several instances: each job is claimed with a lease renewed while this instance works on it, and the
+// lease is checked again just before anything is sent to the DMP; a job whose instance died is taken
+// over once its lease ran out, and resumes like after a restart (ITI-18 before sending again).
 import type { Logger } from 'pino';
 import type { DrimboxConfig } from '../../config/schema.js';
 import type { PublicationRecord } from '../../cda/types.js';
@@ -17,7 +20,7 @@ import { DmpError } from '../../dmp/errors.js';
 import { cdaUniqueId, insPatientId } from '../../dmp/hl7-datatypes.js';
 import type { Pacs } from '../../pacs/pacs.js';
 import { resolveStableStudies, StudyMismatchError, StudyNotReadyError, StudyStillArrivingError } from './resolve.js';
-import type { Job, KosRefs, PublicationRepository, PublishedKos } from './repository.js';
+import { LostClaimError, type Job, type KosRefs, type PublicationRepository, type PublishedKos } from './repository.js';
 import { abortableSleep } from '../../abortable-sleep.js';
 
 /** Points where a test harness may stop the process (kill -9 tests); production passes no hook. */
@@ -46,6 +49,10 @@ export interface WorkerOptions {
   concurrency?: number;
   /** randomness of the jitter (tests) */
   random?: () => number;
+  /** who holds the claims: unique per running instance (a box alone on SQLite may reuse its name) */
+  instanceId: string;
+  /** how long a claim holds without renewal (default 30 s): a dead instance's job waits this long */
+  leaseMs?: number;
 }
 
 /**
@@ -103,8 +110,8 @@ export class OutboxWorker {
     await Promise.all([...this.active.values()].map((a) => a.done));
   }
 
-  private busySets(): string[] {
-    return [...this.active.values()].map((a) => a.setId);
+  private get leaseMs(): number {
+    return this.o.leaseMs ?? 30_000;
   }
 
   private async run(): Promise<void> {
@@ -114,7 +121,7 @@ export class OutboxWorker {
       while (this.running && this.active.size < this.concurrency) {
         let job: Job | undefined;
         try {
-          job = repo.nextDue(this.busySets());
+          job = await repo.claimNext(this.o.instanceId, this.leaseMs);
         } catch (e) {
           logger.error({ err: e }, 'publication queue unreadable');
         }
@@ -124,7 +131,7 @@ export class OutboxWorker {
       if (this.kicked || !this.running) continue;
       let next: number | undefined;
       try {
-        next = this.active.size < this.concurrency ? repo.nextWakeAt(this.busySets()) : undefined;
+        next = this.active.size < this.concurrency ? await repo.nextWakeAt() : undefined;
       } catch { /* logged above on the next look */ }
       // a settling job wakes the loop too (its set may have a job waiting behind it)
       const wait = Math.max(5, Math.min(this.o.pollMs ?? 5000, next === undefined ? Infinity : next - this.now()));
@@ -138,7 +145,15 @@ export class OutboxWorker {
   }
 
   private launch(job: Job): void {
-    const done = this.process(job).finally(() => {
+    // the lease outlives this instance's work only if the instance stops renewing it (died, stalled)
+    const renew = setInterval(() => {
+      this.o.repo.renewClaim(job.id, this.o.instanceId, this.leaseMs)
+        .then((held) => { if (!held) this.o.logger.warn({ job: job.id }, 'publication job taken over by another instance'); })
+        .catch((e) => this.o.logger.warn({ job: job.id, err: e }, 'publication lease not renewed'));
+    }, Math.max(50, Math.floor(this.leaseMs / 3)));
+    const done = this.process(job).finally(async () => {
+      clearInterval(renew);
+      try { await this.o.repo.releaseClaim(job.id, this.o.instanceId); } catch (e) { this.o.logger.warn({ job: job.id, err: e }, 'publication claim not released (it expires)'); }
       this.active.delete(job.id);
       this.kicked = true;
       this.wake?.();
@@ -147,7 +162,12 @@ export class OutboxWorker {
   }
 
   private async hook(step: PublicationStep, jobId: number): Promise<void> {
-    if (this.o.stepHook) await this.o.stepHook(step, this.o.repo.job(jobId)!);
+    if (this.o.stepHook) await this.o.stepHook(step, (await this.o.repo.job(jobId))!);
+  }
+
+  /** Just before sending to the DMP: this instance still holds the job (else another one resumes it). */
+  private async holdClaim(jobId: number): Promise<void> {
+    if (!(await this.o.repo.renewClaim(jobId, this.o.instanceId, this.leaseMs))) throw new LostClaimError(jobId);
   }
 
   /** Runs one job as far as it goes; errors become a retry or a failure. */
@@ -159,9 +179,16 @@ export class OutboxWorker {
     } catch (e) {
       // stopped mid-wait: the job stays where it is and resumes at the next start
       if (this.stopping.signal.aborted && e === this.stopping.signal.reason) return;
-      this.handleError(job, e);
+      // another instance works on it now: nothing of this attempt is written
+      if (e instanceof LostClaimError) { logger.warn({ job: job.id }, e.message); return; }
+      try {
+        await this.handleError(job, e);
+      } catch (e2) {
+        logger.error({ job: job.id, err: e2 }, 'publication failure not recorded (the job is retried once its claim expires)');
+        return;
+      }
     }
-    const after = repo.job(job.id)!;
+    const after = (await repo.job(job.id))!;
     if (after.state === 'done' || after.state === 'failed') {
       logger.info({ job: after.id, kind: after.kind, state: after.state, error: after.lastError }, 'publication job settled');
       this.o.onSettled?.(after);
@@ -171,7 +198,7 @@ export class OutboxWorker {
     if (learn) {
       this.learnAfter.delete(job.id);
       try {
-        const k = repo.kos(learn.kosId);
+        const k = await repo.kos(learn.kosId);
         if (k && !k.kosEntryUuid) await this.ensureEntryUuids(this.dmp(), k, learn.record);
       } catch (e) {
         logger.warn({ job: job.id, err: e }, 'entryUUIDs of the published KOS not learnt yet (asked again when needed)');
@@ -190,18 +217,18 @@ export class OutboxWorker {
   private async publish(job: Job): Promise<void> {
     const { repo, config } = this.o;
     // a refresh re-publishes the latest published version of the report (read when it runs)
-    const record = job.kind === 'refresh' ? (repo.lastRecordOfSet(job.setId) ?? job.payload.record) : job.payload.record;
+    const record = job.kind === 'refresh' ? ((await repo.lastRecordOfSet(job.setId)) ?? job.payload.record) : job.payload.record;
     if (!record) throw new PermanentError('the job carries no report');
     let j = job;
     if (j.state === 'received' || j.state === 'resolving') {
       if (j.kind === 'publish' && j.version !== undefined) {
-        const published = repo.currentVersionOfSet(j.setId);
+        const published = await repo.currentVersionOfSet(j.setId);
         if (published !== undefined && j.version <= published) {
           throw new PermanentError(`version ${j.version} of this report is not newer than the published version ${published}`);
         }
       }
       if (j.state === 'received') {
-        repo.setState(j.id, 'resolving');
+        await repo.setState(j.id, 'resolving');
         await this.hook('resolving', j.id);
       }
       // a new report waits until its studies stop growing in the PACS; a refresh (IOCM) only removes
@@ -213,14 +240,14 @@ export class OutboxWorker {
       });
       if (resolved.instances.length === 0) {
         // refresh after IOCM: nothing left to point at, so the published KOS is withdrawn
-        const current = repo.currentOfSet(j.setId);
+        const current = await repo.currentOfSet(j.setId);
         if (!current) {
-          repo.setState(j.id, 'done', { note: 'no instance left and nothing published' });
+          await repo.setState(j.id, 'done', { note: 'no instance left and nothing published' });
           return;
         }
-        repo.markSubmitting(j.id, current.id);
+        await repo.markSubmitting(j.id, current.id);
         await this.hook('submitting', j.id);
-        await this.sendWithdrawal(repo.job(j.id)!, current, true, 'every instance was rejected by the PACS (IOCM): KOS withdrawn');
+        await this.sendWithdrawal((await repo.job(j.id))!, current, true, 'every instance was rejected by the PACS (IOCM): KOS withdrawn');
         return;
       }
       const first = record.studies[0];
@@ -236,7 +263,7 @@ export class OutboxWorker {
       });
       const problems = checkKos(built.part10, { expectTitle: '113030', allowHttp: config.peer.publicUrl.startsWith('http:') });
       if (problems.length) throw new PermanentError(`the KOS built for this report does not pass our checks: ${problems.join('; ')}`);
-      repo.saveBuiltKos(j.id, {
+      await repo.saveBuiltKos(j.id, {
         setId: j.setId,
         sopInstanceUid: built.sopInstanceUid,
         patientId: record.patient.ins.value,
@@ -245,17 +272,17 @@ export class OutboxWorker {
         studies: record.studies.map((s) => ({ studyUid: s.studyInstanceUid, accession: s.accessionNumber?.value ?? '' })),
       });
       await this.hook('kos-built', j.id);
-      j = repo.job(j.id)!;
+      j = (await repo.job(j.id))!;
     }
     if (j.state === 'kos-built') {
-      const current = repo.currentOfSet(j.setId);
-      repo.markSubmitting(j.id, current?.id);
+      const current = await repo.currentOfSet(j.setId);
+      await repo.markSubmitting(j.id, current?.id);
       await this.hook('submitting', j.id);
-      await this.submit(repo.job(j.id)!, record, true);
+      await this.submit((await repo.job(j.id))!, record, true);
     } else if (j.state === 'submitted') {
       if (j.kosId === undefined && j.kind === 'refresh') {
         // a refresh that was withdrawing when it stopped
-        await this.sendWithdrawal(j, repo.kos(j.targetKosId!)!, false, 'every instance was rejected by the PACS (IOCM): KOS withdrawn');
+        await this.sendWithdrawal(j, (await repo.kos(j.targetKosId!))!, false, 'every instance was rejected by the PACS (IOCM): KOS withdrawn');
         return;
       }
       await this.submit(j, record, false);
@@ -264,11 +291,11 @@ export class OutboxWorker {
 
   private async submit(j: Job, record: PublicationRecord, fresh: boolean): Promise<void> {
     const { repo, config } = this.o;
-    const kos = repo.kos(j.kosId!);
-    const part10 = repo.kosPart10(j.kosId!);
+    const kos = await repo.kos(j.kosId!);
+    const part10 = await repo.kosPart10(j.kosId!);
     if (!kos || !part10) throw new PermanentError('the built KOS is missing from the database');
     const dmp = this.dmp();
-    let target = j.targetKosId ? repo.kos(j.targetKosId) : undefined;
+    let target = j.targetKosId ? await repo.kos(j.targetKosId) : undefined;
     // RPLC needs the replaced entries' entryUUIDs (learnt after its publication, or now)
     if (target && !target.kosEntryUuid) target = await this.ensureEntryUuids(dmp, target, record);
     // a refresh republishes the same report version: only the KOS is new
@@ -278,15 +305,16 @@ export class OutboxWorker {
       const found = await this.lookup(dmp, record, kos.sopInstanceUid, includeReport ? reportUniqueId : undefined);
       if (found) {
         this.o.logger.info({ job: j.id }, 'the DMP already holds this KOS (earlier answer lost): not sent again');
-        repo.markPublished(j.id, kos.id, { kos: found.kos, report: found.report ?? (includeReport ? undefined : target?.reportEntryUuid), reportUniqueId }, target?.id);
+        await repo.markPublished(j.id, kos.id, { kos: found.kos, report: found.report ?? (includeReport ? undefined : target?.reportEntryUuid), reportUniqueId }, target?.id);
         return;
       }
     }
     const replaces = target?.kosEntryUuid ? { kos: target.kosEntryUuid, report: includeReport ? target.reportEntryUuid : undefined } : undefined;
     // ITI-41 only: its Success is the DMP's acknowledgement; the entryUUIDs are learnt after
+    await this.holdClaim(j.id);
     await dmp.submitDocuments({ record, kos: { sopInstanceUid: kos.sopInstanceUid, part10 }, includeReport, replaces });
     await this.hook('sent', j.id);
-    repo.markPublished(j.id, kos.id, { report: includeReport ? undefined : target?.reportEntryUuid, reportUniqueId }, target?.id);
+    await repo.markPublished(j.id, kos.id, { report: includeReport ? undefined : target?.reportEntryUuid, reportUniqueId }, target?.id);
     this.learnAfter.set(j.id, { kosId: kos.id, record });
   }
 
@@ -294,8 +322,8 @@ export class OutboxWorker {
   private async ensureEntryUuids(dmp: DmpClient, k: PublishedKos, record: PublicationRecord): Promise<PublishedKos> {
     const found = await this.lookup(dmp, record, k.sopInstanceUid, k.reportEntryUuid ? undefined : k.reportUniqueId);
     if (!found) throw new Error(`the DMP does not return the published KOS ${k.sopInstanceUid} (entryUUID unknown): will ask again`);
-    this.o.repo.setEntryUuids(k.id, found);
-    return this.o.repo.kos(k.id)!;
+    await this.o.repo.setEntryUuids(k.id, found);
+    return (await this.o.repo.kos(k.id))!;
   }
 
   /** ITI-18 GetDocuments by uniqueId: the entryUUIDs when the DMP already has the KOS. */
@@ -311,19 +339,19 @@ export class OutboxWorker {
   private async withdraw(job: Job): Promise<void> {
     const { repo } = this.o;
     if (job.state === 'received' || job.state === 'resolving') {
-      const target = repo.currentOfSet(job.setId);
+      const target = await repo.currentOfSet(job.setId);
       if (!target) throw new PermanentError('no published KOS for this report: nothing to withdraw');
-      repo.markSubmitting(job.id, target.id);
+      await repo.markSubmitting(job.id, target.id);
       await this.hook('submitting', job.id);
-      await this.sendWithdrawal(repo.job(job.id)!, target, true, job.payload.reason);
+      await this.sendWithdrawal((await repo.job(job.id))!, target, true, job.payload.reason);
       return;
     }
-    if (job.state === 'submitted') await this.sendWithdrawal(job, repo.kos(job.targetKosId!)!, false, job.payload.reason);
+    if (job.state === 'submitted') await this.sendWithdrawal(job, (await repo.kos(job.targetKosId!))!, false, job.payload.reason);
   }
 
   private async sendWithdrawal(j: Job, target: PublishedKos, fresh: boolean, note?: string): Promise<void> {
     const { repo } = this.o;
-    const record = j.payload.record ?? repo.lastRecordOfSet(j.setId);
+    const record = j.payload.record ?? (await repo.lastRecordOfSet(j.setId));
     if (!record) throw new PermanentError('the published report of this set is unknown: cannot sign the withdrawal');
     const dmp = this.dmp();
     const patientId = insPatientId(record.patient);
@@ -334,45 +362,48 @@ export class OutboxWorker {
       const deleted = new Set(docs.filter((d) => /Deleted$/.test(String(d.status))).map((d) => d.entryUuid));
       entries = entries.filter((e) => !deleted.has(e) && docs.some((d) => d.entryUuid === e));
     }
-    for (const e of entries) await dmp.updateStatus(e, 'Deleted', patientId, { author: record.author });
+    for (const e of entries) {
+      await this.holdClaim(j.id);
+      await dmp.updateStatus(e, 'Deleted', patientId, { author: record.author });
+    }
     await this.hook('sent', j.id);
-    repo.markWithdrawn(j.id, target.id, note);
+    await repo.markWithdrawn(j.id, target.id, note);
   }
 
   // ---- errors ----
 
-  private handleError(job: Job, e: unknown): void {
+  private async handleError(job: Job, e: unknown): Promise<void> {
     const { repo, config, logger } = this.o;
     const now = this.now();
-    const current = repo.job(job.id)!;
+    const current = (await repo.job(job.id))!;
     const msg = e instanceof Error ? e.message : String(e);
     if (e instanceof PermanentError || e instanceof StudyMismatchError) {
-      repo.fail(job.id, msg);
+      await repo.fail(job.id, msg);
       return;
     }
     if (e instanceof DmpError && !e.retryable) {
-      repo.fail(job.id, `the DMP refused the submission (${e.code}): ${msg}`);
+      await repo.fail(job.id, `the DMP refused the submission (${e.code}): ${msg}`);
       return;
     }
     if (e instanceof StudyNotReadyError) {
       const since = current.studyWaitingSince ?? now;
       const limit = config.publication.studyWaitMinutes * 60_000;
       if (now - since >= limit) {
-        repo.fail(job.id, `${msg}; gave up after waiting ${config.publication.studyWaitMinutes} min for the study`);
+        await repo.fail(job.id, `${msg}; gave up after waiting ${config.publication.studyWaitMinutes} min for the study`);
         return;
       }
       // still arriving: look again at once (the next look itself waits stableSeconds)
       const at = e instanceof StudyStillArrivingError ? now : now + this.delay(current.attempts);
-      repo.scheduleRetry(job.id, Math.min(at, since + limit), msg, { studyWaitingSince: since });
+      await repo.scheduleRetry(job.id, Math.min(at, since + limit), msg, { studyWaitingSince: since });
       return;
     }
     const windowMs = this.o.retryMaxMs ?? config.publication.retryMaxMinutes * 60_000;
     if (now - current.windowStart >= windowMs) {
-      repo.fail(job.id, `gave up after ${Math.round(windowMs / 6000) / 10} min of retries; last error: ${msg}`);
+      await repo.fail(job.id, `gave up after ${Math.round(windowMs / 6000) / 10} min of retries; last error: ${msg}`);
       return;
     }
     if (!(e instanceof DmpError)) logger.warn({ job: job.id, err: e }, 'publication step failed, will retry');
-    repo.scheduleRetry(job.id, now + this.delay(current.attempts), msg);
+    await repo.scheduleRetry(job.id, now + this.delay(current.attempts), msg);
   }
 
   private delay(attempts: number): number {

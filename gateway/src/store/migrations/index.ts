@@ -4,12 +4,14 @@
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from '../database.js';
 import * as baseline from './001-baseline.js';
+import * as outboxLease from './002-outbox-lease.js';
 import * as screening from './040-screening.js';
 
 export type DialectMigration = { up(db: Kysely<any>, dialect: Dialect): Promise<void> };
 
 const migrations: Record<string, DialectMigration> = {
   '001-baseline': baseline,
+  '002-outbox-lease': outboxLease,
   '040-screening': screening,
 };
 
