@@ -97,6 +97,8 @@ async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Pr
   closers.push(() => registry.close());
   // the allow-list names host AND port: the centre is known by its load balancer's address
   await enrolApproved(registry, pki.boxes['box-a'], `127.0.0.1:${front.peer}`, 'Centre box-a');
+  // another centre (box-b) retrieving from this one in the tests
+  await enrolApproved(registry, pki.boxes['box-b'], 'box-b.localhost', 'Centre box-b');
   const psc = await startPscSimulator({ clients: [{ client_id: 'box-a', client_secret: PSC_SECRET, redirect_uris: [`${userUrl}/auth/callback`] }] });
   closers.push(() => psc.close());
   const dmp = await startDmpBench();

@@ -39,7 +39,7 @@ export interface HaproxyConfigOptions {
 
 /** The haproxy.cfg text for that layout (pure: no I/O). */
 export function haproxyConfig(o: HaproxyConfigOptions): string {
-  const inter = o.checkIntervalMs ?? 500;
+  const inter = o.checkIntervalMs ?? 1000;
   const lines = [
     'global',
     `  stats socket ${o.statsSocket} mode 600 level admin`,
@@ -55,7 +55,10 @@ export function haproxyConfig(o: HaproxyConfigOptions): string {
     // a connect refused by a dead instance (before the checks mark it down) goes to another one
     '  retries 3',
     '  option redispatch 1',
-    '  default-server inter ' + inter + ' fall 2 rise 2 on-marked-down shutdown-sessions',
+    // /healthz asks the PACS, DMP, PSC and registry: give it time on a busy machine. A server marked
+    // down keeps its open streams (a slow check is no reason to cut a transfer; a dead one cuts itself)
+    '  timeout check 5s',
+    `  default-server inter ${inter} fall 3 rise 2`,
     '',
   ];
   for (const f of o.frontends) {
