@@ -3,6 +3,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'source-proxy': async () => (await import('./source-proxy.js')).run(),
   consumer: async () => (await import('./consumer.js')).run(),
   'peer-auth': async () => (await import('./peer-auth.js')).run(),
+  'scale-out': async () => (await import('./scale-out.js')).run(),
 };
 const name = process.argv[2];
 const bench = name ? benches[name] : undefined;
