@@ -28,10 +28,10 @@ export function makeExam(k: number, size: 'full' | 'small' = 'small', run = 'HA'
 
 export const seriesOf = (e: Exam): string => readInfo(e.study.files[0].part10).seriesInstanceUid;
 
-/** KOS (Part 10 bytes) and report documents the DMP holds for the patient. */
+/** KOS (Part 10 bytes) and CDA report documents the DMP holds for the patient (by XDS typeCode). */
 export function dmpDocuments(c: Cluster, ins: string): { kos: Buffer[]; reports: number } {
-  const rows = c.dmp.sim.db.prepare('SELECT mime_type, content FROM documents WHERE patient_id LIKE ?').all(`${ins}^%`) as { mime_type: string; content: Buffer }[];
-  return { kos: rows.filter((r) => r.mime_type === 'application/dicom').map((r) => r.content), reports: rows.filter((r) => r.mime_type !== 'application/dicom').length };
+  const rows = c.dmp.sim.db.prepare('SELECT type_code, content FROM documents WHERE patient_id LIKE ?').all(`${ins}^%`) as { type_code: string; content: Buffer }[];
+  return { kos: rows.filter((r) => r.type_code.startsWith('IMG-KOS|')).map((r) => r.content), reports: rows.filter((r) => r.type_code.startsWith('18748-4|')).length };
 }
 
 /** The UID of the exam's KOS, as the DMP holds it (what a consumer box sends back to the source). */
