@@ -6,7 +6,7 @@ import { Agent } from 'undici';
 import type { Cluster } from './ha-cluster.js';
 import { sendHl7 } from './publication-env.js';
 import { CookieJar, browse, pscLogin } from './browser.js';
-import { makeMgStudy, type MgStudy } from '../../sandbox/demo-data/mg-study.js';
+import { makeMgStudy, type MgStudy, type MgStudyOptions } from '../../sandbox/demo-data/mg-study.js';
 import { nirWithKey } from '../../sandbox/demo-data/catalogue.js';
 import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo-data/reports.js';
 import { readInfo } from '../../gateway/src/dicom/part10.js';
@@ -14,7 +14,7 @@ import { readInfo } from '../../gateway/src/dicom/part10.js';
 export interface Exam { ins: string; ipp: string; study: MgStudy; report: ReportInput; message: string }
 
 /** Exam `k` of a run: its own patient (DUPONT MARIE ANNE, born 1979-03-12), MG study and ORU^R01. */
-export function makeExam(k: number, size: 'full' | 'small' = 'small', run = 'HA'): Exam {
+export function makeExam(k: number, size: MgStudyOptions['size'] = 'small', run = 'HA'): Exam {
   const ins = nirWithKey(`2790375${String(115000 + k).padStart(6, '0')}`);
   const ipp = `IPP-${run}-${k}`;
   const study = makeMgStudy({ patientId: ipp, patientName: 'DUPONT^MARIE ANNE', birthDate: '19790312', sex: 'F', accession: `ACC-${run}-${k}`, seed: 300 + k, size });

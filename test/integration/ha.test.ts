@@ -16,9 +16,11 @@ import { readInfo } from '../../gateway/src/dicom/part10.js';
 import { parseContentType } from '../../gateway/src/dicom/multipart.js';
 
 const DICOM_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
-// one patient per report; the first exam is full size (~68 MB) so that a peer stream of it lasts long
-// enough to be cut; the others are small
-const exams = Array.from({ length: 6 }, (_, k) => makeExam(k, k === 0 ? 'full' : 'small'));
+// one patient per report; the first exam is large (4 × 6.5 MB, more than loopback socket buffers hold)
+// so that a peer stream of it is still running when it is cut; the others are small
+const exams = Array.from({ length: 6 }, (_, k) => makeExam(k, k === 0 ? [2048, 1600] : 'small'));
+// three instances started and restarted three times, on a machine shared with other work
+t.setTimeout(600_000);
 
 let c: Cluster;
 t.before(async () => {
