@@ -27,7 +27,7 @@ const PSC_SECRET = 'ha-cluster-psc-secret-0123456789';
 
 export interface ClusterOptions {
   instances: number;
-  /** 'postgres' (default): one shared database; 'sqlite': each instance its own file (the old layout) */
+  /** 'postgres' (default): one shared database and cache folder; 'sqlite': each instance its own file and cache (the one-box layout) */
   database?: 'postgres' | 'sqlite';
   /** how an instance's argv is run (the bench wraps it to enter a CPU cgroup first) */
   launch?: (argv: string[], index: number) => [string, string[]];
@@ -135,7 +135,7 @@ async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Pr
         dmp: dmp.dmpConfig,
         publication: { studyWaitMinutes: 1, retryMaxMinutes: 5, stableSeconds: 1 },
         admin: { token: shared.adminToken },
-        ...(postgres ? { database: { url: postgres.url } } : {}),
+        ...(postgres ? { database: { url: postgres.url }, cache: { dir: cacheDir } } : {}),
         ...o.extra,
       },
     }) as Record<string, any>;
