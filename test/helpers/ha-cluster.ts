@@ -90,6 +90,18 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Promise<Cluster> {
   const pki = await testPki();
   const front = { user: await freePort(), peer: await freePort(), hl7: await freePort() };
+  const instancePorts: Instance['ports'][] = [];
+  for (let i = 0; i < o.instances; i++) instancePorts.push({ user: await freePort(), peer: await freePort(), hl7: await freePort() });
+  // HAProxy first, so that its ports are taken at once (its servers are down until the instances start)
+  const haproxy = await startHaproxy({
+    caFile: pki.ca.cert,
+    serverName: 'localhost',
+    frontends: (['peer', 'user', 'hl7'] as const).map((f) => ({
+      name: f, port: front[f],
+      servers: instancePorts.map((p, i) => ({ name: `gw${i + 1}`, port: p[f], healthPort: p.user })),
+    })),
+  });
+  closers.push(() => haproxy.stop());
   const userUrl = `https://127.0.0.1:${front.user}`;
   const peerUrl = `https://127.0.0.1:${front.peer}`;
 
@@ -121,7 +133,7 @@ async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Pr
   };
   const instances: Instance[] = [];
   for (let i = 0; i < o.instances; i++) {
-    const ports = { user: await freePort(), peer: await freePort(), hl7: await freePort() };
+    const ports = instancePorts[i];
     const dataDir = join(root, `gw${i + 1}`);
     mkdirSync(dataDir);
     const raw = await rawTestBoxConfig({
@@ -185,15 +197,6 @@ async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Pr
   await start(0);
   await Promise.all(instances.slice(1).map((x) => start(x.index)));
 
-  const haproxy = await startHaproxy({
-    caFile: pki.ca.cert,
-    serverName: 'localhost',
-    frontends: (['peer', 'user', 'hl7'] as const).map((f) => ({
-      name: f, port: front[f],
-      servers: instances.map((x) => ({ name: x.name, port: x.ports[f], healthPort: x.ports.user })),
-    })),
-  });
-  closers.push(() => haproxy.stop());
   const waitUp = async (indexes: number[]) => {
     const want = indexes.map((i) => instances[i].name).sort().join(',');
     let seen = '';
