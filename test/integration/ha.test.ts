@@ -42,13 +42,16 @@ t.test('kill -9 one instance during publications: every acknowledged report is i
   const unfinished = async () => (await db.query("SELECT count(*)::int AS n FROM publication_job WHERE state NOT IN ('done', 'failed')")).rows[0].n as number;
 
   await Promise.all(exams.slice(0, 3).map((e) => sendUntilAcked(c, e)));
-  // each instance got one report (roundrobin); their jobs are in flight (the 1 s stability wait)
-  const inFlight = await unfinished();
+  // each instance got one report (roundrobin); gw3 is killed while it holds the claim on a job (the
+  // worker names itself <box>@<host>#<pid>-…; a job stays claimed at least the 1 s stability wait)
+  const pid = c.instances[2].proc!.pid!;
+  const claimed = await waitFor(async () => (await db.query(
+    `SELECT id FROM publication_job WHERE claimed_by LIKE '%#${pid}-%' AND state NOT IN ('done', 'failed')`)).rows[0]?.id as number | undefined, 20_000, 'gw3 to claim a job', 25);
   await crash(t, 2);
-  t.ok(inFlight > 0, `gw3 killed with SIGKILL while ${inFlight} publication(s) were in flight`);
+  t.pass(`gw3 killed with SIGKILL while it held job ${claimed} (${await unfinished()} publication(s) in flight)`);
   await Promise.all(exams.slice(3).map((e) => sendUntilAcked(c, e)));
 
-  // the killed instance's claim expires and another instance finishes its job
+  // the killed instance's lease expires and another instance finishes its job
   await waitFor(async () => (await unfinished()) === 0 && exams.every((e) => dmpDocuments(c, e.ins).kos.length > 0), 120_000, () => `every report in the DMP (${exams.map((e) => dmpDocuments(c, e.ins).kos.length).join(',')})`, 250);
   const { rows: failed } = await db.query("SELECT set_id, last_error FROM publication_job WHERE state = 'failed'");
   t.same(failed, [], 'no job failed');
