@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   'peer-auth': async () => (await import('./peer-auth.js')).run(),
   screening: async () => (await import('./screening.js')).run(),
   viewer: async () => (await import('./viewer.js')).run(),
+  'scale-out': async () => (await import('./scale-out.js')).run(),
 };
 const name = process.argv[2];
 const bench = name ? benches[name] : undefined;
