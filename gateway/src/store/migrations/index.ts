@@ -5,12 +5,14 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from '../database.js';
 import * as baseline from './001-baseline.js';
 import * as outboxLease from './002-outbox-lease.js';
+import * as consumerShared from './020-consumer-shared-state.js';
 
 export type DialectMigration = { up(db: Kysely<any>, dialect: Dialect): Promise<void> };
 
 const migrations: Record<string, DialectMigration> = {
   '001-baseline': baseline,
   '002-outbox-lease': outboxLease,
+  '020-consumer-shared-state': consumerShared,
 };
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
