@@ -107,7 +107,7 @@ export async function run() {
     for (let i = 0; i < RUNS; i++) {
       const x = await client.get(direct, {}, false);
       d.push(x.ms); dFirst.push(x.firstByteMs); bytes = x.bytes;
-      net.consumer.cache.clear();
+      await net.consumer.cache.clear();
       id = await openSession();
       const c = await client.get(viaBox(id), { cookie }, true);
       // same instances; only the multipart framing (boundaries) differs

@@ -102,7 +102,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   }
   const audit = await AuditLog.open(store, (err) => logger.error({ err }, 'audit row not written'));
   const metrics = new Metrics();
-  const pacs = await createPacs(config.pacs, { db, logger });
+  const pacs = await createPacs(config.pacs, { store, logger });
   const access = new PeerAccess(staticPeerList(config.peer.allowedPeers));
   const closers: (() => Promise<void> | void)[] = [];
 

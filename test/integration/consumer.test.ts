@@ -70,7 +70,7 @@ t.test('contextual call → viewer session → study served from the source, byt
   const stored = new Set(await Promise.all(ids.map(async (i) => Buffer.from(await (await fetch(`${net.orthancA.url}/instances/${i}/file`)).arrayBuffer()).toString('base64'))));
   t.ok(got.every((b) => stored.has(b.toString('base64'))), 'every instance byte-identical to the source PACS');
   t.equal(net.consumer.cache.fetches - before, 1, 'one upstream series fetch');
-  t.equal(net.consumer.cache.state({ source: net.boxA.config.box.retrieveLocationUid, kosUid: pub.kosUid, seriesUid: pub.series[0].seriesUid }), 'complete');
+  t.equal(await net.consumer.cache.state({ source: net.boxA.config.box.retrieveLocationUid, kosUid: pub.kosUid, seriesUid: pub.series[0].seriesUid }), 'complete');
 
   const t1 = performance.now();
   const again = await get(`${root}/studies/${pub.studyUid}`, cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
