@@ -134,7 +134,7 @@ async function measureStudy(net: ConsumerNetwork, client: Client, agent: Dispatc
     const x = await client.get(direct, {}, false);
     d.push(x.ms); dFirst.push(x.firstByteMs); bytes = x.bytes;
     ch.push((await client.get(chain, {}, true)).ms);
-    net.consumer.cache.clear();
+    await net.consumer.cache.clear();
     id = await openSession();
     const c = await client.get(viaBox(id), { cookie }, true);
     // same instances; only the multipart framing (boundaries) differs

@@ -41,11 +41,11 @@ export async function run() {
     for (let i = 0; i < RUNS; i++) {
       await page.goto('about:blank');
       // uncached: the series is dropped (once idle: the previous run's page is gone)
-      for (let k = 0; k < 200 && net.consumer.cache.state(series) !== 'absent'; k++) {
-        net.consumer.cache.clear();
+      for (let k = 0; k < 200 && (await net.consumer.cache.state(series)) !== 'absent'; k++) {
+        await net.consumer.cache.clear();
         await new Promise((r) => setTimeout(r, 50));
       }
-      if (net.consumer.cache.state(series) !== 'absent') throw new Error('the series stayed in the cache');
+      if ((await net.consumer.cache.state(series)) !== 'absent') throw new Error('the series stayed in the cache');
       const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: pub.studyUid }));
       const t0 = performance.now();
       await page.goto(`${net.boxB.userUrl}/viewer/?session=${encodeURIComponent(id)}&render=cpu`, { waitUntil: 'commit' });
@@ -53,7 +53,7 @@ export async function run() {
       first.push(performance.now() - t0);
       const n = ct.files.length;
       await page.waitForFunction((n) => (window as any).__viewer?.cells().some((c: any) => c.count === n), n, { timeout: 600_000, polling: 100 });
-      for (let k = 0; net.consumer.cache.state(series) !== 'complete'; k++) {
+      for (let k = 0; (await net.consumer.cache.state(series)) !== 'complete'; k++) {
         if (k > 12_000) throw new Error('the series never completed in the cache');
         await new Promise((r) => setTimeout(r, 50));
       }

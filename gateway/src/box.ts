@@ -32,8 +32,6 @@ export interface RoleContext {
   logger: Logger;
   /** the box's database (SQLite or PostgreSQL): repositories take store.db */
   store: Store;
-  /** @deprecated transition (issue 13): the raw SQLite handle under `store`, for code not yet on Kysely */
-  db: Db;
   pacs: Pacs;
   audit: AuditLog;
   metrics: Metrics;
@@ -68,7 +66,7 @@ export type RolePlugin = (ctx: RoleContext) => Promise<void>;
 export interface Box {
   config: DrimboxConfig;
   store: Store;
-  /** @deprecated transition (issue 13) */
+  /** the SQLite handle under `store`, for tests that read rows directly; undefined on PostgreSQL */
   db: Db;
   pacs: Pacs;
   audit: AuditLog;
@@ -95,14 +93,10 @@ export interface BoxOptions {
 export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Promise<Box> {
   const logger = opts.logger ?? createLogger(config.log.level, config.box.name);
   const store = await openStore(config.database.url);
-  const db = store.sqlite;
-  if (!db) {
-    await store.close();
-    throw new Error('database.url: PostgreSQL needs every part of the box on the shared store (issue 13, in progress)');
-  }
+  const db = store.sqlite as Db;
   const audit = await AuditLog.open(store, (err) => logger.error({ err }, 'audit row not written'));
   const metrics = new Metrics();
-  const pacs = await createPacs(config.pacs, { db, logger });
+  const pacs = await createPacs(config.pacs, { store, logger });
   const access = new PeerAccess(staticPeerList(config.peer.allowedPeers));
   const closers: (() => Promise<void> | void)[] = [];
 
@@ -137,7 +131,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   metrics.instrument(user, 'user');
 
   const ctx: RoleContext = {
-    config, logger, store, db, pacs, audit, metrics, access, peer, user,
+    config, logger, store, pacs, audit, metrics, access, peer, user,
     healthChecks: [{ name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])],
     onClose: (fn) => { closers.push(fn); },
     addresses: {},

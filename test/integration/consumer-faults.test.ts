@@ -31,23 +31,27 @@ t.test('cache full: least recently used goes first, pinned studies stay, the ind
   const studies: Published[] = [];
   for (const name of ['full-1', 'full-2', 'full-3']) studies.push(await net.publish(await relabelStudy(small, name), { accession: name }));
   const [s1, s2, s3] = studies;
-  net.consumer.cache.pin('batch-1', keyOf(s1).source, s1.kosUid);
+  await net.consumer.cache.pin('batch-1', keyOf(s1).source, s1.kosUid);
   for (const s of studies) {
     const id = await openSession(net, agent, cookie, callForm({ StudyInstanceUID: s.studyUid }));
     t.equal((await get(`/api/sessions/${id}/dicom-web/studies/${s.studyUid}`, cookie)).status, 200, `${s.record.studies[0].accessionNumber!.value} served`);
     await new Promise((r) => setTimeout(r, 20)); // distinct last-access times
   }
-  // eviction runs (one synchronous pass) when a fetch settles, just after its answer: wait for a study to leave
-  const states = () => studies.map((s) => `${s.record.studies[0].accessionNumber!.value} ${net.consumer.cache.state(keyOf(s))}`).join(', ');
-  await waitFor(() => studies.some((s) => net.consumer.cache.state(keyOf(s)) === 'absent'), 5_000,
-    () => `an eviction (${net.consumer.cache.totalBytes()} bytes cached for a 1200000 budget; ${states()})`).catch((e: Error) => t.fail(e.message));
-  t.equal(net.consumer.cache.state(keyOf(s1)), 'complete', 'pinned study kept although least recently used');
-  t.equal(net.consumer.cache.state(keyOf(s2)), 'absent', 'unpinned least recently used study evicted');
-  t.equal(net.consumer.cache.state(keyOf(s3)), 'complete', 'the newest study kept');
-  t.ok(net.consumer.cache.totalBytes() <= 1_200_000, `within budget (${net.consumer.cache.totalBytes()} bytes)`);
+  // eviction runs (in the background) when a fetch settles, just after its answer: wait for a study to leave
+  let seen = '';
+  await waitFor(async () => {
+    const states = await Promise.all(studies.map((s) => net.consumer.cache.state(keyOf(s))));
+    seen = `${await net.consumer.cache.totalBytes()} bytes cached for a 1200000 budget; ${studies.map((s, i) => `${s.record.studies[0].accessionNumber!.value} ${states[i]}`).join(', ')}`;
+    return states.includes('absent');
+  }, 5_000, () => `an eviction (${seen})`).catch((e: Error) => t.fail(e.message));
+  t.equal(await net.consumer.cache.state(keyOf(s1)), 'complete', 'pinned study kept although least recently used');
+  t.equal(await net.consumer.cache.state(keyOf(s2)), 'absent', 'unpinned least recently used study evicted');
+  t.equal(await net.consumer.cache.state(keyOf(s3)), 'complete', 'the newest study kept');
+  const total = await net.consumer.cache.totalBytes();
+  t.ok(total <= 1_200_000, `within budget (${total} bytes)`);
 
   await net.restartConsumer();
-  t.equal(net.consumer.cache.state(keyOf(s3)), 'complete', 'cache index survives a restart');
+  t.equal(await net.consumer.cache.state(keyOf(s3)), 'complete', 'cache index survives a restart');
   const { cookie: c2 } = await net.login();
   const id = await openSession(net, agent, c2, callForm({ StudyInstanceUID: s3.studyUid }));
   const before = net.consumer.cache.fetches;
@@ -68,7 +72,7 @@ t.test('source box down: a cached study is still served, an uncached one fails i
   t.equal(miss.status, 502, 'uncached study: 502');
   t.match(JSON.parse(miss.body.toString()).title, /Source indisponible/);
   // the fetch runs alongside the access check, so a 'partial' row may exist; never 'complete'
-  t.not(net.consumer.cache.state(keyOf(notCached)), 'complete', 'nothing marked complete');
+  t.not(await net.consumer.cache.state(keyOf(notCached)), 'complete', 'nothing marked complete');
   const hit = await get(`/api/sessions/${idCached}/dicom-web/studies/${cached.studyUid}`, cookie);
   t.equal(hit.status, 200, 'complete cached study still served while its source is down');
   t.ok((await net.boxB.audit.recent(20)).some((r) => r.direction === 'peer-out' && r.status === 502), 'the failed upstream fetch is audited');

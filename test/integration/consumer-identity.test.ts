@@ -80,7 +80,7 @@ t.test('a KOS published under ZORRO carrying the UID of ANNE\'s KOS is refused: 
   t.equal(img.status, 409, "ANNE's images are not served under ZORRO");
   t.match(img.json().title, /Incohérence d'identité/);
   t.equal(net.consumer.cache.fetches, fetchesBefore, 'nothing fetched from the source');
-  t.equal(net.consumer.cache.state({ ...keyOf(anne), kosUid: anne.kosUid }), 'absent', 'nothing cached');
+  t.equal(await net.consumer.cache.state({ ...keyOf(anne), kosUid: anne.kosUid }), 'absent', 'nothing cached');
   t.ok((await net.boxB.audit.recent(20)).some((r) => r.route === 'identity-check' && r.status === 409 && r.patient_id === zorroIns && r.study_uid === anne.studyUid), 'the refusal is audited');
 });
 
@@ -103,7 +103,7 @@ t.test('instances that now carry another patient (PACS merge after publication) 
   const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   const served = await r.body.arrayBuffer().then((b) => b.byteLength, () => -1);
   t.ok(r.statusCode === 409 || served < 100_000, `no instance of the other patient is served (status ${r.statusCode}, ${served} bytes)`);
-  t.equal(net.consumer.cache.state(keyOf(pub)), 'absent', 'nothing of the series stays in the cache');
+  t.equal(await net.consumer.cache.state(keyOf(pub)), 'absent', 'nothing of the series stays in the cache');
   const doc = (await get(`/api/sessions/${id}`, cookie)).json();
   t.equal(doc.studies.find((s: any) => s.studyUid === pub.studyUid).status, 'refused', 'the session says refused');
   const again = await get(`/api/sessions/${id}/dicom-web/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/metadata`, cookie, 'application/dicom+json');
@@ -158,13 +158,13 @@ t.test('an instance cut short in the source PACS fails its series with a reason;
   const r = await request(`${net.boxB.userUrl}/api/sessions/${id}/dicom-web/studies/${pub.studyUid}`, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   const clean = await r.body.arrayBuffer().then(() => r.statusCode === 200, () => false);
   t.notOk(clean, `the series is not answered as a whole (status ${r.statusCode})`);
-  await waitFor(() => !net.consumer.cache.job({ ...keyOf(pub), studyUid: pub.studyUid, retrieveUrl: '', expected: [], patientIds: [] }), 5_000, 'the fetch to settle');
-  t.not(net.consumer.cache.state(keyOf(pub)), 'complete', 'the series is not marked complete');
+  await waitFor(() => !net.consumer.cache.job(keyOf(pub)), 5_000, 'the fetch to settle');
+  t.not(await net.consumer.cache.state(keyOf(pub)), 'complete', 'the series is not marked complete');
   const frame = await get(`/api/sessions/${id}/dicom-web/studies/${pub.studyUid}/series/${pub.series[0].seriesUid}/instances/${victim}/frames/1`, cookie, 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
   t.equal(frame.status, 502, 'its frame: a clear error from the source, not a 500');
   // the source box now aborts a damaged part itself; either way the reason is named
   t.match(frame.json().detail, /damaged instance.*pixel data|stopped while sending/, 'naming what is wrong');
-  t.not(net.consumer.cache.state(keyOf(pub)), 'complete', 'still not complete');
+  t.not(await net.consumer.cache.state(keyOf(pub)), 'complete', 'still not complete');
   t.ok((await net.boxB.audit.recent(30)).some((row) => row.direction === 'peer-out' && row.series_uid === pub.series[0].seriesUid && /damaged instance|stopped while sending/.test(row.outcome ?? '')), 'the failed fetch is audited with its reason');
 });
 
@@ -203,7 +203,8 @@ t.test('an import under a cache budget smaller than the study completes; the box
   }, 30_000, () => `the import to finish (last seen ${JSON.stringify(last)?.slice(0, 300)})`, 100);
   t.match(job, { state: 'completed', total: 10, stored: 10, failed: 0 }, 'every instance imported');
   // once the import released the series, the budget holds again
-  await waitFor(() => net.consumer.cache.totalBytes() <= 600_000, 5_000, () => `the cache back within budget (${net.consumer.cache.totalBytes()} bytes)`);
+  let total = 0;
+  await waitFor(async () => (total = await net.consumer.cache.totalBytes()) <= 600_000, 5_000, () => `the cache back within budget (${total} bytes)`);
   t.pass('cache within budget after the import');
   t.equal((await get('/api/sessions/' + id, cookie)).status, 200, 'the box still answers');
 });

@@ -38,7 +38,13 @@ const get = (path: string, cookie: string, accept = 'application/json') =>
 const post = (path: string, cookie: string, body: unknown) => request(`${net.boxB.userUrl}${path}`, {
   method: 'POST', dispatcher: agent, headers: { cookie, 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body),
 });
-const auditRows = (route: string, study: string) => net.boxB.db.prepare('SELECT * FROM audit WHERE route = ? AND study_uid = ? ORDER BY id').all(route, study) as any[];
+/** audit rows of a route and study, once the writes recorded so far have landed */
+async function auditRows(route: string, study: string, status?: number): Promise<any[]> {
+  await net.boxB.audit.flush();
+  let q = net.boxB.store.db.selectFrom('audit').selectAll().where('route', '=', route).where('study_uid', '=', study);
+  if (status !== undefined) q = q.where('status', '=', status);
+  return q.orderBy('id').execute();
+}
 
 t.before(async () => {
   net = await startConsumerNetwork();
@@ -59,7 +65,7 @@ t.test('a call whose identity traits differ from the instances is refused, with 
   t.match(p.detail, /premier prénom \(appel : JEANNE, examen : MARIE ANNE\)/, 'and the first given name');
   const inB = await fetch(`${net.orthancB!.dicomWebUrl}/studies/${pub.studyUid}/instances`);
   t.equal(inB.status === 200 ? ((await inB.json()) as unknown[]).length : 0, 0, 'nothing reached the local PACS');
-  const audit = net.boxB.db.prepare(`SELECT * FROM audit WHERE route = '/api/sessions/:id/import' AND study_uid = ? AND status = 409`).all(pub.studyUid) as any[];
+  const audit = await auditRows('/api/sessions/:id/import', pub.studyUid, 409);
   t.equal(audit.length, 1, 'the refusal is audited');
 });
 
@@ -99,7 +105,7 @@ t.test('import reconciled: local IPP as Patient ID, INS and source ID in OtherPa
   const [a, b] = [await frame(net.orthancA.dicomWebUrl), await frame(net.orthancB!.dicomWebUrl)];
   t.equal(b.length, a.length, 'same frame size');
   t.equal(Buffer.compare(a.subarray(a.length / 2 - 1000, a.length / 2), b.subarray(b.length / 2 - 1000, b.length / 2)), 0, 'same pixel bytes');
-  const audit = auditRows('import', pub.studyUid);
+  const audit = await auditRows('import', pub.studyUid);
   t.equal(audit.length, 1, 'the import is audited');
   t.match(audit[0], { status: 200, outcome: `${mrFiles.length}/${mrFiles.length} stored, 0 failed` });
 });
@@ -111,17 +117,17 @@ t.test('an import job a restart interrupted reads failed and done', async (t) =>
   const { jobId } = await r.body.json() as { jobId: string };
   await waitFor(async () => ((await (await get(`/api/sessions/${id}/import/${jobId}`, cookie)).body.json()) as any).done || undefined, 20_000, 'job done');
   // what a process killed mid-import leaves behind: its row still 'running', half the instances stored
-  net.boxB.db.prepare(`UPDATE consumer_import_jobs SET state = 'running', stored = 2, failed = 0, error = NULL WHERE id = ?`).run(jobId);
-  net.consumer.cache.pin(`import:${jobId}`, 'box-a', pub.kosUid); // and the cache pin it held
-  const pins = () => (net.boxB.db.prepare('SELECT COUNT(*) AS n FROM consumer_cache_pins WHERE owner = ?').get(`import:${jobId}`) as { n: number }).n;
-  t.equal(pins(), 1);
+  await net.boxB.store.db.updateTable('consumer_import_jobs').set({ state: 'running', stored: 2, failed: 0, error: null }).where('id', '=', jobId).execute();
+  await net.consumer.cache.pin(`import:${jobId}`, 'box-a', pub.kosUid); // and the cache pin it held
+  const pins = async () => (await net.boxB.store.db.selectFrom('consumer_cache_pins').select('owner').where('owner', '=', `import:${jobId}`).execute()).length;
+  t.equal(await pins(), 1);
   await net.restartConsumer();
   const { cookie: c2 } = await net.login();
   const s = await (await get(`/api/sessions/${id}/import/${jobId}`, c2)).body.json() as any;
   t.match(s, { done: true, state: 'failed', stored: 2, failed: mrFiles.length - 2, error: 'interrompu par un redémarrage' }, 'terminal state after the restart');
-  const row = net.boxB.db.prepare('SELECT state, error FROM consumer_import_jobs WHERE id = ?').get(jobId) as any;
+  const row = await net.boxB.store.db.selectFrom('consumer_import_jobs').select(['state', 'error']).where('id', '=', jobId).executeTakeFirst();
   t.same(row, { state: 'failed', error: 'interrompu par un redémarrage' }, 'the table says so too');
-  t.equal(pins(), 0, 'the cache pin the job held is dropped');
+  t.equal(await pins(), 0, 'the cache pin the job held is dropped');
 });
 
 t.test('a series exported as a DICOM zip: streamed, its files parse, audited', async (t) => {
@@ -144,8 +150,8 @@ t.test('a series exported as a DICOM zip: streamed, its files parse, audited', a
     const out = execFileSync('dcmdump', ['-q', '+P', '0008,0018', join(dir, 'out', series.seriesUid, f)], { encoding: 'utf8' });
     t.match(out, f.replace(/\.dcm$/, ''), `${f} parses (dcmdump) and is that instance`);
   }
-  await waitFor(() => auditRows('export-dicom-zip', pub.studyUid)[0], 5_000, 'export audit row');
-  t.match(auditRows('export-dicom-zip', pub.studyUid)[0], { status: 200, series_uid: series.seriesUid, outcome: `${files.length}/${files.length} instances`, actor_rpps: net.psc.clinicians[0].rpps });
+  await waitFor(async () => (await auditRows('export-dicom-zip', pub.studyUid))[0], 5_000, 'export audit row');
+  t.match((await auditRows('export-dicom-zip', pub.studyUid))[0], { status: 200, series_uid: series.seriesUid, outcome: `${files.length}/${files.length} instances`, actor_rpps: net.psc.clinicians[0].rpps });
 });
 
 t.test('a PNG capture is recorded (who, which image, its hash); a malformed record is a 400', async (t) => {
@@ -156,7 +162,7 @@ t.test('a PNG capture is recorded (who, which image, its hash); a malformed reco
   const r = await post(`/api/sessions/${id}/export/capture`, cookie, { studyUid: pub.studyUid, seriesUid: series.seriesUid, sopInstanceUid: series.instances[0], sha256, bytes: 1234 });
   t.equal(r.statusCode, 204);
   await r.body.dump();
-  t.match(auditRows('export-png', pub.studyUid)[0], { instance_uid: series.instances[0], outcome: `PNG sha256:${sha256}`, bytes: 1234, patient_id: '279035121518989' });
+  t.match((await auditRows('export-png', pub.studyUid))[0], { instance_uid: series.instances[0], outcome: `PNG sha256:${sha256}`, bytes: 1234, patient_id: '279035121518989' });
   const bad = await post(`/api/sessions/${id}/export/capture`, cookie, { studyUid: pub.studyUid, seriesUid: 'x', sha256 });
   t.equal(bad.statusCode, 400);
   t.match(String(bad.headers['content-type']), /problem\+json/);

@@ -46,7 +46,7 @@ t.test('source PACS killed mid-stream: viewer answer aborted, series not complet
   t.ok(received > 0 && received < 2_000_000, `the viewer got part of the series first (${received} bytes)`);
   t.equal(net.sourcePacsRelay!.cuts, 1, 'the source PACS connection was cut');
   t.equal(net.consumer.cache.fetches - before, 1, 'one upstream fetch');
-  t.not(net.consumer.cache.state(key), 'complete', 'the series is not marked complete');
+  t.not(await net.consumer.cache.state(key), 'complete', 'the series is not marked complete');
   // box B audits its upstream fetch when that fetch settles, which can be just after the viewer's answer broke
   const audited = await waitFor(async () => (await net.boxB.audit.recent(20)).some((row) => row.direction === 'peer-out' && row.series_uid === seriesUid && row.outcome), 5_000)
     .then(() => true, () => false);
@@ -59,7 +59,7 @@ t.test('source PACS killed mid-stream: viewer answer aborted, series not complet
   const got = await parts(again.body, again.headers['content-type']);
   t.equal(got.length, 20, 'every instance served');
   t.equal(net.consumer.cache.fetches - before, 2, 'refetched from the source');
-  t.equal(net.consumer.cache.state(key), 'complete', 'now complete');
+  t.equal(await net.consumer.cache.state(key), 'complete', 'now complete');
   const ids = await (await fetch(`${net.orthancA.url}/instances`)).json() as string[];
   const stored = new Set(await Promise.all(ids.map(async (i) => Buffer.from(await (await fetch(`${net.orthancA.url}/instances/${i}/file`)).arrayBuffer()).toString('base64'))));
   t.ok(got.every((b) => stored.has(b.toString('base64'))), 'byte-identical to the source PACS');
@@ -80,9 +80,9 @@ t.test('a torn cache file (crash before the batched fsync) is never served: dete
   const first = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   const good = await parts(first.body, first.headers['content-type']);
   t.equal(good.length, 4);
-  t.equal(net.consumer.cache.state(key), 'complete');
+  t.equal(await net.consumer.cache.state(key), 'complete');
   const spec = { ...key, studyUid: pub.studyUid, retrieveUrl: '', expected: pub.series[0].instances };
-  const file = net.consumer.cache.instanceFile(spec, pub.series[0].instances[0])!;
+  const file = (await net.consumer.cache.instanceFile(spec, pub.series[0].instances[0]))!;
   truncateSync(file.path, 1000); // what a power cut can leave of an unsynced file
   const before = net.consumer.cache.fetches;
 
@@ -91,11 +91,11 @@ t.test('a torn cache file (crash before the batched fsync) is never served: dete
   if (bad.statusCode === 200) served = await parts(bad.body, bad.headers['content-type']).catch(() => undefined);
   else await bad.body.dump();
   t.notOk(served?.some((b) => !good.some((g) => g.equals(b))), `the torn file is not served as an instance (status ${bad.statusCode})`);
-  t.not(net.consumer.cache.state(key), 'complete', 'the series is no longer complete');
+  t.not(await net.consumer.cache.state(key), 'complete', 'the series is no longer complete');
 
   const again = await request(url, { dispatcher: agent, headers: { cookie, accept: ACCEPT } });
   const got = await parts(again.body, again.headers['content-type']);
   t.same(got.map((b) => b.toString('base64')).sort(), good.map((b) => b.toString('base64')).sort(), 'refetched: the same bytes as before the damage');
   t.equal(net.consumer.cache.fetches - before, 1, 'one refetch');
-  t.equal(net.consumer.cache.state(key), 'complete');
+  t.equal(await net.consumer.cache.state(key), 'complete');
 });

@@ -70,7 +70,7 @@ t.test('contextual call → viewer session → study served from the source, byt
   const stored = new Set(await Promise.all(ids.map(async (i) => Buffer.from(await (await fetch(`${net.orthancA.url}/instances/${i}/file`)).arrayBuffer()).toString('base64'))));
   t.ok(got.every((b) => stored.has(b.toString('base64'))), 'every instance byte-identical to the source PACS');
   t.equal(net.consumer.cache.fetches - before, 1, 'one upstream series fetch');
-  t.equal(net.consumer.cache.state({ source: net.boxA.config.box.retrieveLocationUid, kosUid: pub.kosUid, seriesUid: pub.series[0].seriesUid }), 'complete');
+  t.equal(await net.consumer.cache.state({ source: net.boxA.config.box.retrieveLocationUid, kosUid: pub.kosUid, seriesUid: pub.series[0].seriesUid }), 'complete');
 
   const t1 = performance.now();
   const again = await get(`${root}/studies/${pub.studyUid}`, cookie, 'multipart/related; type="application/dicom"; transfer-syntax=*');
@@ -145,7 +145,7 @@ t.test('a series dropped from the cache and viewed again at once is served whole
   };
   t.equal(await view(), mrFiles.length, 'first view: the whole series');
   for (let i = 0; i < 3; i++) {
-    await waitFor(() => net.consumer.cache.clear() > 0, 20_000, 'the series idle and dropped');
+    await waitFor(async () => (await net.consumer.cache.clear()) > 0, 20_000, 'the series idle and dropped');
     t.equal(await view(), mrFiles.length, `view ${i + 2}, right after the drop: the whole series`);
   }
 });

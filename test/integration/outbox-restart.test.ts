@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DrimboxConfig } from '../../gateway/src/config/schema.js';
-import { openDb } from '../../gateway/src/store/db.js';
+import { openStore } from '../../gateway/src/store/database.js';
 import { createPacs } from '../../gateway/src/pacs/index.js';
 import { DmpClient, type ClinicianIdentity } from '../../gateway/src/dmp/client.js';
 import { testPki } from '../helpers/pki.js';
@@ -89,11 +89,11 @@ t.before(async () => {
 
   // seed the folder PACS in the box's own database before the box runs
   study = makeMgStudy({ patientId: IPP, accession: 'ACC-KILL', seed: 21 });
-  const db = openDb(join(dataDir, 'drimbox.db'));
-  const pacs = await createPacs(config.pacs, { db });
+  const store = await openStore(`sqlite:${join(dataDir, 'drimbox.db')}`);
+  const pacs = await createPacs(config.pacs, { store });
   await pacs.store((async function* () { for (const f of study.files) yield f.part10; })());
   await pacs.close();
-  db.close();
+  await store.close();
 
   const dmpPki = await dmpTestPki();
   reader = new DmpClient({

@@ -1,9 +1,11 @@
+// The folder PACS (Part 10 files, an index in the box database) on SQLite and PostgreSQL alike: the
+// same puts, QIDO matching, retrieve and delete on both.
 import t from 'tap';
 import { mkdtempSync, rmSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { openDb } from '../../gateway/src/store/db.js';
+import { forEachStore } from '../helpers/stores.js';
 import { createPacs } from '../../gateway/src/pacs/index.js';
 import { FolderPacs } from '../../gateway/src/pacs/folder.js';
 import { NotAcceptableError, NotFoundError } from '../../gateway/src/pacs/pacs.js';
@@ -17,11 +19,10 @@ async function bytes(s: Readable): Promise<Buffer> {
   return Buffer.concat(await s.toArray());
 }
 
-t.test('folder store', async (t) => {
+forEachStore(t, 'folder store', async (t, store) => {
   const dir = mkdtempSync(join(tmpdir(), 'folder-pacs-'));
-  const db = openDb(join(dir, 'box.db'));
-  t.teardown(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
-  const pacs = (await createPacs({ kind: 'folder', path: join(dir, 'store') }, { db })) as FolderPacs;
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }); });
+  const pacs = (await createPacs({ kind: 'folder', path: join(dir, 'store') }, { store })) as FolderPacs;
   t.equal(pacs.kind, 'folder');
 
   const studyA = newUid(), seriesA = newUid(), studyB = newUid(), seriesB = newUid();
@@ -51,6 +52,13 @@ t.test('folder store', async (t) => {
     const uids = (r: { [k: string]: { Value?: unknown[] } }[]) => r.map((s) => s['0020000D'].Value![0]);
     t.same(uids(await pacs.findStudies({ PatientID: 'PA-1' })), [studyA]);
     t.same(uids(await pacs.findStudies({ PatientName: 'dupont*' })), [studyA], 'PN wildcard, case-insensitive');
+    t.same(uids(await pacs.findStudies({ PatientName: 'dup?nt^*' })), [studyA], 'single-character wildcard');
+    t.same(uids(await pacs.findStudies({ PatientName: 'dupont_jean' })), [], 'an SQL wildcard in the value is a literal');
+    t.same(uids(await pacs.findStudies({ StudyDate: '20240105' })), [studyA], 'exact date');
+    t.same(uids(await pacs.findStudies({ StudyDate: 'garbage' })), [], 'a malformed date matches nothing');
+    t.same(uids(await pacs.findStudies({ ModalitiesInStudy: 'CT' })), [], 'no such modality');
+    t.equal((await pacs.findStudies({}, { offset: 1 })).length, 1, 'an offset without a limit');
+    t.same((await pacs.findStudies({ PatientID: 'PA-1' }))[0]['00080061'].Value, ['MR'], 'modalities in study');
     t.same(uids(await pacs.findStudies({ StudyDate: '20240101-' })), [studyA]);
     t.same(uids(await pacs.findStudies({ StudyDate: '-20231231' })), [studyB]);
     t.same(uids(await pacs.findStudies({ '00080050': 'ACC2' })), [studyB], 'key by tag');

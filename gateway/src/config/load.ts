@@ -114,6 +114,8 @@ const common: Spec = {
   cache: {
     maxBytes: { t: 'int', def: 20 * 1024 ** 3, min: 1024 ** 2, max: Number.MAX_SAFE_INTEGER },
     ttlHours: { t: 'int', def: 72, min: 1, max: 24 * 365 },
+    // several instances behind a load balancer share one folder (NFS): '' = <dataDir>/consumer-cache
+    dir: { t: 'string', def: '' },
   },
   publication: {
     studyWaitMinutes: { t: 'int', def: 60, min: 0, max: 7 * 24 * 60 },

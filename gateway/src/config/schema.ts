@@ -104,7 +104,7 @@ export interface DrimboxConfig {
     enrolUrl: string;
     supportContact: string;
   };
-  cache: { maxBytes: number; ttlHours: number };
+  cache: { maxBytes: number; ttlHours: number; /** the study cache folder, shared by instances ('' = <dataDir>/consumer-cache) */ dir: string };
   /** concurrency: jobs of different reports run side by side (one report's jobs stay in order);
    *  stableSeconds: a study's instance count must not change over this interval before its KOS is built */
   publication: { studyWaitMinutes: number; retryMaxMinutes: number; stableSeconds: number; concurrency: number };

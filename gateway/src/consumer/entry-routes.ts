@@ -5,7 +5,6 @@
 // the box's own origin or a listed DPI/RIS origin opens at once; any other (or no Origin) is parked
 // behind an interstitial naming the patient, which the clinician confirms with a one-time token bound
 // to the session. Nothing is searched or audited under the clinician's name before that.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DmpClient } from '../dmp/client.js';
 import { HttpProblem } from '../http/problem.js';
@@ -97,7 +96,7 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
       const sx = found.patientFromKos.sex;
       patient.sex = sx === 'M' || sx === 'F' ? sx : 'U';
     }
-    const created = calls.create({ rpps: c.rpps, patient, clinician: { name: c.name, rpps: c.rpps }, studies: found.studies }, found.reports);
+    const created = await calls.create({ rpps: c.rpps, patient, clinician: { name: c.name, rpps: c.rpps }, studies: found.studies }, found.reports);
     rec(303, `${found.studies.length} study(ies) found`);
     return reply.header('cache-control', 'no-store').redirect(`/viewer/?session=${encodeURIComponent(created.id)}`, 303);
   }
@@ -115,9 +114,6 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
   }
 
   const trusted = new Set([o.boxOrigin, ...o.allowedCallOrigins].map((x) => new URL(x).origin));
-  /** a per-process key: a confirmation token is HMAC(key, session, parked call), single use as the parked call is */
-  const tokenKey = randomBytes(32);
-  const confirmToken = (session: ClinicianSession, pid: string) => createHmac('sha256', tokenKey).update(`${hashId(session.id)}|${pid}`).digest('base64url');
 
   app.post('/contextual-call', async (req, reply) => {
     if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
@@ -128,24 +124,24 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : '';
     const form = req.body as Record<string, string>;
     if (!trusted.has(origin)) {
-      const parked = calls.park({ ...form, [NEEDS_CONFIRMATION]: origin });
-      return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(parked)}`, 303);
+      const parked = await calls.park({ ...form, [NEEDS_CONFIRMATION]: origin });
+      return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(parked.id)}`, 303);
     }
     const session = await req.server.pscSessions?.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (session) return open(req, reply, call, session, '/contextual-call');
     // Not logged in (or the RIS posted cross-site, which carries no SameSite=Lax cookie): park the
     // call, then a top-level GET resumes it — with the session cookie, or through PSC login.
-    const parked = calls.park(form);
-    return reply.header('cache-control', 'no-store').redirect(`/contextual-call/resume/${encodeURIComponent(parked)}`, 303);
+    const parked = await calls.park(form);
+    return reply.header('cache-control', 'no-store').redirect(`/contextual-call/resume/${encodeURIComponent(parked.id)}`, 303);
   });
 
   app.get('/contextual-call/resume/:pid', { preHandler: requireClinician }, async (req, reply) => {
     const pid = (req.params as { pid: string }).pid;
-    const form = calls.unpark(pid);
-    if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
+    const form = await calls.unpark(pid);
+    if (!form || form === 'refused') return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
     if (NEEDS_CONFIRMATION in form) {
-      const again = calls.park(form);
-      return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(again)}`, 303);
+      const again = await calls.park(form);
+      return reply.header('cache-control', 'no-store').redirect(`/contextual-call/confirm/${encodeURIComponent(again.id)}`, 303);
     }
     const call = parse(req, reply, form);
     if (!('patient' in call)) return call;
@@ -153,16 +149,16 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
   });
 
   // The interstitial: names the patient and where the call came from; the parked call moves to a
-  // new id that only this page (its token) can confirm.
+  // new id that only this page (its token, held in the database for this clinician session) can confirm.
   app.get('/contextual-call/confirm/:pid', { preHandler: requireClinician }, async (req, reply) => {
-    const form = calls.unpark((req.params as { pid: string }).pid);
-    if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
+    const form = await calls.unpark((req.params as { pid: string }).pid);
+    if (!form || form === 'refused') return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
     const { [NEEDS_CONFIRMATION]: origin = '', ...fields } = form;
     const call = parse(req, reply, fields);
     if (!('patient' in call)) return call;
-    const pid = calls.park({ ...fields, [NEEDS_CONFIRMATION]: origin });
+    const parked = await calls.park({ ...fields, [NEEDS_CONFIRMATION]: origin }, { confirmFor: hashId(req.clinicianSession!.id) });
     return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', CONFIRM_CSP)
-      .send(confirmPage(call, origin, pid, confirmToken(req.clinicianSession!, pid)));
+      .send(confirmPage(call, origin, parked.id, parked.token!));
   });
 
   app.post('/contextual-call/confirm', { preHandler: requireClinician }, async (req, reply) => {
@@ -173,11 +169,9 @@ export async function entryRoutes(app: FastifyInstance, o: EntryRoutesOptions): 
     const body = (req.body ?? {}) as Record<string, unknown>;
     const pid = typeof body.pid === 'string' ? body.pid : '';
     const token = typeof body.token === 'string' ? body.token : '';
-    const expected = Buffer.from(confirmToken(req.clinicianSession!, pid));
-    if (!pid || Buffer.byteLength(token) !== expected.length || !timingSafeEqual(Buffer.from(token), expected)) {
-      return refuse(req, reply, 403, 'Confirmation refusée', "ce lien de confirmation n'est pas valable pour votre session");
-    }
-    const form = calls.unpark(pid);
+    // the token is compared as its hash in the database: no timing on the token itself
+    const form = pid && token ? await calls.unpark(pid, { sessionHash: hashId(req.clinicianSession!.id), token }) : 'refused';
+    if (form === 'refused') return refuse(req, reply, 403, 'Confirmation refusée', "ce lien de confirmation n'est pas valable pour votre session");
     if (!form) return refuse(req, reply, 404, 'Appel contextuel expiré', "Cet appel n'est plus valable : relancez-le depuis votre logiciel.");
     const { [NEEDS_CONFIRMATION]: _origin, ...fields } = form;
     const call = parse(req, reply, fields);

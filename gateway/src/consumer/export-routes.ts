@@ -16,11 +16,11 @@ import type { SeriesSpec, StudyCache } from './study-cache.js';
 export interface ExportDeps {
   cache: StudyCache;
   audit: AuditLog;
-  session(req: FastifyRequest): CallSession;
+  session(req: FastifyRequest): Promise<CallSession>;
   studyOf(req: FastifyRequest, call: CallSession, studyUid: string): SessionStudy;
   specOr404(req: FastifyRequest, study: SessionStudy, seriesUid: string): SeriesSpec;
   checkGrant(req: FastifyRequest, call: CallSession, study: SessionStudy): Promise<DicomJson[] | undefined>;
-  peerProblem(e: unknown, call: CallSession, study: SessionStudy): never;
+  peerProblem(e: unknown, call: CallSession, study: SessionStudy): Promise<never>;
 }
 
 type P = { id: string; study: string; series: string };
@@ -33,13 +33,13 @@ export function exportRoutes(app: FastifyInstance, d: ExportDeps): void {
 
   app.get('/api/sessions/:id/export/studies/:study/series/:series/dicom.zip', async (req, reply) => {
     const p = req.params as P;
-    const call = d.session(req);
+    const call = await d.session(req);
     const study = d.studyOf(req, call, p.study);
     const spec = d.specOr404(req, study, p.series);
     let handle;
     try {
       await d.checkGrant(req, call, study);
-      handle = d.cache.ensure(spec, token(req), rppsOf(req));
+      handle = await d.cache.ensure(spec, token(req), rppsOf(req));
       await handle.instance(spec.expected[0]); // the first bytes are real before the 200 goes out
     } catch (e) { return d.peerProblem(e, call, study); }
     const h = handle;
@@ -71,7 +71,7 @@ export function exportRoutes(app: FastifyInstance, d: ExportDeps): void {
 
   // the viewer made a PNG of a viewport (identity overlay burned in): who exported which image
   app.post('/api/sessions/:id/export/capture', async (req, reply) => {
-    const call = d.session(req);
+    const call = await d.session(req);
     const b = (req.body ?? {}) as Record<string, unknown>;
     if (!isUid(b.studyUid) || !isUid(b.seriesUid) || (b.sopInstanceUid !== undefined && !isUid(b.sopInstanceUid))) {
       throw new HttpProblem(400, 'Export mal formé', 'send {"studyUid", "seriesUid", "sopInstanceUid"?, "sha256", "bytes"}');

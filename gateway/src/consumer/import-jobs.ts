@@ -2,12 +2,14 @@
 // box's own PACS (C-STORE, STOW-RS or a folder, through the Pacs adapter), one instance at a time so
 // the viewer can show progress and every instance gets its own result. Each instance is reconciled
 // with the call's local patient on its way (reconcile.ts): one instance in memory at a time, never
-// the study. A job a restart interrupted ends failed ("interrompu par un redémarrage").
+// the study. The job's row says which instance runs it and when that instance was last alive: any
+// instance answers its status; a job whose instance stopped (restarted, or silent past JOB_STALE_MS)
+// ends failed ("interrompu par un redémarrage").
 import type { ImportProgress } from './session-document.js';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { Db } from '../store/db.js';
+import type { Store } from '../store/database.js';
 import type { Pacs } from '../pacs/pacs.js';
 import { HttpProblem } from '../http/problem.js';
 import { readPatientModule } from '../dicom/patient-module.js';
@@ -24,6 +26,10 @@ const pinOwner = (jobId: string) => `import:${jobId}`;
 
 /** per-instance results are written to the table every this many instances (and at the end) */
 const RESULTS_EVERY = 50;
+/** a running job's instance says it is alive this often… */
+const HEARTBEAT_MS = 10_000;
+/** …and a job not heard of for this long is taken as interrupted (its instance died) */
+export const JOB_STALE_MS = 60_000;
 
 export interface ImportStatus extends ImportProgress {
   jobId: string;
@@ -43,15 +49,49 @@ export interface ImportRequest {
   measurements?: unknown;
 }
 
+interface JobRow {
+  id: string; state: ImportStatus['state']; total: number; stored: number; failed: number; results_json: string; error: string | null;
+  owner: string | null; heartbeat_at: number | null;
+}
+
 export class ImportJobs {
   private readonly live = new Map<string, ImportStatus>();
   private readonly running = new Set<Promise<void>>();
+  private readonly heartbeat: NodeJS.Timeout;
 
-  constructor(private readonly db: Db, private readonly cache: StudyCache, private readonly pacs: Pacs, private readonly logger?: Logger,
-    private readonly onDone?: (req: ImportRequest, status: ImportStatus) => void) {
-    // jobs left running by the previous process will never finish: say so in the table, drop their pins
-    const stale = db.prepare(`UPDATE consumer_import_jobs SET state = 'failed', failed = total - stored, error = ? WHERE state = 'running' RETURNING id`).all(INTERRUPTED) as { id: string }[];
-    for (const j of stale) cache.unpin(pinOwner(j.id));
+  /** `instance`: this instance's stable name (instance-id.ts): its own jobs left running are its previous life's */
+  constructor(private readonly store: Store, private readonly cache: StudyCache, private readonly pacs: Pacs, private readonly instance: string,
+    private readonly logger?: Logger, private readonly onDone?: (req: ImportRequest, status: ImportStatus) => void,
+    private readonly now: () => number = Date.now) {
+    this.heartbeat = setInterval(() => {
+      if (!this.live.size) return;
+      void this.db.updateTable('consumer_import_jobs').set({ heartbeat_at: this.now() }).where('id', 'in', [...this.live.keys()]).execute()
+        .catch((e: Error) => this.logger?.warn({ err: e.message }, 'import heartbeat failed'));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private get db() { return this.store.db; }
+
+  /**
+   * Jobs that will never finish — this instance's from before its restart, any instance's silent past
+   * JOB_STALE_MS — are failed in the table and their cache pins dropped. Run at start and now and then.
+   */
+  async recover(): Promise<number> {
+    let q = this.db.updateTable('consumer_import_jobs')
+      .set((eb) => ({ state: 'failed', failed: eb('total', '-', eb.ref('stored')), error: INTERRUPTED }))
+      .where('state', '=', 'running')
+      .where((eb) => eb.or([
+        eb('owner', '=', this.instance),
+        eb('owner', 'is', null),
+        eb('heartbeat_at', 'is', null),
+        eb('heartbeat_at', '<', this.now() - JOB_STALE_MS),
+      ]));
+    // what this process runs is alive, whatever its row says
+    if (this.live.size) q = q.where('id', 'not in', [...this.live.keys()]);
+    const stale = await q.returning('id').execute();
+    for (const j of stale) await this.cache.unpin(pinOwner(j.id));
+    return stale.length;
   }
 
   /**
@@ -65,8 +105,11 @@ export class ImportJobs {
     const total = req.specs.reduce((n, s) => n + s.expected.length, 0) + (sr ? 1 : 0);
     const status: ImportStatus = { jobId, done: false, state: 'running', total, stored: 0, failed: 0, results: [] };
     this.live.set(jobId, status);
-    this.db.prepare(`INSERT INTO consumer_import_jobs (id, call_hash, rpps, study_uid, series_uid, state, total, created_at)
-      VALUES (?,?,?,?,?,'running',?,?)`).run(jobId, req.callKey, req.rpps, req.studyUid, req.seriesUid ?? null, total, Date.now());
+    const now = this.now();
+    await this.db.insertInto('consumer_import_jobs').values({
+      id: jobId, call_hash: req.callKey, rpps: req.rpps, study_uid: req.studyUid, series_uid: req.seriesUid ?? null, state: 'running', total,
+      created_at: now, owner: this.instance, heartbeat_at: now,
+    }).execute();
     const p = this.run(req, status, sr).finally(() => this.running.delete(p));
     this.running.add(p);
     return jobId;
@@ -78,11 +121,11 @@ export class ImportJobs {
       if (!first) continue;
       let diffs: string[];
       try {
-        const handle = this.cache.ensure(spec, req.token, req.rpps);
+        const handle = await this.cache.ensure(spec, req.token, req.rpps);
         let part10: Buffer | undefined;
         try {
           await handle.instance(first);
-          const file = this.cache.instanceFile(spec, first);
+          const file = await this.cache.instanceFile(spec, first);
           part10 = file && await readFile(file.path);
         } finally {
           handle.release(); // its read lease: a lease never released keeps the series from eviction
@@ -113,17 +156,17 @@ export class ImportJobs {
       status.results.push({ sopInstanceUid: sop, ok, ...(reason && !ok ? { reason } : {}) });
       if (ok) status.stored++; else status.failed++;
       // counts at every instance; the per-instance results (a growing list) now and then and at the end
-      this.persist(status, status.results.length % RESULTS_EVERY === 0);
+      await this.persist(status, status.results.length % RESULTS_EVERY === 0);
     };
     // the series stay in the cache while the job reads them (eviction skips pinned KOS)
-    for (const spec of req.specs) this.cache.pin(pinOwner(status.jobId), spec.source, spec.kosUid);
     try {
+      for (const spec of req.specs) await this.cache.pin(pinOwner(status.jobId), spec.source, spec.kosUid);
       for (const spec of req.specs) {
-        const handle = this.cache.ensure(spec, req.token, req.rpps);
+        const handle = await this.cache.ensure(spec, req.token, req.rpps);
         for await (const sop of handle.instances()) {
           await storeOne(sop, async () => {
             await handle.instance(sop); // instances are announced while they land: wait for the whole file
-            const file = this.cache.instanceFile(spec, sop);
+            const file = await this.cache.instanceFile(spec, sop);
             if (!file) throw new Error('instance missing from the cache');
             return readFile(file.path);
           });
@@ -138,40 +181,46 @@ export class ImportJobs {
       status.failed = status.total - status.stored;
       this.logger?.warn({ err: (e as Error).message }, 'import failed');
     }
-    this.cache.unpin(pinOwner(status.jobId));
+    await this.cache.unpin(pinOwner(status.jobId)).catch((e: Error) => this.logger?.warn({ err: e.message }, 'import: unpin failed'));
+    await this.persist(status).catch((e: Error) => this.logger?.warn({ err: e.message }, 'import: the final state could not be written'));
+    this.onDone?.(req, status); // audited before anyone reads the job done
     status.done = true;
-    this.persist(status);
     this.live.delete(status.jobId); // the table has it all now
-    this.onDone?.(req, status);
   }
 
-  private persist(s: ImportStatus, withResults = true): void {
-    if (!withResults) {
-      this.db.prepare('UPDATE consumer_import_jobs SET state = ?, stored = ?, failed = ? WHERE id = ?').run(s.state, s.stored, s.failed, s.jobId);
-      return;
-    }
-    this.db.prepare('UPDATE consumer_import_jobs SET state = ?, stored = ?, failed = ?, results_json = ?, error = ? WHERE id = ?')
-      .run(s.state, s.stored, s.failed, JSON.stringify(s.results), s.error ?? null, s.jobId);
+  private async persist(s: ImportStatus, withResults = true): Promise<void> {
+    const set = { state: s.state, stored: s.stored, failed: s.failed, heartbeat_at: this.now() };
+    await this.db.updateTable('consumer_import_jobs')
+      .set(withResults ? { ...set, results_json: JSON.stringify(s.results), error: s.error ?? null } : set)
+      .where('id', '=', s.jobId).execute();
   }
 
-  /** A job of this viewer session, live or from the table. */
-  get(jobId: string, callKey: string): ImportStatus | undefined {
-    const row = this.db.prepare('SELECT * FROM consumer_import_jobs WHERE id = ? AND call_hash = ?').get(jobId, callKey) as
-      | { id: string; state: ImportStatus['state']; total: number; stored: number; failed: number; results_json: string; error: string | null }
-      | undefined;
+  /**
+   * A job of this viewer session: live here, or from the table — running on another instance that
+   * is alive (its counts as of its last write), finished, or interrupted (terminal).
+   */
+  async get(jobId: string, callKey: string): Promise<ImportStatus | undefined> {
+    const row = await this.db.selectFrom('consumer_import_jobs')
+      .select(['id', 'state', 'total', 'stored', 'failed', 'results_json', 'error', 'owner', 'heartbeat_at'])
+      .where('id', '=', jobId).where('call_hash', '=', callKey).executeTakeFirst() as JobRow | undefined;
     if (!row) return undefined;
     const live = this.live.get(jobId);
     if (live) return live;
-    // not live: finished, or left running by a process that stopped (terminal either way)
+    const [total, stored, failed] = [Number(row.total), Number(row.stored), Number(row.failed)];
+    const results = JSON.parse(row.results_json) as ImportStatus['results'];
+    if (row.state === 'running' && row.owner !== this.instance && row.heartbeat_at !== null && Number(row.heartbeat_at) > this.now() - JOB_STALE_MS) {
+      return { jobId, done: false, state: 'running', total, stored, failed, results };
+    }
     const interrupted = row.state === 'running';
     return {
-      jobId, done: true, state: interrupted ? 'failed' : row.state, total: row.total, stored: row.stored,
-      failed: interrupted ? row.total - row.stored : row.failed, results: JSON.parse(row.results_json),
+      jobId, done: true, state: interrupted ? 'failed' : row.state, total, stored,
+      failed: interrupted ? total - stored : failed, results,
       ...(interrupted ? { error: INTERRUPTED } : row.error ? { error: row.error } : {}),
     };
   }
 
   async drain(): Promise<void> {
+    clearInterval(this.heartbeat);
     await Promise.allSettled([...this.running]);
   }
 }

@@ -12,7 +12,7 @@ import type { SessionStudy } from './dmp-search.js';
 
 export interface MeasurementDeps {
   localPacs: Pacs;
-  session(req: FastifyRequest): CallSession;
+  session(req: FastifyRequest): Promise<CallSession>;
   studyOf(req: FastifyRequest, call: CallSession, studyUid: string): SessionStudy;
 }
 
@@ -20,7 +20,7 @@ const str = (ds: DicomJson, tag: string) => { const v = ds[tag]?.Value?.[0]; ret
 
 export function measurementRoutes(app: FastifyInstance, d: MeasurementDeps): void {
   app.get('/api/sessions/:id/measurements/studies/:study', async (req, reply) => {
-    const call = d.session(req);
+    const call = await d.session(req);
     const study = d.studyOf(req, call, (req.params as { study: string }).study);
     const series = await d.localPacs.findSeries(study.studyUid, { Modality: 'SR' }).catch(() => [] as DicomJson[]);
     const found: { series: string; sop: string; when: string }[] = [];

@@ -10,6 +10,7 @@ import { sendProblem } from '../http/problem.js';
 import { CallSessionStore } from './call-sessions.js';
 import { entryRoutes } from './entry-routes.js';
 import { ImportJobs } from './import-jobs.js';
+import { instanceId } from './instance-id.js';
 import type { LauncherEntry } from './launcher.js';
 import { PeerClient } from './peer-client.js';
 import { StudyCache } from './study-cache.js';
@@ -69,8 +70,12 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
       ...opts.peer,
     });
     ctx.services.revocation?.on('updated', () => void peer.resetConnections());
-    const cache = new StudyCache(ctx.db, {
-      dir: join(config.dataDir, 'consumer-cache'),
+    // the name this instance gives itself in the tables it shares with the others (leases, readers, jobs)
+    const instance = instanceId(config.dataDir, config.user.port);
+    const cache = new StudyCache(ctx.store, {
+      // several instances share one folder (cache.dir on NFS) and one database
+      dir: config.cache.dir || join(config.dataDir, 'consumer-cache'),
+      instance,
       maxBytes: config.cache.maxBytes,
       ttlMs: config.cache.ttlHours * 3600_000,
       peer,
@@ -80,19 +85,23 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
         kosUid: spec.kosUid, status: out.status || 502, outcome: out.error?.slice(0, 300), bytes: out.bytes, durationMs: out.durationMs,
       }),
     });
-    const calls = new CallSessionStore(ctx.db, (config.psc?.sessionMaxHours ?? 12) * 3600_000, Date.now, (c, s) => ctx.audit.record({
+    await cache.recover();
+    const calls = new CallSessionStore(ctx.store, (config.psc?.sessionMaxHours ?? 12) * 3600_000, Date.now, (c, s) => ctx.audit.record({
       direction: 'user', actorRpps: c.rpps, route: 'identity-check', method: 'GET', patientId: c.patient.ins.value, studyUid: s.studyUid, kosUid: s.kosUid,
       status: s.status === 'refused' ? 409 : 200,
       outcome: (s.status === 'refused' ? s.problem ?? 'refused' : `identity traits differ: ${(s.identityWarnings ?? []).map((w) => w.trait).join(', ')}`).slice(0, 300),
     }));
-    const imports = new ImportJobs(ctx.db, cache, ctx.pacs, log, (req, s) => ctx.audit.record({
+    const imports = new ImportJobs(ctx.store, cache, ctx.pacs, instance, log, (req, s) => ctx.audit.record({
       direction: 'user', actorRpps: req.rpps, route: 'import', method: 'POST', patientId: req.patient.ins.value, studyUid: req.studyUid, seriesUid: req.seriesUid,
       status: s.state === 'completed' ? 200 : 502, outcome: `${s.stored}/${s.total} stored, ${s.failed} failed${s.error ? `: ${s.error}` : ''}`.slice(0, 300),
     }));
+    // jobs this instance ran before it restarted, or that a dead instance left, end failed now
+    await imports.recover();
     consumers.set(ctx.services, { cache, peer, calls, imports });
 
     const timer = setInterval(() => {
-      try { cache.evict(); calls.purgeExpired(); } catch (e) { log.warn({ err: e }, 'consumer housekeeping failed'); }
+      Promise.all([cache.evict(), calls.purgeExpired(), imports.recover()])
+        .catch((e: Error) => log.warn({ err: e.message }, 'consumer housekeeping failed'));
     }, 10 * 60_000);
     timer.unref();
     ctx.onClose(async () => {
@@ -104,7 +113,7 @@ export function createConsumerRole(opts: ConsumerRoleOptions = {}): RolePlugin {
     ctx.healthChecks.push({
       name: 'study-cache',
       severity: 'warning',
-      run: async () => ({ ok: true, detail: `${Math.round(cache.totalBytes() / 1e6)} MB of ${Math.round(config.cache.maxBytes / 1e6)} MB` }),
+      run: async () => ({ ok: true, detail: `${Math.round(await cache.totalBytes() / 1e6)} MB of ${Math.round(config.cache.maxBytes / 1e6)} MB` }),
     });
 
     // the viewer's static files

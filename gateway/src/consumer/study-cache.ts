@@ -3,14 +3,21 @@
 // (single-flight: every reader joins it), instances readable as soon as they land, a series marked
 // complete only when every instance its KOS references arrived and passed its checks (the KOS's
 // patient, study, series and SOP UIDs; a whole Part 10 file), LRU eviction under a byte budget (pinned
-// KOS and series being read never evicted), a TTL, and an index in SQLite so the cache survives restarts.
+// KOS and series being read never evicted), a TTL, and an index in the database so the cache survives
+// restarts. Several instances may share the folder (NFS) and the database: a lease row per series
+// makes one of them the fetcher while the others follow what it lands in the shared index; a lease
+// whose holder died expires and is taken over; reader rows keep another instance's eviction away from
+// what this one reads (cache-index.ts).
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Db } from '../store/db.js';
+import type { Store } from '../store/database.js';
 import { FolderPacs } from '../pacs/folder.js';
+import { CacheIndex, type CacheRow, type Holder, type SeriesKey } from './cache-index.js';
 import { parseContentType, readMultipart } from '../dicom/multipart.js';
 import { DRIMM_ACCEPT, PeerUnavailableError, type PeerClient } from './peer-client.js';
 import { completenessProblem, identityProblem, IdentityMismatchError, type KosExpectation } from './instance-check.js';
@@ -45,6 +52,14 @@ export interface StudyCacheOptions {
   /** called after every upstream fetch (the audit trail) */
   onFetch?: (spec: SeriesSpec, outcome: FetchOutcome, rpps: string | undefined) => void;
   now?: () => number;
+  /** this instance's name in the shared tables (instance-id.ts); default: a random one */
+  instance?: string;
+  /** a fetch lease lives this long unless renewed (its holder renews it every third of it) */
+  leaseMs?: number;
+  /** a reader row lives this long unless renewed */
+  readerMs?: number;
+  /** how often an instance following another's fetch looks at the shared index */
+  followPollMs?: number;
 }
 
 /** The series could not be completed (source down mid-stream, instances missing). */
@@ -53,11 +68,6 @@ export class SeriesIncompleteError extends PeerUnavailableError {
     super(message, options);
     this.name = 'SeriesIncompleteError';
   }
-}
-
-interface Row {
-  source: string; kos_uid: string; study_uid: string; series_uid: string; expected_json: string;
-  state: 'partial' | 'complete'; bytes: number; fetched_at: number | null; last_access: number;
 }
 
 /** An instance being written to the cache: readable from its temp file up to `written` bytes. */
@@ -76,6 +86,7 @@ class FetchJob extends EventEmitter {
   /** instances whose bytes are arriving or have arrived, in arrival order (served while they land) */
   readonly started: string[] = [];
   readonly landing = new Map<string, Landing>();
+  private readonly seen = new Set<string>();
   settled = false;
   error?: Error;
   readonly done: Promise<void>;
@@ -87,7 +98,11 @@ class FetchJob extends EventEmitter {
     this.done = new Promise<void>((res, rej) => { this.resolve = res; this.reject = rej; });
     this.done.catch(() => undefined);
   }
+  /** already offered to readers (landing here, or landed by another instance while this one followed) */
+  announced(sop: string): boolean { return this.seen.has(sop) || this.landing.has(sop); }
   land(sop: string): void {
+    if (this.seen.has(sop)) return; // announced once, whoever lands it (this fetch or another instance's)
+    this.seen.add(sop);
     this.landed.push(sop);
     if (!this.landing.has(sop)) this.started.push(sop); // already in the store: readable at once
     this.emit('change');
@@ -104,44 +119,72 @@ class FetchJob extends EventEmitter {
   next(): Promise<void> { return new Promise((r) => this.once('change', r)); }
 }
 
-const keyOf = (s: { source: string; kosUid: string; seriesUid: string }) => `${s.source}|${s.kosUid}|${s.seriesUid}`;
+const keyOf = (s: SeriesKey) => `${s.source}|${s.kosUid}|${s.seriesUid}`;
+/** last access (LRU) is written at most this often per series: frame requests do not queue on its row */
+const TOUCH_EVERY_MS = 1_000;
 
 export class StudyCache {
   readonly store: FolderPacs;
+  private readonly idx: CacheIndex;
   private readonly jobs = new Map<string, FetchJob>();
   /** read leases per series (import, viewer, screening): a leased series is never evicted */
   private readonly leases = new Map<string, number>();
+  /** reader rows this instance keeps in the database, by series key; dropped after an idle round */
+  private readonly published = new Map<string, { key: SeriesKey; token: string; idle: boolean }>();
   /** the last eviction pass stayed over budget because of busy series: run again when a lease ends */
   private overBudget = false;
+  private evicting?: Promise<number>;
+  private evictAgain = false;
   private readonly now: () => number;
-  /** upstream series fetches started (single-flight is visible here) */
+  readonly instance: string;
+  private readonly leaseMs: number;
+  private readonly readerMs: number;
+  private readonly pollMs: number;
+  private readonly heartbeat: NodeJS.Timeout;
+  /** upstream series fetches started by this instance (single-flight is visible here) */
   fetches = 0;
-  /**
-   * file deletions of dropped series still running, by series UID: a new fetch of that series waits
-   * for them (else the late deletion removed files the new fetch had just written: the answer was cut)
-   */
-  private readonly deleting = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly db: Db, private readonly opts: StudyCacheOptions) {
+  constructor(db: Store, private readonly opts: StudyCacheOptions) {
     // not durable per file: files are fsynced in a batch before their series is marked complete
     this.store = new FolderPacs(db, { kind: 'folder', path: opts.dir, name: 'consumer-cache', durable: false });
+    this.idx = new CacheIndex(db);
     this.now = opts.now ?? Date.now;
+    this.instance = opts.instance ?? `cache-${randomBytes(6).toString('base64url')}`;
+    // short: a viewer retrying on another instance after one died waits at most this long. Two
+    // fetches of one series (a holder too slow to renew) would only cost bandwidth: puts are idempotent
+    this.leaseMs = opts.leaseMs ?? 15_000;
+    this.readerMs = opts.readerMs ?? 45_000;
+    this.pollMs = opts.followPollMs ?? 100;
+    this.heartbeat = setInterval(() => { void this.beat().catch((e: Error) => this.opts.logger?.warn({ err: e.message }, 'cache heartbeat failed')); }, this.readerMs / 3);
+    this.heartbeat.unref();
   }
 
-  private row(s: { source: string; kosUid: string; seriesUid: string }): Row | undefined {
-    return this.db.prepare('SELECT * FROM consumer_cache_series WHERE source = ? AND kos_uid = ? AND series_uid = ?').get(s.source, s.kosUid, s.seriesUid) as Row | undefined;
+  /** At start: the leases and reader rows this instance held before it stopped are its own, and go. */
+  async recover(): Promise<void> {
+    await this.idx.releaseInstance(this.instance);
+  }
+
+  /** Renews this instance's reader rows; withdraws those idle since the last beat. */
+  private async beat(): Promise<void> {
+    for (const [key, p] of this.published) {
+      if (this.leases.has(key)) { p.idle = false; continue; }
+      if (!p.idle) { p.idle = true; continue; }
+      this.published.delete(key);
+      await this.idx.dropReader(this.instance, p.key, p.token);
+    }
+    if (this.published.size) await this.idx.renewReaders(this.instance, this.now() + this.readerMs);
   }
 
   /** 'complete' (servable as is), 'partial' (some instances), 'absent'. Expired entries count as absent. */
-  state(s: { source: string; kosUid: string; seriesUid: string }): 'complete' | 'partial' | 'absent' {
-    const r = this.row(s);
+  async state(s: SeriesKey): Promise<'complete' | 'partial' | 'absent'> {
+    const r = await this.idx.row(s);
     if (!r) return 'absent';
     if (r.state === 'complete' && this.expired(r)) return 'absent';
     return r.state;
   }
 
-  private expired(r: Row): boolean {
-    return r.fetched_at !== null && r.fetched_at + this.opts.ttlMs <= this.now();
+  private expired(r: CacheRow): boolean {
+    return r.fetchedAt !== null && r.fetchedAt + this.opts.ttlMs <= this.now();
   }
 
   /**
@@ -150,7 +193,7 @@ export class StudyCache {
    */
   private async present(spec: SeriesSpec): Promise<Set<string>> {
     const out = new Set<string>();
-    for (const r of this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) {
+    for (const r of await this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) {
       const size = await stat(join(this.store.root, r.path)).then((st) => st.size, () => -1);
       if (size === r.size) out.add(r.sop_uid);
       else await this.store.delete({ study: spec.studyUid, series: spec.seriesUid, instance: r.sop_uid }).catch(() => undefined);
@@ -160,69 +203,126 @@ export class StudyCache {
 
   /**
    * Makes sure the series is (or is being) fetched; returns a handle to read it. Starts one upstream
-   * fetch at most, whoever asks; a complete, unexpired series needs none.
+   * fetch at most, whoever asks and on whichever instance; a complete, unexpired series needs none.
    */
-  ensure(spec: SeriesSpec, token: string, rpps?: string): SeriesHandle {
+  async ensure(spec: SeriesSpec, token: string, rpps?: string): Promise<SeriesHandle> {
     const key = keyOf(spec);
-    const now = this.now();
-    const r = this.row(spec);
-    let complete = false;
-    if (r && r.state === 'complete' && this.expired(r)) {
-      this.db.prepare('DELETE FROM consumer_cache_series WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(spec.source, spec.kosUid, spec.seriesUid);
-    } else if (r) {
-      this.db.prepare('UPDATE consumer_cache_series SET last_access = ? WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(now, spec.source, spec.kosUid, spec.seriesUid);
-      complete = r.state === 'complete';
+    // the reader row first, then the row: an eviction elsewhere either sees the reader or has removed the row
+    const { release: unlease, published } = await this.read(spec);
+    try {
+      let r = await this.idx.row(spec);
+      const now = this.now();
+      if (r && r.state === 'complete' && this.expired(r)) {
+        await this.idx.remove(spec);
+        r = undefined;
+      } else if (r && (published || r.lastAccess < now - TOUCH_EVERY_MS) && !(await this.idx.touch(spec, now))) {
+        // (a reader row just published waits here for an eviction holding the row: it then finds it gone)
+        r = undefined; // evicted meanwhile
+      }
+      if (r?.state === 'complete' && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined, unlease);
+      let job = this.jobs.get(key);
+      if (!job) {
+        job = new FetchJob();
+        this.jobs.set(key, job);
+        const j = job;
+        void this.acquire(spec, token, rpps, j).then(
+          () => j.finish(),
+          (e: Error) => j.finish(e),
+        ).finally(() => {
+          this.jobs.delete(key);
+          this.evictQuietly();
+        });
+      }
+      return new SeriesHandle(this, spec, job, unlease);
+    } catch (e) {
+      unlease();
+      throw e;
     }
-    if (complete && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined, this.lease(spec));
-    let job = this.jobs.get(key);
-    if (!job) {
-      job = new FetchJob();
-      this.jobs.set(key, job);
-      const j = job;
-      void this.fetch(spec, token, rpps, j).then(
-        () => j.finish(),
-        (e: Error) => j.finish(e),
-      ).finally(() => {
-        this.jobs.delete(key);
-        try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
-      });
+  }
+
+  /**
+   * The series' lease decides who fetches: the holder fetches; anyone else follows what the holder
+   * lands in the shared index, until the series is complete — or the lease ends without it (the
+   * holder failed, or died and its lease expired), and then tries to take it itself.
+   */
+  private async acquire(spec: SeriesSpec, token: string, rpps: string | undefined, job: FetchJob): Promise<void> {
+    const holder: Holder = { instance: this.instance, token: randomBytes(9).toString('base64url') };
+    for (let round = 0; ; round++) {
+      if (await this.idx.claim(spec.seriesUid, holder, 'fetch', this.now(), this.leaseMs)) {
+        const renew = setInterval(() => {
+          void this.idx.renew(spec.seriesUid, holder, this.now() + this.leaseMs).catch((e: Error) => this.opts.logger?.warn({ err: e.message }, 'fetch lease renewal failed'));
+        }, this.leaseMs / 3);
+        renew.unref();
+        try {
+          return await this.fetch(spec, token, rpps, job);
+        } finally {
+          clearInterval(renew);
+          await this.idx.release(spec.seriesUid, holder).catch((e: Error) => this.opts.logger?.warn({ err: e.message }, 'fetch lease release failed'));
+        }
+      }
+      if (await this.follow(spec, job)) return;
+      if (round >= 3) throw new SeriesIncompleteError('the series could not be completed: the fetches of it by other instances kept failing');
     }
-    return new SeriesHandle(this, spec, job, this.lease(spec));
+  }
+
+  /** Follows another holder's fetch; true once the series is complete, false when the lease ended without that. */
+  private async follow(spec: SeriesSpec, job: FetchJob): Promise<boolean> {
+    const expected = new Set(spec.expected);
+    for (;;) {
+      const r = await this.idx.row(spec);
+      // what the holder has landed is readable from the shared folder at once
+      for (const i of await this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) if (expected.has(i.sop_uid)) job.land(i.sop_uid);
+      if (r?.state === 'complete' && !this.expired(r)) return true;
+      const l = await this.idx.lease(spec.seriesUid);
+      if (!l || l.expiresAt <= this.now()) return false;
+      await delay(this.pollMs);
+    }
   }
 
   /**
    * A read lease on a series: it is not evicted until every lease is released (release is idempotent).
-   * `ensure` takes one for its handle; a reader holding files past its handle takes its own.
+   * `ensure` takes one for its handle; a reader holding files past its handle takes its own. Other
+   * instances learn of it from this instance's reader row.
    */
-  lease(s: { source: string; kosUid: string; seriesUid: string }): () => void {
+  async lease(s: SeriesKey): Promise<() => void> {
+    return (await this.read(s)).release;
+  }
+
+  /** A read lease; `published`: its reader row was written now (no fresh one of this instance existed). */
+  private async read(s: SeriesKey): Promise<{ release: () => void; published: boolean }> {
     const key = keyOf(s);
     this.leases.set(key, (this.leases.get(key) ?? 0) + 1);
     let held = true;
-    return () => {
+    const release = () => {
       if (!held) return;
       held = false;
       const n = (this.leases.get(key) ?? 1) - 1;
       if (n > 0) { this.leases.set(key, n); return; }
       this.leases.delete(key);
       // the budget was exceeded while the series was read (checked only then: a lease per frame request)
-      if (!this.overBudget) return;
-      try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
+      if (this.overBudget) this.evictQuietly();
     };
+    const p = this.published.get(key);
+    if (p) { p.idle = false; return { release, published: false }; }
+    const token = randomBytes(9).toString('base64url');
+    try {
+      await this.idx.publishReader(this.instance, s, token, this.now() + this.readerMs);
+    } catch (e) {
+      release();
+      throw e;
+    }
+    this.published.set(key, { key: { source: s.source, kosUid: s.kosUid, seriesUid: s.seriesUid }, token, idle: false });
+    return { release, published: true };
   }
 
-  /** series being fetched or read are not evicted */
-  private busy(r: Row): boolean {
-    const key = keyOf({ source: r.source, kosUid: r.kos_uid, seriesUid: r.series_uid });
+  /** series being fetched or read here are not evicted (other instances': see CacheIndex.dropIfIdle) */
+  private busy(r: CacheRow): boolean {
+    const key = keyOf(r);
     return this.jobs.has(key) || this.leases.has(key);
   }
 
   private async fetch(spec: SeriesSpec, token: string, rpps: string | undefined, job: FetchJob): Promise<void> {
-    await this.deleting.get(spec.seriesUid);
-    const now = this.now();
-    this.db.prepare(`INSERT INTO consumer_cache_series (source, kos_uid, study_uid, series_uid, expected_json, state, bytes, fetched_at, last_access)
-      VALUES (?,?,?,?,?,'partial',0,NULL,?)
-      ON CONFLICT (source, kos_uid, series_uid) DO UPDATE SET expected_json = excluded.expected_json, state = 'partial', fetched_at = NULL, last_access = excluded.last_access`)
-      .run(spec.source, spec.kosUid, spec.studyUid, spec.seriesUid, JSON.stringify(spec.expected), now);
+    await this.idx.begin(spec, this.now());
     const expected = new Set(spec.expected);
     const kos: KosExpectation = { studyUid: spec.studyUid, seriesUid: spec.seriesUid, sops: expected, patientIds: spec.patientIds ?? [] };
     const have = await this.present(spec);
@@ -250,7 +350,7 @@ export class StudyCache {
             onHeader: (info, tmpPath) => {
               // another patient's, study's or series' instance is never served, not even while it lands
               mismatch = identityProblem(info, kos);
-              if (mismatch || have.has(info.sopInstanceUid) || job.landing.has(info.sopInstanceUid)) return;
+              if (mismatch || have.has(info.sopInstanceUid) || job.landing.has(info.sopInstanceUid) || job.announced(info.sopInstanceUid)) return;
               landing = { tmpPath, transferSyntaxUid: info.transferSyntaxUid, written: 0 };
               job.start(info.sopInstanceUid, landing);
             },
@@ -278,8 +378,7 @@ export class StudyCache {
             throw err;
           }
           if (landing) { landing.size = put.size; landing.written = put.size; }
-          this.db.prepare('UPDATE consumer_cache_series SET bytes = bytes + ? WHERE source = ? AND kos_uid = ? AND series_uid = ?')
-            .run(put.size, spec.source, spec.kosUid, spec.seriesUid);
+          await this.idx.addBytes(spec, put.size);
           if (!have.has(put.sopInstanceUid)) {
             have.add(put.sopInstanceUid);
             landedFiles.push(put.path);
@@ -294,14 +393,14 @@ export class StudyCache {
       if (refused) {
         res.body.destroy();
         // nothing of a series that is not the KOS's stays in the cache
-        this.forget(spec);
+        await this.forget(spec);
         throw new IdentityMismatchError(refused);
       }
       const lacking = spec.expected.filter((s) => !have.has(s));
       if (lacking.length) throw new SeriesIncompleteError(`the source box sent ${spec.expected.length - lacking.length} of the ${spec.expected.length} instances the KOS references`);
       // one batched fsync: a series marked complete is on disk
       await this.store.syncFiles(landedFiles);
-      this.markComplete(spec);
+      await this.markComplete(spec);
     } catch (e) {
       outcome.error = (e as Error).message;
       throw e;
@@ -311,64 +410,85 @@ export class StudyCache {
     }
   }
 
-  private markComplete(spec: SeriesSpec): void {
-    const bytes = this.store.instances({ study: spec.studyUid, series: spec.seriesUid })
-      .filter((r) => spec.expected.includes(r.sop_uid)).reduce((n, r) => n + r.size, 0);
-    this.db.prepare("UPDATE consumer_cache_series SET state = 'complete', bytes = ?, fetched_at = ? WHERE source = ? AND kos_uid = ? AND series_uid = ?")
-      .run(bytes, this.now(), spec.source, spec.kosUid, spec.seriesUid);
+  private async markComplete(spec: SeriesSpec): Promise<void> {
+    const expected = new Set(spec.expected);
+    const bytes = (await this.store.instances({ study: spec.studyUid, series: spec.seriesUid }))
+      .filter((r) => expected.has(r.sop_uid)).reduce((n, r) => n + r.size, 0);
+    await this.idx.complete(spec, bytes, this.now());
   }
 
   /** Path of a cached instance (of this series), if present. */
-  instanceFile(spec: Pick<SeriesSpec, 'studyUid' | 'seriesUid'>, sop: string): { path: string; size: number; transferSyntaxUid: string } | undefined {
-    const [r] = this.store.instances({ study: spec.studyUid, series: spec.seriesUid, instance: sop });
+  async instanceFile(spec: Pick<SeriesSpec, 'studyUid' | 'seriesUid'>, sop: string): Promise<{ path: string; size: number; transferSyntaxUid: string } | undefined> {
+    const [r] = await this.store.instances({ study: spec.studyUid, series: spec.seriesUid, instance: sop });
     return r ? { path: join(this.store.root, r.path), size: r.size, transferSyntaxUid: r.transfer_syntax } : undefined;
   }
 
   /** Files of the KOS-referenced instances of a series, in display order, from one index query. */
-  seriesFiles(spec: SeriesSpec): Map<string, { path: string; size: number; transferSyntaxUid: string }> {
+  async seriesFiles(spec: SeriesSpec): Promise<Map<string, { path: string; size: number; transferSyntaxUid: string }>> {
     const expected = new Set(spec.expected);
     const out = new Map<string, { path: string; size: number; transferSyntaxUid: string }>();
-    for (const r of this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) {
+    for (const r of await this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) {
       if (expected.has(r.sop_uid)) out.set(r.sop_uid, { path: join(this.store.root, r.path), size: r.size, transferSyntaxUid: r.transfer_syntax });
     }
     return out;
   }
 
   /** Forgets that a series is complete (a damaged file): the next access fetches what is missing. */
-  invalidate(spec: { source: string; kosUid: string; seriesUid: string }): void {
-    this.db.prepare("UPDATE consumer_cache_series SET state = 'partial', fetched_at = NULL WHERE source = ? AND series_uid = ?").run(spec.source, spec.seriesUid);
+  async invalidate(spec: SeriesKey): Promise<void> {
+    await this.idx.invalidate(spec.source, spec.seriesUid);
     this.opts.logger?.warn({ series: spec.seriesUid }, 'damaged cache file: series will be refetched');
   }
 
-  pin(owner: string, source: string, kosUid: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO consumer_cache_pins (owner, source, kos_uid) VALUES (?,?,?)').run(owner, source, kosUid);
+  async pin(owner: string, source: string, kosUid: string): Promise<void> {
+    await this.idx.pin(owner, source, kosUid);
   }
 
-  unpin(owner: string, source?: string, kosUid?: string): void {
-    if (source && kosUid) this.db.prepare('DELETE FROM consumer_cache_pins WHERE owner = ? AND source = ? AND kos_uid = ?').run(owner, source, kosUid);
-    else this.db.prepare('DELETE FROM consumer_cache_pins WHERE owner = ?').run(owner);
+  async unpin(owner: string, source?: string, kosUid?: string): Promise<void> {
+    await this.idx.unpin(owner, source, kosUid);
     // what the pin held may now go: an import pins past its read leases, so their release could not evict it
-    if (this.totalBytes() > this.opts.maxBytes) {
-      try { this.evict(); } catch (e) { this.opts.logger?.warn({ err: e }, 'cache eviction failed'); }
+    if (await this.totalBytes() > this.opts.maxBytes) this.evictQuietly();
+  }
+
+  totalBytes(): Promise<number> {
+    return this.idx.totalBytes();
+  }
+
+  /** An eviction pass in the background (after a fetch, a lease, an unpin): failures are logged. */
+  private evictQuietly(): void {
+    this.evict().catch((e: Error) => this.opts.logger?.warn({ err: e.message }, 'cache eviction failed'));
+  }
+
+  /**
+   * Evicts least recently used, unpinned, idle series until under budget; also drops expired ones.
+   * Returns how many went. One pass at a time on this instance; other instances' reads and fetches
+   * are respected through the database.
+   */
+  evict(): Promise<number> {
+    if (this.evicting) {
+      this.evictAgain = true; // what changed during the pass (a fetch ending) gets a pass of its own
+      return this.evicting;
     }
+    this.evicting = (async () => {
+      let n = 0;
+      do {
+        this.evictAgain = false;
+        n += await this.evictPass();
+      } while (this.evictAgain);
+      return n;
+    })().finally(() => { this.evicting = undefined; });
+    return this.evicting;
   }
 
-  totalBytes(): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(bytes), 0) AS n FROM consumer_cache_series').get() as { n: number }).n;
-  }
-
-  /** Evicts least recently used, unpinned, idle series until under budget; also drops expired ones. Returns how many went. */
-  evict(): number {
+  private async evictPass(): Promise<number> {
     let evicted = 0;
-    const rows = this.db.prepare(`SELECT c.* FROM consumer_cache_series c
-      WHERE NOT EXISTS (SELECT 1 FROM consumer_cache_pins p WHERE p.source = c.source AND p.kos_uid = c.kos_uid)
-      ORDER BY c.last_access`).all() as Row[];
-    let total = this.totalBytes();
+    await this.idx.purgeExpired(this.now() - 3600_000);
+    const rows = await this.idx.unpinned();
+    let total = await this.totalBytes();
     for (const r of rows) {
       if (this.busy(r)) continue;
       const expired = r.state === 'complete' && this.expired(r);
       if (!expired && total <= this.opts.maxBytes) continue;
-      this.drop(r);
+      if (!(await this.drop(r))) continue;
       total -= r.bytes;
       evicted++;
     }
@@ -377,50 +497,51 @@ export class StudyCache {
     return evicted;
   }
 
-  /** Removes a series' row and, when no other KOS names it, its files. */
-  private forget(spec: SeriesSpec): void {
-    const r = this.row(spec);
-    if (r) this.drop(r);
-    else if (!this.db.prepare('SELECT 1 FROM consumer_cache_series WHERE series_uid = ? LIMIT 1').get(spec.seriesUid)) {
-      this.deleteFiles(spec.studyUid, spec.seriesUid);
+  /**
+   * Removes an idle series' row and, when no other KOS names it, its files — under the series' lease,
+   * so no instance fetches into the folder being removed. False when it is busy somewhere.
+   */
+  private async drop(r: CacheRow): Promise<boolean> {
+    const holder: Holder = { instance: this.instance, token: randomBytes(9).toString('base64url') };
+    if (!(await this.idx.claim(r.seriesUid, holder, 'evict', this.now(), this.leaseMs))) return false;
+    try {
+      if (!(await this.idx.dropIfIdle(r, this.instance, this.now()))) return false;
+      // the files are shared by every KOS naming this series: removed only with the last one
+      if (!(await this.idx.namesSeries(r.seriesUid))) await this.store.delete({ study: r.studyUid, series: r.seriesUid }).catch(() => undefined);
+      return true;
+    } finally {
+      await this.idx.release(r.seriesUid, holder);
     }
   }
 
-  /** Deletes a series' files in the background, after any deletion of it still running. */
-  private deleteFiles(study: string, series: string): void {
-    const p = (this.deleting.get(series) ?? Promise.resolve()).then(() => this.store.delete({ study, series })).catch(() => undefined);
-    this.deleting.set(series, p);
-    void p.then(() => { if (this.deleting.get(series) === p) this.deleting.delete(series); });
-  }
-
-  private drop(r: Row): void {
-    this.db.prepare('DELETE FROM consumer_cache_series WHERE source = ? AND kos_uid = ? AND series_uid = ?').run(r.source, r.kos_uid, r.series_uid);
-    const shared = this.db.prepare('SELECT 1 FROM consumer_cache_series WHERE series_uid = ? LIMIT 1').get(r.series_uid);
-    // the files are shared by every KOS naming this series: remove them only with the last one
-    if (!shared) this.deleteFiles(r.study_uid, r.series_uid);
+  /** Removes a series' row and, when no other KOS names it, its files (its fetch holds the lease). */
+  private async forget(spec: SeriesSpec): Promise<void> {
+    await this.idx.remove(spec);
+    if (!(await this.idx.namesSeries(spec.seriesUid))) await this.store.delete({ study: spec.studyUid, series: spec.seriesUid }).catch(() => undefined);
   }
 
   /** Drops every unpinned, idle series (operator action; benchmarks). Returns how many went. */
-  clear(): number {
-    const rows = this.db.prepare(`SELECT c.* FROM consumer_cache_series c
-      WHERE NOT EXISTS (SELECT 1 FROM consumer_cache_pins p WHERE p.source = c.source AND p.kos_uid = c.kos_uid)`).all() as Row[];
+  async clear(): Promise<number> {
     let n = 0;
-    for (const r of rows) {
+    for (const r of await this.idx.unpinned()) {
       if (this.busy(r)) continue;
-      this.drop(r);
-      n++;
+      if (await this.drop(r)) n++;
     }
     return n;
   }
 
-  /** Waits for running fetches (at close). */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
+  /** The fetch this instance runs or follows for a series, if any (tests watch it settle). */
+  job(s: SeriesKey): FetchJob | undefined {
+    return this.jobs.get(keyOf(s));
   }
 
-  /** internal: for SeriesHandle */
-  job(spec: SeriesSpec): FetchJob | undefined {
-    return this.jobs.get(keyOf(spec));
+  /** Waits for running fetches, then gives up what this instance holds in the shared tables (at close). */
+  async drain(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
+    await this.evicting?.catch(() => undefined);
+    this.published.clear();
+    await this.idx.releaseInstance(this.instance).catch((e: Error) => this.opts.logger?.warn({ err: e.message }, 'cache: releasing this instance\'s rows failed'));
   }
 }
 
@@ -506,7 +627,7 @@ export class SeriesHandle {
     // every pass either returns, throws or awaits a change of the fetch: never a busy loop
     for (;;) {
       const landed = !this.job || this.job.landed.includes(sop);
-      if (landed && this.cache.instanceFile(this.spec, sop)) return;
+      if (landed && await this.cache.instanceFile(this.spec, sop)) return;
       if (!this.job || this.job.settled) {
         if (landed) throw new SeriesIncompleteError('the instance left the cache (evicted or damaged): ask again to fetch it');
         throw this.job?.error ?? new SeriesIncompleteError('instance not sent by the source box');
@@ -522,7 +643,7 @@ export class SeriesHandle {
   async *instances(): AsyncGenerator<string> {
     try {
       if (!this.job) {
-        this.rows = this.cache.seriesFiles(this.spec);
+        this.rows = await this.cache.seriesFiles(this.spec);
         yield* this.rows.keys();
         return;
       }
@@ -549,13 +670,13 @@ export class SeriesHandle {
   async open(sop: string): Promise<OpenedInstance> {
     const l = this.job?.landing.get(sop);
     if (l && this.job) return { body: new LandingReader(this.job, l), size: l.size, transferSyntaxUid: l.transferSyntaxUid };
-    const f = this.rows?.get(sop) ?? this.cache.instanceFile(this.spec, sop);
+    const f = this.rows?.get(sop) ?? await this.cache.instanceFile(this.spec, sop);
     if (!f) throw new SeriesIncompleteError('instance missing from the cache');
     const fh = await open(f.path, 'r').catch(() => undefined);
     const size = fh ? (await fh.stat()).size : -1;
     if (!fh || size !== f.size) {
       await fh?.close();
-      this.cache.invalidate(this.spec);
+      await this.cache.invalidate(this.spec);
       throw new SeriesIncompleteError('a cache file is damaged: the series will be fetched again');
     }
     return { body: fh.createReadStream({ highWaterMark: READ_CHUNK }), size: f.size, transferSyntaxUid: f.transferSyntaxUid };

@@ -61,8 +61,6 @@ type P = { id: string; study?: string; series?: string; instance?: string; frame
 export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Promise<void> {
   const { calls, cache, peer, audit, imports } = o;
   const grantTtl = o.grantTtlMs ?? 5 * 60_000;
-  /** (session, study) → when the source last confirmed access, and its QIDO series rows */
-  const grants = new Map<string, { at: number; series?: DicomJson[] }>();
 
   app.addHook('onRequest', async (req) => {
     req.consumerAudit = { startedAt: process.hrtime.bigint(), bytes: 0 };
@@ -93,10 +91,10 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   });
 
   /** The caller's session (404 for another clinician's: its existence is not revealed). */
-  function session(req: FastifyRequest): CallSession {
+  async function session(req: FastifyRequest): Promise<CallSession> {
     const p = req.params as P;
     const rpps = req.clinicianSession!.clinician.rpps;
-    const call = calls.get(p.id, rpps);
+    const call = await calls.get(p.id, rpps);
     if (!call) throw new HttpProblem(404, 'Session inconnue', 'this viewer session does not exist, has expired, or belongs to someone else');
     req.consumerAudit!.rpps = rpps;
     req.consumerAudit!.ins = call.patient.ins.value;
@@ -121,21 +119,24 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   const token = (req: FastifyRequest) => req.clinicianSession!.accessToken;
   const rppsOf = (req: FastifyRequest) => req.clinicianSession!.clinician.rpps;
   /** the series a request reads stay in the cache until its answer ends */
-  const leased = (reply: FastifyReply, h: SeriesHandle): SeriesHandle => { reply.raw.once('close', () => h.release()); return h; };
+  const leased = (reply: FastifyReply, h: SeriesHandle): SeriesHandle => {
+    if (reply.raw.closed) h.release(); else reply.raw.once('close', () => h.release());
+    return h;
+  };
 
   /** Translates what the source box said into the viewer's statuses; remembers withdrawals and refusals. */
-  function peerProblem(e: unknown, call: CallSession, study: SessionStudy): never {
+  async function peerProblem(e: unknown, call: CallSession, study: SessionStudy): Promise<never> {
     if (e instanceof HttpProblem) throw e;
     if (e instanceof IdentityMismatchError) {
       const why = `Incohérence d'identité : une image envoyée par la source n'est pas celle que le document de référence (KOS) désigne (${e.message}). L'examen n'est pas affiché.`;
-      calls.updateStudy(call.id, study.studyUid, { status: 'refused', problem: why });
+      await calls.updateStudy(call.id, study.studyUid, { status: 'refused', problem: why });
       throw new HttpProblem(409, "Incohérence d'identité", why);
     }
     if (e instanceof PeerNotAllowedError) throw new HttpProblem(403, 'Source non autorisée', e.message);
     if (e instanceof PeerCertificateRevokedError) throw new HttpProblem(502, 'Certificat de la source révoqué', "le certificat de la DRIMbox source est révoqué par son autorité de certification, ou son statut de révocation est inconnu : l'examen n'est pas demandé");
     if (e instanceof PeerStatusError) {
       if (e.status === 404 || e.status === 410) {
-        calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'the source box no longer serves this study' });
+        await calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'the source box no longer serves this study' });
         throw new HttpProblem(410, 'Examen retiré', 'the source box no longer serves this study');
       }
       if (e.status === 401) {
@@ -155,12 +156,12 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   /**
    * Asks the source (once per session and study, then every grantTtl) whether the clinician may still
    * see the study: a revocation or withdrawal upstream is honoured even when the cache could answer.
-   * When the source is unreachable, a study complete in the cache is still served.
+   * When the source is unreachable, a study complete in the cache is still served. The grant is kept
+   * in the database: whichever instance the next request reaches knows it.
    */
   async function checkGrant(req: FastifyRequest, call: CallSession, study: SessionStudy, o: { fresh?: boolean } = {}): Promise<DicomJson[] | undefined> {
-    const k = `${call.id}|${study.studyUid}`;
-    const g = grants.get(k);
-    if (g && !o.fresh && Date.now() - g.at < grantTtl) return g.series;
+    const g = o.fresh ? undefined : await calls.grant(call.id, study.studyUid);
+    if (g && Date.now() - g.at < grantTtl) return g.series;
     const ask = (tokenValue: string) => peer.getJson<DicomJson[]>(`${study.sourceRoot}/studies/${study.studyUid}/series`, { token: tokenValue, kosUid: study.kosUid });
     try {
       let series: DicomJson[];
@@ -174,7 +175,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
         req.clinicianSession = renewed;
         series = await ask(renewed.accessToken);
       }
-      grants.set(k, { at: Date.now(), series });
+      await calls.setGrant(call.id, study.studyUid, { at: Date.now(), series });
       return series;
     } catch (e) {
       audit.record({
@@ -182,8 +183,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
         studyUid: study.studyUid, kosUid: study.kosUid, status: e instanceof PeerStatusError ? e.status : e instanceof PeerNotAllowedError ? 403 : 502,
         outcome: (e as Error).message.slice(0, 300),
       });
-      if (e instanceof PeerUnavailableError && seriesSpecs(study).every((s) => cache.state(s) === 'complete')) {
-        grants.set(k, { at: Date.now() });
+      if (e instanceof PeerUnavailableError && (await Promise.all(seriesSpecs(study).map((s) => cache.state(s)))).every((st) => st === 'complete')) {
+        await calls.setGrant(call.id, study.studyUid, { at: Date.now() });
         return undefined;
       }
       return peerProblem(e, call, study);
@@ -191,7 +192,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   }
 
   async function prepare(req: FastifyRequest, studyUid: string): Promise<{ call: CallSession; study: SessionStudy; rows?: DicomJson[] }> {
-    const call = session(req);
+    const call = await session(req);
     const study = studyOf(req, call, studyUid);
     const rows = await checkGrant(req, call, study);
     return { call, study, rows };
@@ -218,7 +219,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), STATUS_WAIT_MS); });
     const outcome = await Promise.race([asked, late]).finally(() => clearTimeout(timer));
     if (outcome !== 'withdrawn') return withImageTraits(call, study);
-    return calls.get(call.id, call.rpps)?.studies.find((s) => s.studyUid === study.studyUid) ?? study;
+    return (await calls.get(call.id, call.rpps))?.studies.find((s) => s.studyUid === study.studyUid) ?? study;
   }
 
   /**
@@ -232,12 +233,12 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const found = traitDifferences(call.patient, { id: '', otherIds: [], name, birthDate: str(row, '00100030'), sex: str(row, '00100040') });
     const merged = mergeWarnings(study.identityWarnings ?? [], found);
     if (merged.length === (study.identityWarnings ?? []).length) return study;
-    calls.updateStudy(call.id, study.studyUid, { identityWarnings: merged });
+    await calls.updateStudy(call.id, study.studyUid, { identityWarnings: merged });
     return { ...study, identityWarnings: merged };
   }
 
   app.get('/api/sessions/:id', async (req): Promise<SessionDocument> => {
-    const call = session(req);
+    const call = await session(req);
     const base = `/api/sessions/${encodeURIComponent(call.id)}`;
     const studies = await Promise.all(call.studies.map((s) => currentStatus(req, call, s)));
     return {
@@ -259,7 +260,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   });
 
   app.get('/api/sessions/:id/reports/:doc', async (req, reply) => {
-    const call = session(req);
+    const call = await session(req);
     const doc = (req.params as P).doc!;
     const study = call.studies.find((s) => s.reportId === doc);
     if (study) {
@@ -269,14 +270,14 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       if (now.status === 'withdrawn') throw new HttpProblem(410, 'Compte rendu retiré', 'the source withdrew this study and its report');
       if (now.status === 'refused') throw new HttpProblem(409, "Incohérence d'identité", now.problem);
     }
-    const r = calls.report(call.id, doc);
+    const r = await calls.report(call.id, doc);
     if (!r) throw new HttpProblem(404, 'Compte rendu inconnu');
     return reply.type(r.mediaType === 'text/plain' ? 'text/plain; charset=utf-8' : r.mediaType).header('cache-control', 'private, no-store').send(r.data);
   });
 
   // ---------- import ----------
   app.post('/api/sessions/:id/import', async (req, reply) => {
-    const call = session(req);
+    const call = await session(req);
     const body = (req.body ?? {}) as { studyUid?: unknown; seriesUid?: unknown; measurements?: unknown };
     if (typeof body.studyUid !== 'string') throw new HttpProblem(400, 'studyUid required', 'send {"studyUid": "…", "seriesUid"?: "…"}');
     if (body.seriesUid !== undefined && typeof body.seriesUid !== 'string') throw new HttpProblem(400, 'seriesUid must be a UID');
@@ -287,8 +288,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     return reply.code(202).send({ jobId });
   });
   app.get('/api/sessions/:id/import/:job', async (req) => {
-    const call = session(req);
-    const s = imports.get((req.params as P).job!, callKey(call.id));
+    const call = await session(req);
+    const s = await imports.get((req.params as P).job!, callKey(call.id));
     if (!s) throw new HttpProblem(404, 'Import inconnu');
     return s;
   });
@@ -301,7 +302,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   const root = '/api/sessions/:id/dicom-web';
 
   app.get(`${root}/studies`, qido(async (req) => {
-    const call = session(req);
+    const call = await session(req);
     const q = req.query as Record<string, string>;
     const wanted = q.StudyInstanceUID ?? q['0020000D'];
     return call.studies
@@ -368,23 +369,34 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
    * byte is sent before it passed. When the check had to renew the clinician's token, the series are
    * asked for again with the renewed one.
    */
+  /** handles on every series, each leased until the answer ends (all released if one cannot be had) */
+  async function ensureAll(reply: FastifyReply, specs: SeriesSpec[], tokenValue: string, rpps: string): Promise<SeriesHandle[]> {
+    const got = await Promise.allSettled(specs.map((s) => cache.ensure(s, tokenValue, rpps)));
+    const failed = got.find((g) => g.status === 'rejected');
+    if (failed) {
+      for (const g of got) if (g.status === 'fulfilled') g.value.release();
+      throw failed.reason;
+    }
+    return got.map((g) => leased(reply, (g as PromiseFulfilledResult<SeriesHandle>).value));
+  }
+
   async function grantedHandles(req: FastifyRequest, reply: FastifyReply, call: CallSession, study: SessionStudy, specs: SeriesSpec[]): Promise<SeriesHandle[]> {
     const used = token(req);
     const grant = checkGrant(req, call, study);
     grant.catch(() => undefined); // awaited below; a failure before that must not be unhandled
-    let handles = specs.map((s) => leased(reply, cache.ensure(s, used, rppsOf(req))));
+    let handles = await ensureAll(reply, specs, used, rppsOf(req));
     await grant;
     if (token(req) !== used) {
       // the source refused the token and took the renewed one: what was fetched with the old one failed
       for (const h of handles) h.release();
       await Promise.allSettled(handles.map((h) => h.complete()));
-      handles = specs.map((s) => leased(reply, cache.ensure(s, token(req), rppsOf(req))));
+      handles = await ensureAll(reply, specs, token(req), rppsOf(req));
     }
     return handles;
   }
 
   app.get(`${root}/studies/:study`, async (req, reply) => {
-    const call = session(req);
+    const call = await session(req);
     const study = studyOf(req, call, (req.params as P).study!);
     try {
       const handles = await grantedHandles(req, reply, call, study, seriesSpecs(study));
@@ -393,7 +405,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   });
   app.get(`${root}/studies/:study/series/:series`, async (req, reply) => {
     const p = req.params as P;
-    const call = session(req);
+    const call = await session(req);
     const study = studyOf(req, call, p.study!);
     const spec = specOr404(req, study, p.series!);
     try {
@@ -403,7 +415,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   });
   app.get(`${root}/studies/:study/series/:series/instances/:instance`, async (req, reply) => {
     const p = req.params as P;
-    const call = session(req);
+    const call = await session(req);
     const study = studyOf(req, call, p.study!);
     const spec = instanceSpec(req, study, p.series!, p.instance!);
     try {
@@ -424,7 +436,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   const metadataOf = async (reply: FastifyReply, specs: SeriesSpec[], tokenValue: string, rpps: string, sop?: string): Promise<DicomJson[]> => {
     const out: DicomJson[] = [];
     for (const spec of specs) {
-      const h = leased(reply, cache.ensure(spec, tokenValue, rpps));
+      const h = leased(reply, await cache.ensure(spec, tokenValue, rpps));
       if (sop) await h.instance(sop); else await h.complete();
       const expected = new Set(spec.expected);
       const items = await cache.store.metadata({ study: spec.studyUid, series: spec.seriesUid, ...(sop ? { instance: sop } : {}) });
@@ -461,7 +473,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
     }
     try {
-      await leased(reply, cache.ensure(spec, token(req), rppsOf(req))).instance(p.instance!);
+      await leased(reply, await cache.ensure(spec, token(req), rppsOf(req))).instance(p.instance!);
     } catch (e) { return peerProblem(e, call, study); }
     let parts;
     try {

@@ -1,4 +1,5 @@
-// A local PACS: Part 10 files under a folder (<study>/<series>/<sop>.dcm), indexed in SQLite.
+// A local PACS: Part 10 files under a folder (<study>/<series>/<sop>.dcm), indexed in the box database
+// (folder-index.ts).
 // Writes are atomic (temp file, fsync, rename, fsync dir) and only renamed files are ever indexed, so a
 // crash leaves at worst a stray temp file. Putting the same instance twice (even concurrently) is
 // idempotent. Backs the demo PACS and the consumer's study cache.
@@ -7,13 +8,14 @@ import { mkdir, open, readFile, rename, rm, unlink, access, constants as fsc } f
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Db } from '../store/db.js';
+import type { Store } from '../store/database.js';
 import {
   NotAcceptableError, NotFoundError,
   type DicomJson, type DicomRef, type FramePart, type InstancePart, type Pacs, type QueryKeys,
   type QueryOptions, type RetrieveOptions, type StoreResult,
 } from './pacs.js';
 import { readInfo, extractFrame, toDicomJson, FrameRangeError, Part10Error, type Part10Info } from '../dicom/part10.js';
+import { FolderIndex, validUid, type InstanceRow, type Row } from './folder-index.js';
 import { ANY_TRANSFER_SYNTAX, TS, frameMediaType, isEncapsulated, storedIsAcceptable } from '../dicom/transfer-syntax.js';
 
 export interface FolderPacsConfig {
@@ -48,68 +50,19 @@ export interface PutResult {
   path: string;
 }
 
-interface InstanceRow {
-  sop_uid: string; series_uid: string; study_uid: string; sop_class: string; transfer_syntax: string;
-  instance_number: number | null; frames: number; rows: number | null; columns: number | null;
-  size: number; path: string; pixel_offset: number | null;
-}
-
-const UID = /^[0-9]+(\.[0-9]+)*$/;
 const HEAD_BYTES = 256 * 1024;
 const WRITE_BATCH = 1024 * 1024;
 const MAX_HEADER_FILE = 64 * 1024 * 1024;
 
-function validUid(u: string): boolean {
-  return u.length > 0 && u.length <= 64 && UID.test(u);
-}
-
-/** DICOM wildcard (* ?) → SQL LIKE pattern with \ as escape. */
-function likePattern(v: string): string {
-  return v.replace(/[\\%_]/g, (c) => '\\' + c).replace(/\*/g, '%').replace(/\?/g, '_');
-}
-
-const KEYWORD_BY_TAG: Record<string, string> = {
-  '00100020': 'PatientID', '00100010': 'PatientName', '00080020': 'StudyDate', '00080050': 'AccessionNumber',
-  '00080061': 'ModalitiesInStudy', '0020000D': 'StudyInstanceUID', '0020000E': 'SeriesInstanceUID',
-  '00080018': 'SOPInstanceUID', '00080060': 'Modality', '00081030': 'StudyDescription', '00200010': 'StudyID',
-  '00080090': 'ReferringPhysicianName', '00200011': 'SeriesNumber', '0008103E': 'SeriesDescription',
-  '00080016': 'SOPClassUID', '00200013': 'InstanceNumber', '00100030': 'PatientBirthDate', '00100040': 'PatientSex',
-};
-
-type Level = 'study' | 'series' | 'instance';
-
-/** column and matching rule of each supported QIDO key */
-const KEYS: Record<string, { col: string; kind: 'text' | 'ci' | 'uid' | 'date' | 'int' | 'modalities'; level: Level }> = {
-  PatientID: { col: 'st.patient_id', kind: 'text', level: 'study' },
-  PatientName: { col: 'st.patient_name', kind: 'ci', level: 'study' },
-  PatientBirthDate: { col: 'st.patient_birth_date', kind: 'date', level: 'study' },
-  PatientSex: { col: 'st.patient_sex', kind: 'text', level: 'study' },
-  StudyDate: { col: 'st.study_date', kind: 'date', level: 'study' },
-  AccessionNumber: { col: 'st.accession', kind: 'text', level: 'study' },
-  StudyDescription: { col: 'st.description', kind: 'ci', level: 'study' },
-  StudyID: { col: 'st.study_id', kind: 'text', level: 'study' },
-  ReferringPhysicianName: { col: 'st.referring', kind: 'ci', level: 'study' },
-  StudyInstanceUID: { col: 'st.study_uid', kind: 'uid', level: 'study' },
-  ModalitiesInStudy: { col: '', kind: 'modalities', level: 'study' },
-  SeriesInstanceUID: { col: 'se.series_uid', kind: 'uid', level: 'series' },
-  Modality: { col: 'se.modality', kind: 'text', level: 'series' },
-  SeriesNumber: { col: 'se.series_number', kind: 'int', level: 'series' },
-  SeriesDescription: { col: 'se.description', kind: 'ci', level: 'series' },
-  SOPInstanceUID: { col: 'i.sop_uid', kind: 'uid', level: 'instance' },
-  SOPClassUID: { col: 'i.sop_class', kind: 'uid', level: 'instance' },
-  InstanceNumber: { col: 'i.instance_number', kind: 'int', level: 'instance' },
-};
-const LEVEL_RANK: Record<Level, number> = { study: 0, series: 1, instance: 2 };
-
 export class FolderPacs implements Pacs {
   readonly kind = 'folder' as const;
   readonly root: string;
-  private readonly storeKey: string;
   private readonly durable: boolean;
+  private readonly idx: FolderIndex;
 
-  constructor(private readonly db: Db, config: FolderPacsConfig) {
+  constructor(store: Store, config: FolderPacsConfig) {
     this.root = resolve(config.path);
-    this.storeKey = config.name ?? this.root;
+    this.idx = new FolderIndex(store, config.name ?? this.root);
     this.durable = config.durable ?? true;
   }
 
@@ -183,7 +136,7 @@ export class FolderPacs implements Pacs {
       await rename(tmp, join(this.root, rel));
       moved = true;
       if (this.durable) await fsyncDir(dir);
-      this.index(info, size, rel);
+      await this.idx.index(info, size, rel);
       return {
         sopInstanceUid: info.sopInstanceUid, sopClassUid: info.sopClassUid, studyInstanceUid: info.studyInstanceUid,
         seriesInstanceUid: info.seriesInstanceUid, transferSyntaxUid: info.transferSyntaxUid, size, path: join(this.root, rel),
@@ -204,32 +157,6 @@ export class FolderPacs implements Pacs {
     }
   }
 
-  private index(info: Part10Info, size: number, rel: string): void {
-    const s = this.storeKey;
-    this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO folder_study (store, study_uid, patient_id, patient_name, patient_birth_date, patient_sex,
-          study_date, study_time, accession, description, study_id, referring)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-        ON CONFLICT (store, study_uid) DO UPDATE SET patient_id=excluded.patient_id, patient_name=excluded.patient_name,
-          patient_birth_date=excluded.patient_birth_date, patient_sex=excluded.patient_sex, study_date=excluded.study_date,
-          study_time=excluded.study_time, accession=excluded.accession, description=excluded.description,
-          study_id=excluded.study_id, referring=excluded.referring`)
-        .run(s, info.studyInstanceUid, info.patientId, info.patientName, info.patientBirthDate, info.patientSex,
-          info.studyDate, info.studyTime, info.accessionNumber, info.studyDescription, info.studyId, info.referringPhysicianName);
-      this.db.prepare(`INSERT INTO folder_series (store, series_uid, study_uid, modality, series_number, description)
-        VALUES (?,?,?,?,?,?)
-        ON CONFLICT (store, series_uid) DO UPDATE SET study_uid=excluded.study_uid, modality=excluded.modality,
-          series_number=excluded.series_number, description=excluded.description`)
-        .run(s, info.seriesInstanceUid, info.studyInstanceUid, info.modality, info.seriesNumber ?? null, info.seriesDescription);
-      this.db.prepare(`INSERT OR REPLACE INTO folder_instance (store, sop_uid, series_uid, study_uid, sop_class, transfer_syntax,
-          instance_number, frames, rows, columns, size, path, pixel_offset, added_at)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-        .run(s, info.sopInstanceUid, info.seriesInstanceUid, info.studyInstanceUid, info.sopClassUid, info.transferSyntaxUid,
-          info.instanceNumber ?? null, info.numberOfFrames, info.rows ?? null, info.columns ?? null, size, rel,
-          info.pixelDataOffset ?? null, new Date().toISOString());
-    })();
-  }
-
   /** fsyncs files of this store (and their directories): the batched durability of a non-durable store. */
   async syncFiles(paths: string[]): Promise<void> {
     const dirs = new Set<string>();
@@ -243,16 +170,8 @@ export class FolderPacs implements Pacs {
 
   /** Removes a study, series or instance (files and index). Returns how many instances went. */
   async delete(ref: DicomRef): Promise<number> {
-    const rows = this.instances(ref);
-    const s = this.storeKey;
-    this.db.transaction(() => {
-      const del = this.db.prepare('DELETE FROM folder_instance WHERE store = ? AND sop_uid = ?');
-      for (const r of rows) del.run(s, r.sop_uid);
-      this.db.prepare(`DELETE FROM folder_series WHERE store = ? AND NOT EXISTS
-        (SELECT 1 FROM folder_instance i WHERE i.store = folder_series.store AND i.series_uid = folder_series.series_uid)`).run(s);
-      this.db.prepare(`DELETE FROM folder_study WHERE store = ? AND NOT EXISTS
-        (SELECT 1 FROM folder_series se WHERE se.store = folder_study.store AND se.study_uid = folder_study.study_uid)`).run(s);
-    })();
+    const rows = await this.instances(ref);
+    await this.idx.remove(rows.map((r) => r.sop_uid));
     for (const r of rows) await rm(join(this.root, r.path), { force: true });
     if (ref.series && !ref.instance) await rm(join(this.root, ref.study, ref.series), { recursive: true, force: true }).catch(() => undefined);
     if (!ref.series) await rm(join(this.root, ref.study), { recursive: true, force: true }).catch(() => undefined);
@@ -260,103 +179,27 @@ export class FolderPacs implements Pacs {
   }
 
   /** Instances of a ref, in series then instance-number order. */
-  instances(ref: DicomRef): InstanceRow[] {
-    for (const u of [ref.study, ref.series, ref.instance]) if (u !== undefined && !validUid(u)) return [];
-    let sql = `SELECT i.* FROM folder_instance i LEFT JOIN folder_series se ON se.store = i.store AND se.series_uid = i.series_uid
-      WHERE i.store = ? AND i.study_uid = ?`;
-    const args: unknown[] = [this.storeKey, ref.study];
-    if (ref.series) { sql += ' AND i.series_uid = ?'; args.push(ref.series); }
-    if (ref.instance) { sql += ' AND i.sop_uid = ?'; args.push(ref.instance); }
-    sql += ' ORDER BY se.series_number IS NULL, se.series_number, i.series_uid, i.instance_number IS NULL, i.instance_number, i.sop_uid';
-    return this.db.prepare(sql).all(...args) as InstanceRow[];
-  }
-
-  private where(level: Level, keys: QueryKeys, args: unknown[]): string {
-    const conds: string[] = ['st.store = ?'];
-    args.push(this.storeKey);
-    for (const [rawKey, rawValue] of Object.entries(keys)) {
-      const key = KEYWORD_BY_TAG[rawKey.toUpperCase()] ?? rawKey;
-      const spec = KEYS[key];
-      const value = String(rawValue ?? '').trim();
-      if (!spec || value === '' || value === '*') continue;
-      if (LEVEL_RANK[spec.level] > LEVEL_RANK[level]) continue; // not a matching key at this level
-      switch (spec.kind) {
-        case 'uid': {
-          const list = value.split(/[\\,]/).map((u) => u.trim()).filter(Boolean);
-          conds.push(`${spec.col} IN (${list.map(() => '?').join(',')})`);
-          args.push(...list);
-          break;
-        }
-        case 'date': {
-          const m = /^(\d{8})?(-)?(\d{8})?$/.exec(value.replace(/[.]/g, ''));
-          if (!m) { conds.push('0'); break; }
-          if (!m[2]) { conds.push(`${spec.col} = ?`); args.push(m[1] ?? ''); break; }
-          if (m[1]) { conds.push(`${spec.col} >= ?`); args.push(m[1]); }
-          if (m[3]) { conds.push(`${spec.col} <> '' AND ${spec.col} <= ?`); args.push(m[3]); }
-          break;
-        }
-        case 'int':
-          conds.push(`${spec.col} = ?`);
-          args.push(parseInt(value, 10));
-          break;
-        case 'modalities': {
-          const list = value.split(/[\\,]/).map((u) => u.trim()).filter(Boolean);
-          conds.push(`EXISTS (SELECT 1 FROM folder_series m WHERE m.store = st.store AND m.study_uid = st.study_uid AND m.modality IN (${list.map(() => '?').join(',')}))`);
-          args.push(...list);
-          break;
-        }
-        case 'ci':
-          conds.push(`${spec.col} LIKE ? ESCAPE '\\'`);
-          args.push(likePattern(value));
-          break;
-        default:
-          if (/[*?]/.test(value)) { conds.push(`${spec.col} LIKE ? ESCAPE '\\'`); args.push(likePattern(value)); } else { conds.push(`${spec.col} = ?`); args.push(value); }
-      }
-    }
-    return conds.join(' AND ');
-  }
-
-  private page(opts: QueryOptions, args: unknown[]): string {
-    args.push(opts.limit !== undefined ? Math.max(0, Math.floor(opts.limit)) : -1, Math.max(0, Math.floor(opts.offset ?? 0)));
-    return ' LIMIT ? OFFSET ?';
+  instances(ref: DicomRef): Promise<InstanceRow[]> {
+    return this.idx.instances(ref);
   }
 
   async findStudies(keys: QueryKeys, opts: QueryOptions = {}): Promise<DicomJson[]> {
-    const args: unknown[] = [];
-    const where = this.where('study', keys, args);
-    const sql = `SELECT st.*,
-        (SELECT COUNT(*) FROM folder_series x WHERE x.store = st.store AND x.study_uid = st.study_uid) AS n_series,
-        (SELECT COUNT(*) FROM folder_instance x WHERE x.store = st.store AND x.study_uid = st.study_uid) AS n_instances,
-        (SELECT GROUP_CONCAT(DISTINCT x.modality) FROM folder_series x WHERE x.store = st.store AND x.study_uid = st.study_uid AND x.modality <> '') AS modalities
-      FROM folder_study st WHERE ${where} ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid${this.page(opts, args)}`;
-    return (this.db.prepare(sql).all(...args) as Record<string, unknown>[]).map(studyJson);
+    return (await this.idx.studies(keys, opts)).map(studyJson);
   }
 
   async findSeries(study: string | undefined, keys: QueryKeys, opts: QueryOptions = {}): Promise<DicomJson[]> {
-    const args: unknown[] = [];
-    const where = this.where('series', study ? { ...keys, StudyInstanceUID: study } : keys, args);
-    const sql = `SELECT se.*, st.*, se.description AS series_description,
-        (SELECT COUNT(*) FROM folder_instance x WHERE x.store = se.store AND x.series_uid = se.series_uid) AS n_instances
-      FROM folder_series se JOIN folder_study st ON st.store = se.store AND st.study_uid = se.study_uid
-      WHERE ${where} ORDER BY se.series_number IS NULL, se.series_number, se.series_uid${this.page(opts, args)}`;
-    return (this.db.prepare(sql).all(...args) as Record<string, unknown>[]).map(seriesJson);
+    return (await this.idx.series(study ? { ...keys, StudyInstanceUID: study } : keys, opts)).map(seriesJson);
   }
 
   async findInstances(study: string | undefined, series: string | undefined, keys: QueryKeys, opts: QueryOptions = {}): Promise<DicomJson[]> {
-    const args: unknown[] = [];
     const k = { ...keys };
     if (study) k.StudyInstanceUID = study;
     if (series) k.SeriesInstanceUID = series;
-    const where = this.where('instance', k, args);
-    const sql = `SELECT i.*, se.modality, se.series_number, st.patient_id, st.patient_name, st.study_date, st.accession
-      FROM folder_instance i JOIN folder_series se ON se.store = i.store AND se.series_uid = i.series_uid
-      JOIN folder_study st ON st.store = i.store AND st.study_uid = i.study_uid
-      WHERE ${where} ORDER BY se.series_number IS NULL, se.series_number, i.series_uid, i.instance_number IS NULL, i.instance_number, i.sop_uid${this.page(opts, args)}`;
-    return (this.db.prepare(sql).all(...args) as Record<string, unknown>[]).map(instanceJson);
+    return (await this.idx.instanceRows(k, opts)).map(instanceJson);
   }
 
   async *retrieve(ref: DicomRef, opts: RetrieveOptions): AsyncGenerator<InstancePart> {
-    const rows = this.instances(ref);
+    const rows = await this.instances(ref);
     if (!rows.length) throw new NotFoundError('no instances');
     const accepted = opts.transferSyntaxes;
     const refused = rows.find((r) => !storedIsAcceptable(r.transfer_syntax, accepted));
@@ -368,7 +211,7 @@ export class FolderPacs implements Pacs {
   }
 
   async *retrieveFrames(ref: Required<DicomRef>, frames: number[], opts: RetrieveOptions): AsyncGenerator<FramePart> {
-    const [row] = this.instances(ref);
+    const [row] = await this.instances(ref);
     if (!row) throw new NotFoundError('no such instance');
     const ts = row.transfer_syntax;
     const native = !isEncapsulated(ts);
@@ -386,7 +229,7 @@ export class FolderPacs implements Pacs {
   }
 
   async metadata(ref: DicomRef): Promise<DicomJson[]> {
-    const rows = this.instances(ref);
+    const rows = await this.instances(ref);
     if (!rows.length) throw new NotFoundError('no instances');
     const out: DicomJson[] = [];
     for (const r of rows) out.push(await this.instanceMetadata(r));
@@ -428,7 +271,7 @@ export class FolderPacs implements Pacs {
   }
 
   async close(): Promise<void> {
-    // the Db belongs to the caller
+    // the Store belongs to the caller
   }
 }
 
@@ -439,7 +282,6 @@ async function fsyncDir(dir: string): Promise<void> {
   } catch { /* some filesystems refuse fsync on directories */ }
 }
 
-type Row = Record<string, unknown>;
 const str = (v: unknown) => (v === null || v === undefined ? '' : String(v));
 function el(vr: string, v: unknown): { vr: string; Value?: unknown[] } {
   const s = str(v);

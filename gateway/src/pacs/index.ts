@@ -1,5 +1,5 @@
 // Builds the configured PACS adapter.
-import type { Db } from '../store/db.js';
+import type { Store } from '../store/database.js';
 import type { Pacs } from './pacs.js';
 import { DicomwebPacs, type DicomwebPacsConfig } from './dicomweb.js';
 import { DimsePacs, type DimsePacsConfig } from './dimse.js';
@@ -9,7 +9,7 @@ export type AnyPacsConfig = DicomwebPacsConfig | DimsePacsConfig | FolderPacsCon
 
 export interface PacsDeps {
   /** required for kind 'folder' (its index lives in the box database) */
-  db?: Db;
+  store?: Store;
   logger?: { warn: (obj: object, msg?: string) => void; info?: (obj: object, msg?: string) => void };
 }
 
@@ -24,8 +24,8 @@ export async function createPacs(config: AnyPacsConfig, deps: PacsDeps = {}): Pr
       return p;
     }
     case 'folder': {
-      if (!deps.db) throw new Error('a folder PACS needs the box database');
-      const p = new FolderPacs(deps.db, config);
+      if (!deps.store) throw new Error('a folder PACS needs the box database');
+      const p = new FolderPacs(deps.store, config);
       await p.echo();
       return p;
     }

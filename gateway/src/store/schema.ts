@@ -218,3 +218,17 @@ export interface Schema {
   screening_cases: ScreeningCaseRow;
   screening_sessions: ScreeningSessionRow;
 }
+
+// ---- consumer, shared by instances (store-consumer, migration 020): interface merging adds the new
+// columns to the baseline tables above and the new tables to Schema ----
+
+export interface ConsumerPendingCallsTable { confirm_session_hash: string | null; confirm_token_hash: string | null }
+export interface ConsumerImportJobsTable { owner: string | null; heartbeat_at: number | null }
+export interface ConsumerCallGrantsTable { call_hash: string; study_uid: string; granted_at: number; series_json: string | null }
+export interface ConsumerCacheLeasesTable { series_uid: string; instance: string; token: string; purpose: string; expires_at: number }
+export interface ConsumerCacheReadersTable { instance: string; source: string; kos_uid: string; series_uid: string; token: string; expires_at: number }
+export interface Schema {
+  consumer_call_grants: ConsumerCallGrantsTable;
+  consumer_cache_leases: ConsumerCacheLeasesTable;
+  consumer_cache_readers: ConsumerCacheReadersTable;
+}

@@ -5,6 +5,7 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import type { Dialect } from '../database.js';
 import * as baseline from './001-baseline.js';
 import * as outboxLease from './002-outbox-lease.js';
+import * as consumerShared from './020-consumer-shared-state.js';
 import * as screening from './040-screening.js';
 
 export type DialectMigration = { up(db: Kysely<any>, dialect: Dialect): Promise<void> };
@@ -12,6 +13,7 @@ export type DialectMigration = { up(db: Kysely<any>, dialect: Dialect): Promise<
 const migrations: Record<string, DialectMigration> = {
   '001-baseline': baseline,
   '002-outbox-lease': outboxLease,
+  '020-consumer-shared-state': consumerShared,
   '040-screening': screening,
 };
 
