@@ -92,7 +92,8 @@ function finishLegacyMigrations(raw: Database.Database): void {
 }
 
 async function migrate(store: Store): Promise<void> {
-  const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
+  // numbered by area (core 001–019, consumer 020–039…): a new core migration sorts before applied ones
+  const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
