@@ -1,0 +1,27 @@
+// Where the box keeps its state: `database.url` (sqlite:PATH or postgres://...), by default the
+// SQLite file in dataDir that a box has always used.
+import { join } from 'node:path';
+import type { DrimboxConfig } from '../config/schema.js';
+
+export type DatabaseTarget = { dialect: 'sqlite'; path: string } | { dialect: 'postgres'; url: string };
+
+export function databaseUrl(config: DrimboxConfig): string {
+  return (config as { database?: { url?: string } }).database?.url || `sqlite:${join(config.dataDir, 'drimbox.db')}`;
+}
+
+export function databaseTarget(url: string): DatabaseTarget {
+  if (url.startsWith('sqlite:')) return { dialect: 'sqlite', path: url.slice('sqlite:'.length) };
+  if (/^postgres(ql)?:\/\//.test(url)) return { dialect: 'postgres', url };
+  throw new Error(`database.url: must start with sqlite: or postgres:// (got ${url.split(':')[0]}:…)`);
+}
+
+/** The URL without its password, for messages. */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
