@@ -83,6 +83,20 @@ t.test('backup of a running box (SQLite) and restore into a fresh data directory
   t.equal(again.status, 1, 'a backup never overwrites another');
   t.match(again.stderr, /exists: a backup never overwrites another one/);
 
+  // the container's probe: the box's own /healthz over loopback, on the port its config names
+  const userPort = Number(new URL(box.userUrl).port);
+  const probe = await drimbox(['healthcheck', '--config', writeConfig({ ...raw, user: { ...(raw.user as object), port: userPort } })]);
+  t.equal(probe.status, 0, `the running box answers its probe (${probe.stdout.trim()} ${probe.stderr.trim()})`);
+  t.match(probe.stdout, /^ok$/m, 'with its /healthz status');
+  const down = await drimbox(['healthcheck', '--config', writeConfig({ ...raw, user: { ...(raw.user as object), port: await freePort() } })]);
+  t.equal(down.status, 1, 'no box on the port: the probe fails');
+  t.match(down.stderr, /\/healthz on 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+  const pki = await testPki();
+  const otherCert = { cert: pki.boxes['box-b'].chain, key: pki.boxes['box-b'].key };
+  const wrong = await drimbox(['healthcheck', '--config', writeConfig({ ...raw, user: { ...(raw.user as object), port: userPort, tls: otherCert } })]);
+  t.equal(wrong.status, 1);
+  t.match(wrong.stderr, /does not present user\.tls\.cert/, 'a listener with another certificate is not taken for the box');
+
   // restore into a fresh dataDir, and a box started on it has the publication
   const freshDir = mkdtempSync(join(tmpdir(), 'ops-restored-'));
   const restoredConfig = writeConfig({ ...raw, dataDir: freshDir });
