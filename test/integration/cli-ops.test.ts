@@ -97,6 +97,10 @@ t.test('backup of a running box (SQLite) and restore into a fresh data directory
   t.equal(wrong.status, 1);
   t.match(wrong.stderr, /does not present user\.tls\.cert/, 'a listener with another certificate is not taken for the box');
 
+  const underRunningBox = await drimbox(['restore', file, '--config', writeConfig({ ...raw, dataDir: box.config.dataDir, user: { ...(raw.user as object), port: userPort } }), '--force']);
+  t.equal(underRunningBox.status, 1, 'no restore under a running box');
+  t.match(underRunningBox.stderr, /the box is running \(its user port 127\.0\.0\.1:\d+ is taken\): stop it first/);
+
   // restore into a fresh dataDir, and a box started on it has the publication
   const freshDir = mkdtempSync(join(tmpdir(), 'ops-restored-'));
   const restoredConfig = writeConfig({ ...raw, dataDir: freshDir });

@@ -5,9 +5,11 @@
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, ConfigError } from '../config/load.js';
+import type { DrimboxConfig } from '../config/schema.js';
 import { databaseTarget, databaseUrl, redactedUrl, type DatabaseTarget } from './database-url.js';
 import { parseArgs, UsageError } from './args.js';
 
@@ -19,7 +21,7 @@ const stdout: Out = (s) => process.stdout.write(s + '\n');
 const stderr: Out = (s) => process.stderr.write(s + '\n');
 
 /** The command's FILE and the box's database, or an exit status after saying what is wrong. */
-function setup(args: string[], usage: string, err: Out, flags: string[] = []): { file: string; target: DatabaseTarget; pgBin?: string; force: boolean } | number {
+function setup(args: string[], usage: string, err: Out, flags: string[] = []): { file: string; target: DatabaseTarget; config: DrimboxConfig; pgBin?: string; force: boolean } | number {
   let parsed;
   try {
     parsed = parseArgs(args, ['--config', '--pg-bin'], flags);
@@ -30,8 +32,9 @@ function setup(args: string[], usage: string, err: Out, flags: string[] = []): {
   const config = parsed.options['--config'];
   if (parsed.positional.length !== 1 || !config) { err(usage); return 2; }
   try {
-    const target = databaseTarget(databaseUrl(loadConfig(config)));
-    return { file: parsed.positional[0], target, pgBin: parsed.options['--pg-bin'], force: parsed.flags.has('--force') };
+    const cfg = loadConfig(config);
+    const target = databaseTarget(databaseUrl(cfg));
+    return { file: parsed.positional[0], target, config: cfg, pgBin: parsed.options['--pg-bin'], force: parsed.flags.has('--force') };
   } catch (e) {
     err(`drimbox: ${(e as Error).message}`);
     return e instanceof ConfigError ? 2 : 1;
@@ -66,6 +69,8 @@ export async function restoreCommand(args: string[], out: Out = stdout, err: Out
   if (!existsSync(s.file)) { err(`drimbox: ${s.file}: no such backup`); return 1; }
   try {
     if (s.target.dialect === 'sqlite') {
+      // a running box keeps writing to the file it has open: the restored one would be ignored, then lost
+      if (await listening(s.config.user.host, s.config.user.port)) throw new Error(`the box is running (its user port ${s.config.user.host}:${s.config.user.port} is taken): stop it first`);
       const kept = restoreSqlite(s.file, s.target.path, s.force);
       out(`${s.file} restored to ${s.target.path}${kept ? ` (the database it replaces is kept as ${kept})` : ''}`);
     } else {
@@ -127,6 +132,15 @@ function restoreSqlite(backup: string, db: string, force: boolean): string | und
   chmodSync(partial, 0o600);
   renameSync(partial, db);
   return kept;
+}
+
+/** Whether something already listens on host:port (only "address in use" counts: a port we may not bind proves nothing). */
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE'));
+    srv.listen(port, host, () => srv.close(() => resolve(false)));
+  });
 }
 
 async function postgresIsEmpty(url: string): Promise<boolean> {
