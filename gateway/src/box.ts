@@ -3,10 +3,10 @@
 // trust layer, and the roles (source, consumer) as plugins that extend both listeners.
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { DrimboxConfig } from './config/schema.js';
-import { openDb, type Db } from './store/db.js';
+import type { Db } from './store/db.js';
+import { openStore, type Store } from './store/database.js';
 import { AuditLog } from './store/audit.js';
 import type { CrlStore } from './trust/crl.js';
 import { createPacs } from './pacs/index.js';
@@ -30,6 +30,9 @@ import { securityHeaders } from './http/security-headers.js';
 export interface RoleContext {
   config: DrimboxConfig;
   logger: Logger;
+  /** the box's database (SQLite or PostgreSQL): repositories take store.db */
+  store: Store;
+  /** @deprecated transition (issue 13): the raw SQLite handle under `store`, for code not yet on Kysely */
   db: Db;
   pacs: Pacs;
   audit: AuditLog;
@@ -64,6 +67,8 @@ export type RolePlugin = (ctx: RoleContext) => Promise<void>;
 
 export interface Box {
   config: DrimboxConfig;
+  store: Store;
+  /** @deprecated transition (issue 13) */
   db: Db;
   pacs: Pacs;
   audit: AuditLog;
@@ -89,7 +94,12 @@ export interface BoxOptions {
 
 export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Promise<Box> {
   const logger = opts.logger ?? createLogger(config.log.level, config.box.name);
-  const db = openDb(join(config.dataDir, 'drimbox.db'));
+  const store = await openStore(config.database.url);
+  const db = store.sqlite;
+  if (!db) {
+    await store.close();
+    throw new Error('database.url: PostgreSQL needs every part of the box on the shared store (issue 13, in progress)');
+  }
   const audit = new AuditLog(db);
   const metrics = new Metrics();
   const pacs = await createPacs(config.pacs, { db, logger });
@@ -127,7 +137,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   metrics.instrument(user, 'user');
 
   const ctx: RoleContext = {
-    config, logger, db, pacs, audit, metrics, access, peer, user,
+    config, logger, store, db, pacs, audit, metrics, access, peer, user,
     healthChecks: [{ name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])],
     onClose: (fn) => { closers.push(fn); },
     addresses: {},
@@ -138,7 +148,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   } catch (e) {
     for (const fn of closers.reverse()) await fn();
     await pacs.close();
-    db.close();
+    await store.close();
     throw e;
   }
   healthRoute(user, ctx.healthChecks);
@@ -151,7 +161,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   logger.info({ peer: peerAddr, user: userAddr, pacs: config.pacs.kind, roles: config.roles, ...ctx.addresses }, 'DRIMbox started');
 
   return {
-    config, db, pacs, audit, access, metrics, peer, user, services: ctx.services,
+    config, store, db, pacs, audit, access, metrics, peer, user, services: ctx.services,
     peerUrl: peerAddr.replace('http:', 'https:'),
     userUrl: userAddr.replace('http:', 'https:'),
     addresses: ctx.addresses,
@@ -162,7 +172,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
         try { await fn(); } catch (e) { logger.warn({ err: e }, 'error while closing'); }
       }
       await pacs.close();
-      db.close();
+      await store.close();
     },
   };
 }

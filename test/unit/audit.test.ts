@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { openDb } from '../../gateway/src/store/db.js';
 import { AuditLog, type AuditEntry } from '../../gateway/src/store/audit.js';
 import { foldAccesses, accessKind } from '../../gateway/src/store/audit-access.js';
-import { migrations } from '../../gateway/src/store/migrations.js';
+import { legacyMigrations as migrations } from '../../gateway/src/store/legacy-migrations.js';
 
 const entry = (over: Partial<AuditEntry> = {}): AuditEntry => ({
   direction: 'peer-in', actorDn: 'CN=box-b', actorRpps: '810000000001', route: '/dicom-web/studies/:study/series/:series/instances/:instance/frames/:frames',

@@ -100,3 +100,10 @@ t.test('an override may switch pacs.kind: validation runs after the merge', asyn
   t.same(same.pacs, { kind: 'dicomweb', url: 'http://127.0.0.1:8042/dicom-web', timeoutMs: 500 }, 'same kind: the file keys stay');
   t.match(problems(() => loadConfig(file(good), { DRIMBOX_PACS__KIND: 'folder' }, () => undefined)), ['pacs.path: missing']);
 });
+
+t.test('database.url: the existing SQLite file by default, a relative sqlite path, PostgreSQL, a bad scheme named', async (t) => {
+  t.equal(loadConfig(file(good), {}).database.url, `sqlite:${join(dir, 'data', 'drimbox.db')}`);
+  t.equal(loadConfig(file({ ...good, database: { url: 'sqlite:state/box.db' } }), {}).database.url, `sqlite:${join(dir, 'state', 'box.db')}`);
+  t.equal(loadConfig(file(good), { DRIMBOX_DATABASE__URL: 'postgres://drimbox@127.0.0.1:5432/drimbox' }).database.url, 'postgres://drimbox@127.0.0.1:5432/drimbox');
+  t.match(problems(() => loadConfig(file({ ...good, database: { url: 'mysql://x@127.0.0.1/db' } }), {})), [/^database\.url: must be sqlite:PATH or postgres:/]);
+});

@@ -41,6 +41,8 @@ const common: Spec = {
     retrieveLocationUid: { ...uid },
   },
   dataDir: { t: 'dir' },
+  // empty: sqlite:<dataDir>/drimbox.db (resolved in validateConfig)
+  database: { url: { t: 'string', def: '', pattern: /^$|^sqlite:.+|^postgres(ql)?:\/\/\S+$/, hint: 'sqlite:PATH or postgres://user@host:port/db' } },
   roles: { t: 'enum[]', def: ['source', 'consumer'], values: ['source', 'consumer'] },
   user: {
     host,
@@ -188,8 +190,18 @@ export function validateConfig(raw: Obj, base = process.cwd()): DrimboxConfig {
     else out.pacs = { kind, ...(check(spec, pacs as Obj, 'pacs.', problems, base, ['kind']) as Obj) };
   }
   checkSourceListeners(out, problems);
+  resolveDatabaseUrl(out, base);
   if (problems.length) throw new ConfigError(problems);
   return out as unknown as DrimboxConfig;
+}
+
+/** database.url: default the SQLite file an existing box already has; a relative sqlite path resolves like any path. */
+function resolveDatabaseUrl(out: Obj, base: string): void {
+  const db = out.database as Obj | undefined;
+  if (!db || typeof out.dataDir !== 'string') return;
+  const url = db.url as string;
+  if (!url) db.url = `sqlite:${resolve(out.dataDir, 'drimbox.db')}`;
+  else if (url.startsWith('sqlite:') && url !== 'sqlite::memory:' && !isAbsolute(url.slice(7))) db.url = `sqlite:${resolve(base, url.slice(7))}`;
 }
 
 /**

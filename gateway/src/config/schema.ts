@@ -42,6 +42,8 @@ export interface DrimboxConfig {
     retrieveLocationUid: string;
   };
   dataDir: string;
+  /** where the box's state lives: `sqlite:PATH` (one instance) or `postgres://…` (several instances share it) */
+  database: { url: string };
   roles: Role[];
   /** user-facing listener: viewer, contextual call, report links, admin */
   user: {

@@ -1,8 +1,10 @@
-// The box's embedded database: better-sqlite3 in WAL mode, schema applied by ordered migrations.
+// Transition only (issue 13): the raw better-sqlite3 handle for code and tests not yet converted to
+// the Kysely store (database.ts). Same schema (the legacy migrations; openStore adopts such a file).
+// Deleted once nothing uses it.
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { migrations } from './migrations.js';
+import { legacyMigrations as migrations } from './legacy-migrations.js';
 
 export type Db = Database.Database;
 

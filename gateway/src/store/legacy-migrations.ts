@@ -1,10 +1,12 @@
-// Ordered schema migrations. Append only: never edit a migration that has shipped.
+// Frozen: the migrations of the SQLite-only store that preceded the Kysely migrator (issue 13).
+// A box file made by them is brought to their last step, then adopted as 001-baseline (database.ts).
+// New schema changes go to migrations/NNN-name.ts.
 export interface Migration {
   id: string;
   sql: string;
 }
 
-export const migrations: Migration[] = [
+export const legacyMigrations: Migration[] = [
   {
     id: '001-audit',
     sql: `
