@@ -1,12 +1,11 @@
-// Where the box keeps its state: `database.url` (sqlite:PATH or postgres://...), by default the
-// SQLite file in dataDir that a box has always used.
-import { join } from 'node:path';
+// Where the box keeps its state: `database.url` (sqlite:PATH or postgres://...; the config loader
+// defaults it to the SQLite file in dataDir that a box has always used).
 import type { DrimboxConfig } from '../config/schema.js';
 
 export type DatabaseTarget = { dialect: 'sqlite'; path: string } | { dialect: 'postgres'; url: string };
 
 export function databaseUrl(config: DrimboxConfig): string {
-  return (config as { database?: { url?: string } }).database?.url || `sqlite:${join(config.dataDir, 'drimbox.db')}`;
+  return config.database.url;
 }
 
 export function databaseTarget(url: string): DatabaseTarget {
