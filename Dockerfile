@@ -33,14 +33,16 @@ ARG IOCM_PORT=11112
 ENV NODE_ENV=production
 WORKDIR /app
 RUN groupadd --system drimbox && useradd --system --gid drimbox --home-dir /var/lib/drimbox --shell /usr/sbin/nologin drimbox \
- && mkdir -p /var/lib/drimbox && chown drimbox:drimbox /var/lib/drimbox && chmod 0700 /var/lib/drimbox
+ && mkdir -p /var/lib/drimbox /var/lib/drimbox-cache && chown drimbox:drimbox /var/lib/drimbox /var/lib/drimbox-cache \
+ && chmod 0700 /var/lib/drimbox /var/lib/drimbox-cache
 COPY --from=runtime-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/viewer/dist ./viewer/dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/package.json ./
 USER drimbox
-VOLUME ["/var/lib/drimbox"]
+# dataDir, and the study cache folder (cache.dir) that several instances share
+VOLUME ["/var/lib/drimbox", "/var/lib/drimbox-cache"]
 # user (viewer, contextual call, admin), peer (mutual TLS), MLLP from the RIS, IOCM from the PACS
 EXPOSE ${USER_PORT} ${PEER_PORT} ${HL7_PORT} ${IOCM_PORT}
 # the box's own /healthz on the user port its config names (drimbox healthcheck: exit 0 only on 200)

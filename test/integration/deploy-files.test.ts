@@ -28,6 +28,9 @@ t.test('compose.yaml: PostgreSQL, two instances, HAProxy with the sample config'
     t.same(box.depends_on, { postgres: { condition: 'service_healthy' } }, `${name} waits for PostgreSQL`);
     t.same(box.healthcheck?.test.slice(1, 4), ['node', 'bin/drimbox.js', 'healthcheck'], `${name} is probed on its /healthz`);
     t.ok(box.volumes?.includes('./deploy/config:/etc/drimbox:ro'), `${name} reads its config and certificates read-only`);
+    t.equal(box.environment?.DRIMBOX_CACHE__DIR, '/var/lib/drimbox-cache', `${name} keeps the study cache in the shared folder`);
+    t.ok(box.volumes?.includes('drimbox-cache:/var/lib/drimbox-cache'), `${name} mounts the shared cache volume`);
+    t.ok(box.volumes?.includes(`${name}-data:/var/lib/drimbox`), `${name} has a dataDir of its own`);
   }
   t.ok(s.haproxy.volumes?.includes('./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro'), 'HAProxy runs the documented sample');
   // every backend server of the sample is an instance of this file, every frontend port is published
