@@ -36,9 +36,9 @@ export function doctorChecks(config: DrimboxConfig): DoctorCheck[] {
   if (!d) checks.push(check('dmp', () => { throw new Error('not configured (dmp section): nothing can be published or searched'); }));
   else {
     checks.push(check('dmp.ca', () => checkTrustBundle([d.ca])));
-    const tls = { ca: readFileSync(d.ca, 'utf8'), cert: readFileSync(peerTls.cert, 'utf8'), key: readFileSync(peerTls.key, 'utf8') };
+    const tls = () => ({ ca: readFileSync(d.ca, 'utf8'), cert: readFileSync(peerTls.cert, 'utf8'), key: readFileSync(peerTls.key, 'utf8') });
     for (const [name, url] of new Map([['dmp registry', d.registryUrl], ['dmp repository', d.repositoryUrl]])) {
-      checks.push(check(name, (signal) => httpsCheck(url, tls, signal)));
+      checks.push(check(name, (signal) => httpsCheck(url, tls(), signal)));
     }
   }
 
