@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { DrimboxConfig } from '../config/schema.js';
-import { databaseTarget, databaseUrl, redactedUrl, type DatabaseTarget } from './database-url.js';
+import { databaseTarget, redactedUrl, type DatabaseTarget } from './database-url.js';
 import { parseArgs, UsageError } from './args.js';
 
 const BACKUP_USAGE = 'usage: drimbox backup FILE --config CONFIG [--pg-bin DIR]';
@@ -33,7 +33,7 @@ function setup(args: string[], usage: string, err: Out, flags: string[] = []): {
   if (parsed.positional.length !== 1 || !config) { err(usage); return 2; }
   try {
     const cfg = loadConfig(config);
-    const target = databaseTarget(databaseUrl(cfg));
+    const target = databaseTarget(cfg.database.url);
     return { file: parsed.positional[0], target, config: cfg, pgBin: parsed.options['--pg-bin'], force: parsed.flags.has('--force') };
   } catch (e) {
     err(`drimbox: ${(e as Error).message}`);

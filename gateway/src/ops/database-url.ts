@@ -1,12 +1,7 @@
-// Where the box keeps its state: `database.url` (sqlite:PATH or postgres://...; the config loader
-// defaults it to the SQLite file in dataDir that a box has always used).
-import type { DrimboxConfig } from '../config/schema.js';
+// What `database.url` (sqlite:PATH or postgres://...; the config loader defaults it to the SQLite
+// file in dataDir) names, for the commands that work on the database from outside the box.
 
 export type DatabaseTarget = { dialect: 'sqlite'; path: string } | { dialect: 'postgres'; url: string };
-
-export function databaseUrl(config: DrimboxConfig): string {
-  return config.database.url;
-}
 
 export function databaseTarget(url: string): DatabaseTarget {
   if (url.startsWith('sqlite:')) return { dialect: 'sqlite', path: url.slice('sqlite:'.length) };

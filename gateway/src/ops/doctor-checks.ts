@@ -15,7 +15,7 @@ import { DimsePacs } from '../pacs/dimse.js';
 import { verifyAllowList, dnMatches } from '../trust/allowlist.js';
 import { peerOrigin } from '../trust/allowlist-client.js';
 import { checkIdentity, checkTrustBundle } from './certificates.js';
-import { databaseTarget, databaseUrl, redactedUrl } from './database-url.js';
+import { databaseTarget, redactedUrl } from './database-url.js';
 
 export interface DoctorCheck { name: string; run(signal: AbortSignal): Promise<string> }
 
@@ -24,7 +24,7 @@ const check = (name: string, run: (signal: AbortSignal) => Promise<string> | str
 export function doctorChecks(config: DrimboxConfig): DoctorCheck[] {
   const peerTls = config.peer.tls;
   const checks: DoctorCheck[] = [
-    check('database', () => databaseCheck(databaseUrl(config))),
+    check('database', () => databaseCheck(config.database.url)),
     check('certificate user.tls', () => checkIdentity(config.user.tls.cert, config.user.tls.key)),
     check('certificate peer.tls', () => checkIdentity(peerTls.cert, peerTls.key)),
     check('peer.tls.ca', () => checkTrustBundle([peerTls.ca])),
