@@ -1,14 +1,12 @@
-// The operations commands: `drimbox --version`, and `drimbox backup`/`restore` of a running box on
-// SQLite (an online backup, restored into a fresh data directory), `drimbox healthcheck`.
-// PostgreSQL: cli-ops-postgres.test.ts; doctor: cli-doctor.test.ts.
+// `drimbox backup`/`restore` of a running box on SQLite: an online backup, restored into a fresh data
+// directory where a box finds the publications. PostgreSQL: cli-ops-postgres.test.ts; doctor:
+// cli-doctor.test.ts; --version and healthcheck: cli-healthcheck.test.ts.
 import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { rawTestBoxConfig, startTestBox, mtlsAgent } from '../helpers/box.js';
-import { testPki } from '../helpers/pki.js';
-import { freePort } from '../helpers/ports.js';
 import { drimbox, writeConfig } from '../helpers/cli.js';
 import { startDmpBench, sendHl7, settledJob } from '../helpers/publication-env.js';
 import { makeMgStudy } from '../../sandbox/demo-data/mg-study.js';
@@ -16,13 +14,6 @@ import { buildReportCda, oruMessage, type ReportInput } from '../../sandbox/demo
 import { dmpService } from '../../gateway/src/dmp/service.js';
 import { createSourceRole } from '../../gateway/src/source/role.js';
 import type { Box } from '../../gateway/src/box.js';
-
-t.test('drimbox --version prints the version of package.json', async (t) => {
-  const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
-  const r = await drimbox(['--version']);
-  t.equal(r.status, 0);
-  t.equal(r.stdout.trim(), `drimbox ${version}`);
-});
 
 t.test('backup of a running box (SQLite) and restore into a fresh data directory', async (t) => {
   const bench = await startDmpBench();
@@ -59,20 +50,7 @@ t.test('backup of a running box (SQLite) and restore into a fresh data directory
   t.equal(again.status, 1, 'a backup never overwrites another');
   t.match(again.stderr, /exists: a backup never overwrites another one/);
 
-  // the container's probe: the box's own /healthz over loopback, on the port its config names
   const userPort = Number(new URL(box.userUrl).port);
-  const probe = await drimbox(['healthcheck', '--config', writeConfig({ ...raw, user: { ...(raw.user as object), port: userPort } })]);
-  t.equal(probe.status, 0, `the running box answers its probe (${probe.stdout.trim()} ${probe.stderr.trim()})`);
-  t.match(probe.stdout, /^ok$/m, 'with its /healthz status');
-  const down = await drimbox(['healthcheck', '--config', writeConfig({ ...raw, user: { ...(raw.user as object), port: await freePort() } })]);
-  t.equal(down.status, 1, 'no box on the port: the probe fails');
-  t.match(down.stderr, /\/healthz on 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
-  const pki = await testPki();
-  const otherCert = { cert: pki.boxes['box-b'].chain, key: pki.boxes['box-b'].key };
-  const wrong = await drimbox(['healthcheck', '--config', writeConfig({ ...raw, user: { ...(raw.user as object), port: userPort, tls: otherCert } })]);
-  t.equal(wrong.status, 1);
-  t.match(wrong.stderr, /does not present user\.tls\.cert/, 'a listener with another certificate is not taken for the box');
-
   const underRunningBox = await drimbox(['restore', file, '--config', writeConfig({ ...raw, dataDir: box.config.dataDir, user: { ...(raw.user as object), port: userPort } }), '--force']);
   t.equal(underRunningBox.status, 1, 'no restore under a running box');
   t.match(underRunningBox.stderr, /the box is running \(its user port 127\.0\.0\.1:\d+ is taken\): stop it first/);
