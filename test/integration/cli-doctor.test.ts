@@ -58,6 +58,7 @@ t.test('drimbox doctor', async (t) => {
     },
   });
   (good.peer as Record<string, unknown>).publicUrl = `https://${peerHost}`;
+  ((good.peer as Record<string, Record<string, unknown>>).tls).crlFiles = [pki.crl];
 
   await t.test('a good configuration: every check OK, exit 0', async (t) => {
     const r = await drimbox(['doctor', '--config', writeConfig(good)]);
@@ -71,6 +72,7 @@ t.test('drimbox doctor', async (t) => {
       new RegExp(`^OK {4}pacs: DICOMweb ${orthanc.dicomWebUrl} answered GET /studies\\?limit=1$`, 'm'),
       /^OK {4}dmp registry: https:\/\/127\.0\.0\.1:\d+\/.*: TLSv1\.[23], server CN=.*, HTTP \d+$/m,
       /^OK {4}dmp repository: /m,
+      /^OK {4}revocation: .*DRIMbox Dev Root CA.*: \d+ revoked, next update \d{4}-/m,
       /^OK {4}psc: .*discovery ok, client box-a accepted at the introspection endpoint$/m,
       new RegExp(`^OK {4}allow-list: \\d+ entries, signed by .*; this box is listed \\(#\\d+, db=${peerHost.replace(/\./g, '\\.')}\\)$`, 'm'),
       /^every check passed$/m,
@@ -97,6 +99,12 @@ t.test('drimbox doctor', async (t) => {
     t.match(r.stdout, /^ÉCHEC psc: discovery ok, but PSC refuses client box-a .*HTTP 401/m, 'the refused PSC client');
     t.match(r.stdout, /^OK {4}dmp registry: /m, 'what works still says OK');
     t.match(r.stdout, /^3 check\(s\) failed$/m);
+
+    const revokedPeer = { ...(good.peer as Record<string, Record<string, unknown>>) };
+    revokedPeer.tls = { ...revokedPeer.tls, cert: pki.revokedBox.chain, key: pki.revokedBox.key };
+    const revoked = await drimbox(['doctor', '--config', writeConfig({ ...good, peer: revokedPeer })]);
+    t.equal(revoked.status, 1);
+    t.match(revoked.stdout, /^ÉCHEC revocation: this box's own peer certificate is revoked: by /m, 'a revoked box certificate is named');
 
     const missing = await drimbox(['doctor', '--config', writeConfig({ ...good, peer: { ...(good.peer as object), tls: { ...((good.peer as Record<string, object>).tls), cert: '/nonexistent/box.chain.pem' } } })]);
     t.equal(missing.status, 1, 'a missing certificate file fails the configuration check');

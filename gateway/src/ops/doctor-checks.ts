@@ -8,12 +8,14 @@ import { dirname } from 'node:path';
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import pg from 'pg';
+import pino from 'pino';
 import { Agent, request } from 'undici';
 import type { DrimboxConfig } from '../config/schema.js';
 import { DicomwebPacs } from '../pacs/dicomweb.js';
 import { DimsePacs } from '../pacs/dimse.js';
 import { verifyAllowList, dnMatches } from '../trust/allowlist.js';
 import { peerOrigin } from '../trust/allowlist-client.js';
+import { CrlStore } from '../trust/crl.js';
 import { checkIdentity, checkTrustBundle } from './certificates.js';
 import { databaseTarget, redactedUrl } from './database-url.js';
 
@@ -29,6 +31,7 @@ export function doctorChecks(config: DrimboxConfig): DoctorCheck[] {
     check('certificate peer.tls', () => checkIdentity(peerTls.cert, peerTls.key)),
     check('peer.tls.ca', () => checkTrustBundle([peerTls.ca])),
   ];
+  if (peerTls.crlFiles.length + peerTls.crlUrls.length > 0) checks.push(check('revocation', () => revocationCheck(peerTls)));
   if (config.hl7?.tls) { const t = config.hl7.tls; checks.push(check('certificate hl7.tls', () => checkIdentity(t.cert, t.key))); }
   checks.push(check('pacs', (signal) => pacsCheck(config.pacs, signal)));
 
@@ -110,6 +113,22 @@ async function pacsCheck(p: DrimboxConfig['pacs'], signal: AbortSignal): Promise
     case 'folder':
       accessSync(p.path, constants.R_OK | constants.W_OK);
       return `folder ${p.path} is readable and writable`;
+  }
+}
+
+/** The CRLs load and verify as the box loads them, none is past its nextUpdate, and this box's own certificate is not on one. */
+async function revocationCheck(t: DrimboxConfig['peer']['tls']): Promise<string> {
+  const ca = readFileSync(t.ca, 'utf8');
+  const crl = new CrlStore({ files: t.crlFiles, urls: t.crlUrls, issuersPem: ca, downloadCa: ca, logger: pino({ level: 'silent' }) });
+  try {
+    await crl.refresh();
+    const s = crl.status();
+    if (!s.ok) throw new Error(s.errors.join('; ') || 'a revocation list is past its nextUpdate: its issuer no longer publishes');
+    const own = crl.check(new X509Certificate(readFileSync(t.cert)));
+    if (!own.ok && own.reason === 'revoked') throw new Error(`this box's own peer certificate is revoked: ${own.detail.replace('the client certificate was revoked by ', 'by ')}`);
+    return s.crls.map((c) => `${c.issuer.replace(/\n/g, ',')}: ${c.revoked} revoked, next update ${c.nextUpdate ?? 'not given'}`).join('; ');
+  } finally {
+    await crl.close();
   }
 }
 
