@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "setup-peers: $*" >&2; exit 1; }
 
-PKGS=(orthanc orthanc-dicomweb orthanc-gdcm dcmtk dicom3tools libgdcm-tools xmlsec1 chromium postgresql haproxy)
+PKGS=(orthanc orthanc-dicomweb orthanc-gdcm dcmtk dicom3tools libgdcm-tools xmlsec1 chromium postgresql haproxy systemd)
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in "${PKGS[@]}"; do have "$p" || need+=("$p"); done
@@ -34,7 +34,7 @@ if command -v service >/dev/null; then
   pgrep -x haproxy >/dev/null && pgrep -af haproxy | grep -q /etc/haproxy/haproxy.cfg && { service haproxy stop >/dev/null 2>&1 || true; }
 fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "PostgreSQL initdb missing after install"
-for bin in Orthanc dcmdump storescu dciodvfy xmlsec1 chromium gdcmconv haproxy; do
+for bin in Orthanc dcmdump storescu dciodvfy xmlsec1 chromium gdcmconv haproxy systemd-analyze; do
   command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || die "$bin still missing after install"
 done
 [[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]] || ls /usr/lib/orthanc/libOrthancDicomWeb.so* >/dev/null 2>&1 \

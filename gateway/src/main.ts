@@ -1,4 +1,5 @@
-// The drimbox command line: `drimbox serve --config FILE`, `drimbox allowlist verify FILE …`.
+// The drimbox command line: `drimbox serve --config FILE`, `drimbox allowlist verify FILE …`, and the
+// operations commands (doctor, backup, restore, healthcheck) in ops/.
 import { loadConfig, ConfigError } from './config/load.js';
 import { startBox } from './box.js';
 import { pluginsFor } from './roles.js';
@@ -11,7 +12,13 @@ const USAGE = `usage:
   drimbox batch create FILE.csv [--name N] [--priors N] [--due YYYY-MM-DD] --url URL --session VALUE [--ca PEM]
                                        create a screening batch (second reading) from a CSV file
   drimbox batch status ID --url URL --session VALUE [--ca PEM] [--once]
-                                       follow a batch's prefetch with a live progress bar (env DRIMBOX_URL, DRIMBOX_SESSION, DRIMBOX_CA)`;
+                                       follow a batch's prefetch with a live progress bar (env DRIMBOX_URL, DRIMBOX_SESSION, DRIMBOX_CA)
+  drimbox doctor --config FILE         check the config, the certificates, and reach every dependency it names
+  drimbox backup FILE --config CONFIG  online backup of the box database (SQLite file, or pg_dump custom format)
+  drimbox restore FILE --config CONFIG [--force]
+                                       put a backup in place of the box database (the box stopped)
+  drimbox healthcheck --config FILE    GET /healthz on the box's own user listener: exit 0 only on 200
+  drimbox --version                    print the version`;
 
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -50,6 +57,15 @@ async function main(argv: string[]): Promise<number> {
     const { batchCommand } = await import('./screening/cli.js');
     return batchCommand(rest);
   }
+  if (cmd === '--version' || cmd === 'version') {
+    const { boxVersion } = await import('./ops/version.js');
+    console.log(`drimbox ${boxVersion()}`);
+    return 0;
+  }
+  if (cmd === 'doctor') return (await import('./ops/doctor.js')).doctorCommand(rest);
+  if (cmd === 'backup') return (await import('./ops/backup.js')).backupCommand(rest);
+  if (cmd === 'restore') return (await import('./ops/backup.js')).restoreCommand(rest);
+  if (cmd === 'healthcheck') return (await import('./ops/healthcheck.js')).healthcheckCommand(rest);
   if (cmd === 'allowlist' && rest[0] === 'verify') {
     const { allowlistVerifyCommand } = await import('./trust/cli.js');
     return allowlistVerifyCommand(rest.slice(1));
