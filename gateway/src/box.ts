@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DrimboxConfig } from './config/schema.js';
-import type { Db } from './store/db.js';
+import type Database from 'better-sqlite3';
 import { openStore, type Store } from './store/database.js';
 import { AuditLog } from './store/audit.js';
 import type { CrlStore } from './trust/crl.js';
@@ -67,7 +67,7 @@ export interface Box {
   config: DrimboxConfig;
   store: Store;
   /** the SQLite handle under `store`, for tests that read rows directly; undefined on PostgreSQL */
-  db: Db;
+  db: Database.Database;
   pacs: Pacs;
   audit: AuditLog;
   access: PeerAccess;
@@ -93,7 +93,7 @@ export interface BoxOptions {
 export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Promise<Box> {
   const logger = opts.logger ?? createLogger(config.log.level, config.box.name);
   const store = await openStore(config.database.url);
-  const db = store.sqlite as Db;
+  const db = store.sqlite as Database.Database;
   const audit = await AuditLog.open(store, (err) => logger.error({ err }, 'audit row not written'));
   const metrics = new Metrics();
   const pacs = await createPacs(config.pacs, { store, logger });

@@ -12,16 +12,8 @@ const REQUIRED = ['ins', 'birthDate', 'sex'] as const;
 export const DEFAULT_INS_OID = '1.2.250.1.213.1.4.8';
 
 /** A checked row: the values to keep, and the French reason when the row cannot be prefetched. */
-export interface CheckedRow {
-  ins: string;
+export interface CheckedRow extends BatchRowInput {
   insOid: string;
-  birthDate: string;
-  sex: string;
-  familyName?: string;
-  givenName?: string;
-  accessionNumber?: string;
-  studyUid?: string;
-  readerRpps?: string;
   error?: string;
 }
 
