@@ -4,6 +4,10 @@
 import t from 'tap';
 import { forEachStore } from '../helpers/stores.js';
 import { CacheIndex } from '../../gateway/src/consumer/cache-index.js';
+import { StudyCache } from '../../gateway/src/consumer/study-cache.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const key = { source: '1.2.3', kosUid: '1.2.3.9', seriesUid: '1.2.3.1.1' };
 const row = { ...key, studyUid: '1.2.3.1', expected: ['1.2.3.1.1.1', '1.2.3.1.1.2'] };
@@ -70,4 +74,18 @@ forEachStore(t, 'an instance restarting gives up what its previous life held', a
   await idx.releaseInstance('gw-a');
   t.equal(await idx.lease(key.seriesUid), undefined);
   t.equal(await idx.claim(key.seriesUid, b, 'fetch', 2, 1000), true, 'free for the others at once');
+});
+
+forEachStore(t, 'a pinned series does not expire: an open screening batch keeps its images past the TTL', async (t, store) => {
+  let now = 3_000_000;
+  const cache = new StudyCache(store, { dir: mkdtempSync(join(tmpdir(), 'cache-ttl-')), maxBytes: 1e9, ttlMs: 60_000, peer: undefined as never, now: () => now });
+  t.teardown(() => cache.drain());
+  const idx = new CacheIndex(store);
+  await idx.begin(row, now);
+  await idx.complete(key, 1234, now);
+  await cache.pin('screening:7', key.source, key.kosUid);
+  now += 120_000; // past the TTL
+  t.equal(await cache.state(key), 'complete', 'pinned: still complete past the TTL');
+  await cache.unpin('screening:7');
+  t.equal(await cache.state(key), 'absent', 'unpinned: the TTL applies again');
 });

@@ -82,6 +82,13 @@ export class CacheIndex {
     await q.execute();
   }
 
+  /** Does a pin hold the series' KOS (a screening batch, an import)? */
+  async pinned(k: SeriesKey): Promise<boolean> {
+    const r = await this.db.selectFrom('consumer_cache_pins').select('owner')
+      .where('source', '=', k.source).where('kos_uid', '=', k.kosUid).limit(1).executeTakeFirst();
+    return Boolean(r);
+  }
+
   async totalBytes(): Promise<number> {
     const r = await this.db.selectFrom('consumer_cache_series').select((eb) => eb.fn.coalesce(eb.fn.sum('bytes'), eb.lit(0)).as('n')).executeTakeFirst();
     return Number(r?.n ?? 0);

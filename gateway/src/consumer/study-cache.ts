@@ -179,12 +179,17 @@ export class StudyCache {
   async state(s: SeriesKey): Promise<'complete' | 'partial' | 'absent'> {
     const r = await this.idx.row(s);
     if (!r) return 'absent';
-    if (r.state === 'complete' && this.expired(r)) return 'absent';
+    if (r.state === 'complete' && await this.stale(r)) return 'absent';
     return r.state;
   }
 
   private expired(r: CacheRow): boolean {
     return r.fetchedAt !== null && r.fetchedAt + this.opts.ttlMs <= this.now();
+  }
+
+  /** Past its TTL and not pinned: a pinned copy (a screening batch still open) is kept as it is. */
+  private async stale(r: CacheRow): Promise<boolean> {
+    return this.expired(r) && !(await this.idx.pinned(r));
   }
 
   /**
@@ -212,7 +217,7 @@ export class StudyCache {
     try {
       let r = await this.idx.row(spec);
       const now = this.now();
-      if (r && r.state === 'complete' && this.expired(r)) {
+      if (r && r.state === 'complete' && await this.stale(r)) {
         await this.idx.remove(spec);
         r = undefined;
       } else if (r && (published || r.lastAccess < now - TOUCH_EVERY_MS) && !(await this.idx.touch(spec, now))) {
@@ -272,7 +277,7 @@ export class StudyCache {
       const r = await this.idx.row(spec);
       // what the holder has landed is readable from the shared folder at once
       for (const i of await this.store.instances({ study: spec.studyUid, series: spec.seriesUid })) if (expected.has(i.sop_uid)) job.land(i.sop_uid);
-      if (r?.state === 'complete' && !this.expired(r)) return true;
+      if (r?.state === 'complete' && !(await this.stale(r))) return true;
       const l = await this.idx.lease(spec.seriesUid);
       if (!l || l.expiresAt <= this.now()) return false;
       await delay(this.pollMs);
