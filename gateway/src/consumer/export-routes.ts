@@ -74,14 +74,14 @@ export function exportRoutes(app: FastifyInstance, d: ExportDeps): void {
     const call = await d.session(req);
     const b = (req.body ?? {}) as Record<string, unknown>;
     if (!isUid(b.studyUid) || !isUid(b.seriesUid) || (b.sopInstanceUid !== undefined && !isUid(b.sopInstanceUid))) {
-      throw new HttpProblem(400, 'Export mal formé', 'send {"studyUid", "seriesUid", "sopInstanceUid"?, "sha256", "bytes"}');
+      throw new HttpProblem(400, 'Export mal formé', 'attendu : {"studyUid", "seriesUid", "sopInstanceUid"?, "sha256", "bytes"}');
     }
     if (typeof b.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(b.sha256) || !Number.isInteger(b.bytes) || (b.bytes as number) <= 0) {
-      throw new HttpProblem(400, 'Export mal formé', 'sha256 (hex) and bytes (the PNG size) are required');
+      throw new HttpProblem(400, 'Export mal formé', 'sha256 (hexadécimal) et bytes (la taille du PNG) sont obligatoires');
     }
     const study = d.studyOf(req, call, b.studyUid);
     const spec = d.specOr404(req, study, b.seriesUid);
-    if (b.sopInstanceUid && !spec.expected.includes(b.sopInstanceUid as string)) throw new HttpProblem(404, 'Instance inconnue', 'the KOS does not reference this instance');
+    if (b.sopInstanceUid && !spec.expected.includes(b.sopInstanceUid as string)) throw new HttpProblem(404, 'Instance inconnue', "le KOS ne référence pas cette image");
     d.audit.record({
       direction: 'user', actorRpps: rppsOf(req), route: 'export-png', method: 'POST', patientId: call.patient.ins.value,
       studyUid: study.studyUid, seriesUid: spec.seriesUid, instanceUid: b.sopInstanceUid as string | undefined, kosUid: study.kosUid,

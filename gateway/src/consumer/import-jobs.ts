@@ -228,7 +228,7 @@ export class ImportJobs {
 /** The measurement report sent with the import, checked (400 when it is not one of this study). */
 function measurementsOf(req: ImportRequest): { sop: string; part10: Buffer } | undefined {
   if (req.measurements === undefined) return undefined;
-  if (typeof req.measurements !== 'string' || req.measurements.length > 2_000_000) throw new HttpProblem(400, 'Mesures illisibles', 'measurements: a base64 DICOM SR Part 10 under 1.5 MB');
+  if (typeof req.measurements !== 'string' || req.measurements.length > 2_000_000) throw new HttpProblem(400, 'Mesures illisibles', 'measurements : un SR DICOM Part 10 en base64, de moins de 1,5 Mo');
   const part10 = Buffer.from(req.measurements, 'base64');
   const problem = measurementReportProblem(part10, req.studyUid);
   if (problem) throw new HttpProblem(400, 'Mesures illisibles', `measurements: ${problem}`);

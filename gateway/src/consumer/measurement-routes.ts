@@ -41,6 +41,6 @@ export function measurementRoutes(app: FastifyInstance, d: MeasurementDeps): voi
         return reply.type('application/dicom').header('cache-control', 'private, no-store').send(file);
       }
     }
-    throw new HttpProblem(404, 'Aucune mesure enregistrée', 'the local PACS holds no measurement report for this exam and patient');
+    throw new HttpProblem(404, 'Aucune mesure enregistrée', "le PACS local ne contient aucun rapport de mesures pour cet examen et ce patient");
   });
 }

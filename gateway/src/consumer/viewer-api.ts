@@ -95,7 +95,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     const p = req.params as P;
     const rpps = req.clinicianSession!.clinician.rpps;
     const call = await calls.get(p.id, rpps);
-    if (!call) throw new HttpProblem(404, 'Session inconnue', 'this viewer session does not exist, has expired, or belongs to someone else');
+    if (!call) throw new HttpProblem(404, 'Session inconnue', "cette session de visualisation n'existe pas, a expiré ou appartient à un autre utilisateur");
     req.consumerAudit!.rpps = rpps;
     req.consumerAudit!.ins = call.patient.ins.value;
     for (const k of ['study', 'series', 'instance'] as const) {
@@ -107,10 +107,10 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
 
   function studyOf(req: FastifyRequest, call: CallSession, studyUid: string): SessionStudy {
     const s = call.studies.find((x) => x.studyUid === studyUid);
-    if (!s) throw new HttpProblem(404, 'Examen inconnu', 'this study is not part of the viewer session');
+    if (!s) throw new HttpProblem(404, 'Examen inconnu', "cet examen ne fait pas partie de la session de visualisation");
     req.consumerAudit!.study = s.studyUid;
     req.consumerAudit!.kos = s.kosUid;
-    if (s.status === 'withdrawn') throw new HttpProblem(410, 'Examen retiré', s.problem ?? 'the study was withdrawn at its source');
+    if (s.status === 'withdrawn') throw new HttpProblem(410, 'Examen retiré', s.problem ?? 'la source a retiré cet examen');
     if (s.status === 'unreachable') throw new HttpProblem(403, 'Source non autorisée', s.problem);
     if (s.status === 'refused') throw new HttpProblem(409, "Incohérence d'identité", s.problem);
     return s;
@@ -136,15 +136,15 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
     if (e instanceof PeerCertificateRevokedError) throw new HttpProblem(502, 'Certificat de la source révoqué', "le certificat de la DRIMbox source est révoqué par son autorité de certification, ou son statut de révocation est inconnu : l'examen n'est pas demandé");
     if (e instanceof PeerStatusError) {
       if (e.status === 404 || e.status === 410) {
-        await calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'the source box no longer serves this study' });
-        throw new HttpProblem(410, 'Examen retiré', 'the source box no longer serves this study');
+        await calls.updateStudy(call.id, study.studyUid, { status: 'withdrawn', problem: 'la DRIMbox source ne sert plus cet examen' });
+        throw new HttpProblem(410, 'Examen retiré', 'la DRIMbox source ne sert plus cet examen');
       }
       if (e.status === 401) {
         const kind = peerRefusalKind(e);
         // only the clinician's token, refused again after a renewal attempt, means the PSC session is over
-        if (kind === 'token') throw new HttpProblem(401, 'Session PSC expirée', 'the source box refused the Pro Santé Connect token, which could not be renewed: log in again');
-        if (kind === 'certificate') throw new HttpProblem(502, 'Certificat de la DRIMbox refusé par la source', `the source box did not accept this box's certificate (${e.detail}): tell the administrator`);
-        throw new HttpProblem(502, 'Accès refusé par la source', e.detail || 'the source box answered 401');
+        if (kind === 'token') throw new HttpProblem(401, 'Session PSC expirée', "la DRIMbox source a refusé le jeton Pro Santé Connect, qui n'a pas pu être renouvelé : reconnectez-vous");
+        if (kind === 'certificate') throw new HttpProblem(502, 'Certificat de la DRIMbox refusé par la source', `la DRIMbox source n'accepte pas le certificat de cette DRIMbox (${e.detail}) : prévenez l'administrateur`);
+        throw new HttpProblem(502, 'Accès refusé par la source', e.detail || 'la DRIMbox source a répondu 401');
       }
       if (e.status === 403) throw new HttpProblem(403, 'Accès refusé par la source', e.detail);
       throw new HttpProblem(502, 'Source indisponible', e.message);
@@ -200,7 +200,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
 
   function specOr404(req: FastifyRequest, study: SessionStudy, seriesUid: string): SeriesSpec {
     const spec = seriesSpec(study, seriesUid);
-    if (!spec) throw new HttpProblem(404, 'Série inconnue', 'the KOS does not reference this series');
+    if (!spec) throw new HttpProblem(404, 'Série inconnue', "le KOS ne référence pas cette série");
     req.consumerAudit!.series = seriesUid;
     return spec;
   }
@@ -267,7 +267,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       req.consumerAudit!.study = study.studyUid;
       req.consumerAudit!.kos = study.kosUid;
       const now = await currentStatus(req, call, study);
-      if (now.status === 'withdrawn') throw new HttpProblem(410, 'Compte rendu retiré', 'the source withdrew this study and its report');
+      if (now.status === 'withdrawn') throw new HttpProblem(410, 'Compte rendu retiré', 'la source a retiré cet examen et son compte rendu');
       if (now.status === 'refused') throw new HttpProblem(409, "Incohérence d'identité", now.problem);
     }
     const r = await calls.report(call.id, doc);
@@ -427,7 +427,7 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
 
   function instanceSpec(req: FastifyRequest, study: SessionStudy, series: string, sop: string): SeriesSpec {
     const spec = specOr404(req, study, series);
-    if (!spec.expected.includes(sop) || seriesOfInstance(study, sop)?.seriesUid !== series) throw new HttpProblem(404, 'Instance inconnue', 'the KOS does not reference this instance');
+    if (!spec.expected.includes(sop) || seriesOfInstance(study, sop)?.seriesUid !== series) throw new HttpProblem(404, 'Instance inconnue', "le KOS ne référence pas cette image");
     req.consumerAudit!.instance = sop;
     return spec;
   }
