@@ -55,6 +55,8 @@ export interface NetworkOptions {
 export interface PacsRelay {
   url: string;
   cutAfter(bytes: number): void;
+  /** a slow source PACS: each connection relays at most this many bytes per second back (undefined: no limit) */
+  throttle(bytesPerSecond: number | undefined): void;
   /** how many connections were cut */
   cuts: number;
   close(): Promise<void>;
@@ -64,11 +66,13 @@ async function startPacsRelay(target: string): Promise<PacsRelay> {
   const t = new URL(target);
   const port = await freePort();
   let armed: number | undefined;
+  let rate: number | undefined;
   const sockets = new Set<Socket>();
   const relay: PacsRelay = {
     url: `http://127.0.0.1:${port}${t.pathname}`,
     cuts: 0,
     cutAfter(bytes) { armed = bytes; },
+    throttle(bps) { rate = bps; },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => srv.close(() => r()));
@@ -87,6 +91,13 @@ async function startPacsRelay(target: string): Promise<PacsRelay> {
         relay.cuts++;
         client.destroy();
         up.destroy();
+        return;
+      }
+      if (rate) {
+        // throttled: the next chunk is read once this one's share of the rate has passed
+        up.pause();
+        client.write(c);
+        setTimeout(() => up.resume(), (c.length / rate) * 1000);
         return;
       }
       if (!client.write(c)) { up.pause(); client.once('drain', () => up.resume()); }

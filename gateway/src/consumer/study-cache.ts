@@ -120,6 +120,8 @@ class FetchJob extends EventEmitter {
 }
 
 const keyOf = (s: SeriesKey) => `${s.source}|${s.kosUid}|${s.seriesUid}`;
+/** single instances fetched ahead of their series at a time, per series */
+const HURRY_MAX = 4;
 /** last access (LRU) is written at most this often per series: frame requests do not queue on its row */
 const TOUCH_EVERY_MS = 1_000;
 
@@ -143,6 +145,10 @@ export class StudyCache {
   private readonly heartbeat: NodeJS.Timeout;
   /** upstream series fetches started by this instance (single-flight is visible here) */
   fetches = 0;
+  /** single instances fetched ahead of their series (an image the viewer is about to draw) */
+  instanceFetches = 0;
+  /** those running, by series key and SOP UID (one at a time per instance) */
+  private readonly hurrying = new Map<string, Promise<void>>();
 
   constructor(db: Store, private readonly opts: StudyCacheOptions) {
     // not durable per file: files are fsynced in a batch before their series is marked complete
@@ -224,7 +230,7 @@ export class StudyCache {
         // (a reader row just published waits here for an eviction holding the row: it then finds it gone)
         r = undefined; // evicted meanwhile
       }
-      if (r?.state === 'complete' && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined, unlease);
+      if (r?.state === 'complete' && !this.jobs.has(key)) return new SeriesHandle(this, spec, undefined, unlease, token, rpps);
       let job = this.jobs.get(key);
       if (!job) {
         job = new FetchJob();
@@ -238,7 +244,7 @@ export class StudyCache {
           this.evictQuietly();
         });
       }
-      return new SeriesHandle(this, spec, job, unlease);
+      return new SeriesHandle(this, spec, job, unlease, token, rpps);
     } catch (e) {
       unlease();
       throw e;
@@ -406,6 +412,69 @@ export class StudyCache {
       // one batched fsync: a series marked complete is on disk
       await this.store.syncFiles(landedFiles);
       await this.markComplete(spec);
+    } catch (e) {
+      outcome.error = (e as Error).message;
+      throw e;
+    } finally {
+      outcome.durationMs = performance.now() - t0;
+      this.opts.onFetch?.(spec, outcome, rpps);
+    }
+  }
+
+  /**
+   * Fetches one instance alone while its series' fetch has not brought it yet: the image a viewer is
+   * about to draw does not wait for the instances the source sends before it. The series fetch still
+   * brings it (puts are idempotent); this one lands it for the readers waiting on it, with the same
+   * checks (the KOS's instance of the KOS's patient, study and series; a whole file). At most
+   * HURRY_MAX per series at a time: more waits for the series.
+   */
+  hurry(spec: SeriesSpec, sop: string, token: string, job: FetchJob, rpps?: string): Promise<void> | undefined {
+    const key = `${keyOf(spec)}|${sop}`;
+    const running = this.hurrying.get(key);
+    if (running) return running;
+    if (job.settled || job.announced(sop)) return undefined;
+    const prefix = `${keyOf(spec)}|`;
+    if ([...this.hurrying.keys()].filter((k) => k.startsWith(prefix)).length >= HURRY_MAX) return undefined;
+    const p = this.fetchInstance(spec, sop, token, job, rpps).finally(() => this.hurrying.delete(key));
+    p.catch(() => undefined); // its reader sees the failure
+    this.hurrying.set(key, p);
+    return p;
+  }
+
+  private async fetchInstance(spec: SeriesSpec, sop: string, token: string, job: FetchJob, rpps?: string): Promise<void> {
+    const root = spec.retrieveUrl.includes('/studies/') ? spec.retrieveUrl.slice(0, spec.retrieveUrl.indexOf('/studies/')) : undefined;
+    if (!root) throw new SeriesIncompleteError('no retrieve root for the instance');
+    const url = `${root}/studies/${spec.studyUid}/series/${spec.seriesUid}/instances/${sop}`;
+    const kos: KosExpectation = { studyUid: spec.studyUid, seriesUid: spec.seriesUid, sops: new Set([sop]), patientIds: spec.patientIds ?? [] };
+    this.instanceFetches++;
+    const t0 = performance.now();
+    const outcome: FetchOutcome = { url, status: 0, bytes: 0, instances: 0, durationMs: 0 };
+    try {
+      const res = await this.opts.peer.get(url, { token, kosUid: spec.kosUid, accept: DRIMM_ACCEPT });
+      outcome.status = res.status;
+      const boundary = parseContentType(res.headers['content-type'] ?? '').params.boundary;
+      if (!boundary) { res.body.destroy(); throw new PeerUnavailableError('source box answered without a multipart boundary'); }
+      try {
+        for await (const part of readMultipart(res.body, boundary)) {
+          let mismatch: string | undefined;
+          const put = await this.store.put(part.body as Readable, undefined, { onHeader: (info) => { mismatch = identityProblem(info, kos); } });
+          outcome.bytes += put.size;
+          if (mismatch) {
+            await this.store.delete({ study: put.studyInstanceUid, series: put.seriesInstanceUid, instance: put.sopInstanceUid }).catch(() => undefined);
+            throw new IdentityMismatchError(mismatch);
+          }
+          const cut = await completenessProblem(put.path, put.size, put.transferSyntaxUid).catch((e: Error) => `unreadable (${e.message})`);
+          if (cut) {
+            await this.store.delete({ study: spec.studyUid, series: spec.seriesUid, instance: sop }).catch(() => undefined);
+            throw new SeriesIncompleteError(`the source box sent a damaged instance (${sop}): ${cut}`);
+          }
+          outcome.instances++;
+          job.land(sop);
+          break;
+        }
+      } finally {
+        res.body.destroy();
+      }
     } catch (e) {
       outcome.error = (e as Error).message;
       throw e;
@@ -610,7 +679,7 @@ export class SeriesHandle {
   /** index rows of a complete series, read once per handle (no query per instance) */
   private rows?: Map<string, { path: string; size: number; transferSyntaxUid: string }>;
 
-  constructor(private readonly cache: StudyCache, readonly spec: SeriesSpec, private readonly job: FetchJob | undefined, private readonly unlease: () => void) {}
+  constructor(private readonly cache: StudyCache, readonly spec: SeriesSpec, private readonly job: FetchJob | undefined, private readonly unlease: () => void, private readonly token = '', private readonly rpps?: string) {}
 
   /** Ends this reader's lease: the series may be evicted again. Also done when `instances()` ends. */
   release(): void {
@@ -626,11 +695,24 @@ export class SeriesHandle {
     if (this.job) await this.job.done;
   }
 
-  /** Resolves when one instance has landed; rejects when the fetch ends without it. */
-  async instance(sop: string): Promise<void> {
+  /**
+   * Resolves when one instance has landed; rejects when the fetch ends without it. `urgent`: the
+   * instance is fetched alone if the series fetch has not started it yet (StudyCache.hurry).
+   */
+  async instance(sop: string, o: { urgent?: boolean } = {}): Promise<void> {
     if (!this.spec.expected.includes(sop)) throw new RangeError('instance not referenced by the KOS');
+    let refused: Error | undefined;
+    const job = this.job;
+    if (o.urgent && job && this.token) {
+      // a refusal (not the KOS's instance) is the answer; any other failure leaves it to the series fetch
+      this.cache.hurry(this.spec, sop, this.token, job, this.rpps)?.catch((e: Error) => {
+        if (e instanceof IdentityMismatchError) refused = e;
+        job.progress();
+      });
+    }
     // every pass either returns, throws or awaits a change of the fetch: never a busy loop
     for (;;) {
+      if (refused) throw refused;
       const landed = !this.job || this.job.landed.includes(sop);
       if (landed && await this.cache.instanceFile(this.spec, sop)) return;
       if (!this.job || this.job.settled) {

@@ -13,10 +13,10 @@ import { HttpProblem } from '../http/problem.js';
 import type { AuditLog } from '../store/audit.js';
 import { requireClinician } from '../trust/psc-login.js';
 import { callKey, type CallSession, type CallSessionStore } from './call-sessions.js';
-import type { SessionStudy } from './dmp-search.js';
 import type { SessionDocument } from './session-document.js';
 import { PeerCertificateRevokedError, PeerNotAllowedError, PeerStatusError, PeerUnavailableError, peerRefusalKind, type PeerClient } from './peer-client.js';
-import { IdentityMismatchError } from './instance-check.js';
+import { identityProblem, IdentityMismatchError } from './instance-check.js';
+import { dicomWebRootOf, type SessionStudy } from './dmp-search.js';
 import { mergeWarnings, traitDifferences } from './identity-check.js';
 import { seriesOfInstance, seriesSpec, seriesSpecs } from './series-specs.js';
 import type { OpenedInstance, SeriesHandle, SeriesSpec, StudyCache } from './study-cache.js';
@@ -433,18 +433,52 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
   }
 
   // ---------- metadata ----------
+  /**
+   * Metadata of each series: from the cache once complete; while its fetch still runs, from the source
+   * box's own metadata (one small request: the viewer lays out the stack and draws its first slice
+   * before the series has landed). What the source describes must be the KOS's instances of the KOS's
+   * patient, study and series, checked as each landing instance is; a source that cannot describe it
+   * is waited out (the series completes, then the cache answers).
+   */
   const metadataOf = async (reply: FastifyReply, specs: SeriesSpec[], tokenValue: string, rpps: string, sop?: string): Promise<DicomJson[]> => {
     const out: DicomJson[] = [];
     for (const spec of specs) {
       const h = leased(reply, await cache.ensure(spec, tokenValue, rpps));
-      if (sop) await h.instance(sop); else await h.complete();
       const expected = new Set(spec.expected);
+      if (!sop && h.fetching) {
+        const early = await sourceMetadata(spec, tokenValue);
+        if (early) { out.push(...early); continue; }
+      }
+      if (sop) await h.instance(sop); else await h.complete();
       const items = await cache.store.metadata({ study: spec.studyUid, series: spec.seriesUid, ...(sop ? { instance: sop } : {}) });
       out.push(...items.filter((ds) => expected.has(str(ds, '00080018') ?? '')));
     }
     if (!out.length) throw new NotFoundError('nothing to describe');
     return out;
   };
+  /** The source's description of a series being fetched (KOS instances only), or undefined when it gave none. */
+  async function sourceMetadata(spec: SeriesSpec, tokenValue: string): Promise<DicomJson[] | undefined> {
+    const root = dicomWebRootOf(spec.retrieveUrl);
+    if (!root) return undefined;
+    let items: DicomJson[];
+    try {
+      items = await peer.getJson<DicomJson[]>(`${root}/studies/${spec.studyUid}/series/${spec.seriesUid}/metadata`, { token: tokenValue, kosUid: spec.kosUid });
+    } catch (e) {
+      if (e instanceof PeerUnavailableError || (e instanceof PeerStatusError && e.status >= 500) || e instanceof SyntaxError) return undefined;
+      throw e;
+    }
+    if (!Array.isArray(items)) return undefined;
+    const kos = { studyUid: spec.studyUid, seriesUid: spec.seriesUid, sops: new Set(spec.expected), patientIds: spec.patientIds };
+    const out: DicomJson[] = [];
+    for (const ds of items) {
+      const sopUid = str(ds, '00080018') ?? '';
+      if (!kos.sops.has(sopUid)) continue; // what the KOS does not reference is not described
+      const problem = identityProblem({ patientId: str(ds, '00100020') ?? '', studyInstanceUid: str(ds, '0020000D') ?? '', seriesInstanceUid: str(ds, '0020000E') ?? '', sopInstanceUid: sopUid }, kos);
+      if (problem) throw new IdentityMismatchError(problem);
+      out.push(ds);
+    }
+    return out.length ? out : undefined;
+  }
   const metadata = (level: 'study' | 'series' | 'instance') => async (req: FastifyRequest, reply: FastifyReply) => {
     if (!acceptsDicomJson(req.headers.accept)) throw new HttpProblem(406, 'Not Acceptable', 'metadata is served as application/dicom+json');
     const p = req.params as P;
@@ -473,7 +507,8 @@ export async function viewerApi(app: FastifyInstance, o: ViewerApiOptions): Prom
       throw new HttpProblem(400, 'Malformed frame list', 'frames must be a comma-separated list of positive integers');
     }
     try {
-      await leased(reply, await cache.ensure(spec, token(req), rppsOf(req))).instance(p.instance!);
+      // the image the viewer is about to draw (RFC 9218 urgency 0) is fetched alone if the series has not brought it yet
+      await leased(reply, await cache.ensure(spec, token(req), rppsOf(req))).instance(p.instance!, { urgent: isUrgent(req.headers.priority) });
     } catch (e) { return peerProblem(e, call, study); }
     let parts;
     try {
@@ -539,6 +574,12 @@ async function* mapFrames(parts: AsyncIterable<{ contentType: string; transferSy
 /** A handle restricted to one instance (already landed). */
 function onlyOne(h: SeriesHandle, sop: string): SeriesHandle {
   return Object.assign(Object.create(Object.getPrototypeOf(h)) as SeriesHandle, h, { instances: async function* () { yield sop; } });
+}
+
+/** RFC 9218 Priority header: urgency 0 (the highest) asked for */
+function isUrgent(h: string | string[] | undefined): boolean {
+  const v = Array.isArray(h) ? h.join(',') : h ?? '';
+  return /(^|,)\s*u\s*=\s*0\s*(;|,|$)/.test(v);
 }
 
 function str(ds: DicomJson, tag: string): string | undefined {
