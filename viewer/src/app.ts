@@ -5,7 +5,7 @@ import { t } from './i18n.js';
 import { firstStudy, loadSession, sessionBase, UserError, type Session, type StudyRef } from './api.js';
 import { loadSeries, middleIndex, type Series } from './dicomweb.js';
 import { listSeries, str } from './dicom-json.js';
-import { initImaging, initRendering, type Rendering } from './cs.js';
+import { initImaging, initRendering, markUrgent, type Rendering } from './cs.js';
 import { presetsFor, type Preset } from './presets.js';
 import { mprProblem } from './mpr-geometry.js';
 import type { Mpr } from './mpr.js';
@@ -127,6 +127,7 @@ async function preloadFirstImages(ref: StudyRef): Promise<void> {
   const ids = hangsAsMammo(mg)
     ? mg.map((m) => m.imageId)
     : series.slice(0, 1).map((s) => s.imageIds[middleIndex(s)]);
+  for (const id of ids) markUrgent(id);
   for (const id of ids) void imageLoader.loadAndCacheImage(id, { priority: -5, requestType: 'interaction' } as never).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 0)); // let the requests leave before the long synchronous set-up
 }

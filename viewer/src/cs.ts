@@ -8,6 +8,10 @@ export const ENGINE_ID = 'drimbox-engine';
 /** frames as stored, single part; multipart accepted too, from servers without single part answers */
 const FRAME_ACCEPT = 'application/octet-stream; transfer-syntax=*, multipart/related; type="application/octet-stream"; transfer-syntax=*; q=0.9';
 
+/** images about to be drawn, not yet requested: their request is marked urgent */
+const urgent = new Set<string>();
+export const markUrgent = (imageId: string): void => { urgent.add(imageId); };
+
 export interface Rendering { engine: RenderingEngine; cpu: boolean }
 
 /**
@@ -25,7 +29,8 @@ export function initImaging(forceCpu = false): { cpu: boolean } {
   // the decode worker the entry started (loaderInit keeps a registration made before it, with a warning)
   getWebWorkerManager().registerWorker('dicomImageLoader', decodeWorker, { maxWorkerInstances: maxWebWorkers });
   // each frame single part: Cornerstone scans a multipart body for its boundary on the main thread
-  loaderInit({ maxWebWorkers, beforeSend: () => ({ Accept: FRAME_ACCEPT }) });
+  // an image a viewport is about to draw says so (RFC 9218 urgency 0): the box fetches it ahead of its series
+  loaderInit({ maxWebWorkers, beforeSend: (_xhr: unknown, imageId: string) => (urgent.delete(imageId) ? { Accept: FRAME_ACCEPT, Priority: 'u=0' } : { Accept: FRAME_ACCEPT }) } as never);
   metaData.addProvider(saneWindowProvider, 10000);
   metaData.addProvider(detectorSpacingProvider, 10000);
   return { cpu };

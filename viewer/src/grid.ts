@@ -1,11 +1,12 @@
 // The viewport grid: 1×1 to 3×3 (and 1×3) stack viewports with their text overlays and orientation markers.
-import { Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
+import { cache, Enums, eventTarget, type RenderingEngine, type StackViewport, type Types } from '@cornerstonejs/core';
 import { middleIndex, type Series } from './dicomweb.js';
 import { str, strs, nums } from './dicom-json.js';
 import { edgeLabels, rotateLabels, rowColLetters } from './orientation.js';
 import { mgInfo } from './mg-info.js';
 import { viewLabel } from './hanging.js';
 import { t } from './i18n.js';
+import { markUrgent } from './cs.js';
 
 /** rows × columns ('2x4': the screening worklist's current over prior, not in the user's list) */
 export type Layout = '1x1' | '1x2' | '1x3' | '2x1' | '2x2' | '2x3' | '3x3' | '2x4';
@@ -104,6 +105,8 @@ export class Grid {
     this.enable(viewportId, element);
     const cell: Cell = { index, viewportId, root, element, options: {}, overlays };
     const update = () => this.updateOverlay(cell);
+    // the slice a viewport goes to (shown first, scrolled to) is asked for before the rest of its series
+    element.addEventListener(Enums.Events.PRE_STACK_NEW_IMAGE, ((e: CustomEvent) => { const id = (e.detail as { imageId?: string }).imageId; if (id && !cache.getImageLoadObject(id)) markUrgent(id); }) as EventListener);
     element.addEventListener(Enums.Events.STACK_NEW_IMAGE, update);
     element.addEventListener(Enums.Events.VOI_MODIFIED, update);
     element.addEventListener(Enums.Events.CAMERA_MODIFIED, update);
