@@ -754,6 +754,8 @@ function bindKeys(): void {
         edges: c.series ? [c.overlays.top.textContent, c.overlays.right.textContent, c.overlays.bottom.textContent, c.overlays.left.textContent] : undefined,
         voi: props?.voiRange, invert: !!props?.invert, zoom: c.series ? vp?.getZoom() : undefined, error: c.error,
         laterality: c.series?.modality === 'MG' ? str(c.series.instances[0]?.meta ?? {}, '00200062') : undefined,
+        /** the slice the viewport is on is the one drawn (not a blank, nor the previous one while it loads) */
+        drawn: !!c.series && !!vp && vp.getCornerstoneImage()?.imageId === c.series.imageIds[vp.getCurrentImageIdIndex()],
       };
     });
   },
