@@ -20,6 +20,7 @@ import { FolderPacs } from '../pacs/folder.js';
 import { CacheIndex, type CacheRow, type Holder, type SeriesKey } from './cache-index.js';
 import { parseContentType, readMultipart } from '../dicom/multipart.js';
 import { DRIMM_ACCEPT, PeerUnavailableError, type PeerClient } from './peer-client.js';
+import { dicomWebRootOf } from './dmp-search.js';
 import { completenessProblem, identityProblem, IdentityMismatchError, type KosExpectation } from './instance-check.js';
 
 export interface SeriesSpec {
@@ -147,7 +148,7 @@ export class StudyCache {
   fetches = 0;
   /** single instances fetched ahead of their series (an image the viewer is about to draw) */
   instanceFetches = 0;
-  /** those running, by series key and SOP UID (one at a time per instance) */
+  /** those running, by series key and SOP UID (one fetch per SOP UID at a time) */
   private readonly hurrying = new Map<string, Promise<void>>();
 
   constructor(db: Store, private readonly opts: StudyCacheOptions) {
@@ -442,7 +443,7 @@ export class StudyCache {
   }
 
   private async fetchInstance(spec: SeriesSpec, sop: string, token: string, job: FetchJob, rpps?: string): Promise<void> {
-    const root = spec.retrieveUrl.includes('/studies/') ? spec.retrieveUrl.slice(0, spec.retrieveUrl.indexOf('/studies/')) : undefined;
+    const root = dicomWebRootOf(spec.retrieveUrl);
     if (!root) throw new SeriesIncompleteError('no retrieve root for the instance');
     const url = `${root}/studies/${spec.studyUid}/series/${spec.seriesUid}/instances/${sop}`;
     const kos: KosExpectation = { studyUid: spec.studyUid, seriesUid: spec.seriesUid, sops: new Set([sop]), patientIds: spec.patientIds ?? [] };
