@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { Agent, request } from 'undici';
 import pino, { type Logger } from 'pino';
 import { verifyAllowList, normaliseDn, AllowListRejected, type AllowList, type AllowListEntry, type AllowListSigner } from './allowlist.js';
+import { startPeriodic } from './periodic.js';
 
 export interface AllowListClientOptions {
   /** Where the signed list is published (http: or https:). */
@@ -80,7 +81,7 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   private lastError?: string;
   private lastAttempt?: Date;
   private source?: 'download' | 'cache';
-  private timer?: NodeJS.Timeout;
+  private stopRefreshing?: () => void;
   private agent?: Agent;
   private inflight?: Promise<boolean>;
   private lastMissRefresh = -Infinity;
@@ -103,13 +104,12 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   async start(): Promise<void> {
     await this.loadCache();
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.intervalMs);
-    this.timer.unref();
+    this.stopRefreshing = startPeriodic(this.intervalMs, () => this.refresh(), (err) => this.log.warn({ err }, 'allow-list not refreshed'));
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopRefreshing?.();
+    this.stopRefreshing = undefined;
     await this.agent?.close();
   }
 
