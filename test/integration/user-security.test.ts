@@ -14,7 +14,7 @@ import { createLogger } from '../../gateway/src/log.js';
 import { trustLayer } from '../../gateway/src/trust/layer.js';
 import { dmpService } from '../../gateway/src/dmp/service.js';
 import { createConsumerRole } from '../../gateway/src/consumer/role.js';
-import { testBoxConfig, mtlsAgent } from '../helpers/box.js';
+import { testBoxConfig, mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { dmpTestPki } from '../helpers/dmp-pki.js';
 import { freePort } from '../helpers/ports.js';
@@ -140,7 +140,7 @@ t.test('returnTo after a real login on the box never leaves it', async (t) => {
 t.test('a contextual call from an unlisted or missing origin stops at an interstitial; only its confirmation searches', async (t) => {
   const jar = await loggedIn();
   const before = (await callAudits()).length;
-  const viewerSessions = () => box.db.prepare('SELECT COUNT(*) AS n FROM consumer_calls').get() as { n: number };
+  const viewerSessions = () => sqliteOf(box).prepare('SELECT COUNT(*) AS n FROM consumer_calls').get() as { n: number };
   const sessionsBefore = viewerSessions().n;
 
   // a page on another site posts the call (the browser adds Origin; a cross-site POST carries no Lax cookie)
@@ -232,7 +232,7 @@ t.test('PSC tokens are not in the database file in clear', async (t) => {
   const jar = await loggedIn();
   const s = (await box.services.sessions!.get(jar.get('drimbox_session')))!;
   t.ok(s.accessToken && s.refreshToken && s.idToken, 'the session holds all three tokens');
-  box.db.pragma('wal_checkpoint(TRUNCATE)');
+  sqliteOf(box).pragma('wal_checkpoint(TRUNCATE)');
   const dir = box.config.dataDir;
   const files = readdirSync(dir).filter((f) => f.startsWith('drimbox.db'));
   const bytes = Buffer.concat(files.map((f) => readFileSync(join(dir, f))));
