@@ -5,7 +5,6 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DrimboxConfig } from './config/schema.js';
-import type Database from 'better-sqlite3';
 import { openStore, type Store } from './store/database.js';
 import { AuditLog } from './store/audit.js';
 import type { CrlStore } from './trust/crl.js';
@@ -66,8 +65,6 @@ export type RolePlugin = (ctx: RoleContext) => Promise<void>;
 export interface Box {
   config: DrimboxConfig;
   store: Store;
-  /** the SQLite handle under `store`, for tests that read rows directly; undefined on PostgreSQL */
-  db: Database.Database;
   pacs: Pacs;
   audit: AuditLog;
   access: PeerAccess;
@@ -93,7 +90,6 @@ export interface BoxOptions {
 export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Promise<Box> {
   const logger = opts.logger ?? createLogger(config.log.level, config.box.name);
   const store = await openStore(config.database.url);
-  const db = store.sqlite as Database.Database;
   const audit = await AuditLog.open(store, (err) => logger.error({ err }, 'audit row not written'));
   const metrics = new Metrics();
   const pacs = await createPacs(config.pacs, { store, logger });
@@ -155,7 +151,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
   logger.info({ peer: peerAddr, user: userAddr, pacs: config.pacs.kind, roles: config.roles, ...ctx.addresses }, 'DRIMbox started');
 
   return {
-    config, store, db, pacs, audit, access, metrics, peer, user, services: ctx.services,
+    config, store, pacs, audit, access, metrics, peer, user, services: ctx.services,
     peerUrl: peerAddr.replace('http:', 'https:'),
     userUrl: userAddr.replace('http:', 'https:'),
     addresses: ctx.addresses,

@@ -16,6 +16,7 @@ import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
 import { cells, toolsReady } from './helpers/viewer-page.js';
 import { settle } from './helpers/pixels.js';
+import { sqliteOf } from '../helpers/box.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(repo, 'docs', 'screenshots');
@@ -52,7 +53,7 @@ t.test('Exporter (PNG, DICOM zip), measurements saved as SR with the import and 
   const launcherUrl = net.manifest.boxes[1].launcherUrl!;
   const issuer = net.manifest.psc.issuer;
   const mr = net.manifest.studies.find((s) => s.modality === 'MR')!;
-  const audit = (route: string) => boxB.db.prepare('SELECT * FROM audit WHERE route = ? AND study_uid = ? ORDER BY id').all(route, mr.studyInstanceUid) as any[];
+  const audit = (route: string) => sqliteOf(boxB).prepare('SELECT * FROM audit WHERE route = ? AND study_uid = ? ORDER BY id').all(route, mr.studyInstanceUid) as any[];
 
   const userDataDir = mkdtempSync(join(tmpdir(), 'viewer-export-chromium-'));
   const downloads = mkdtempSync(join(tmpdir(), 'viewer-export-dl-'));

@@ -18,6 +18,7 @@ import { screenshotGray, stats, diff, markRuns, cellShot, settle } from './helpe
 import { ensureViewerBuilt } from './helpers/viewer-build.js';
 import { CHROMIUM, chromiumArgs, requireChromium } from './helpers/chromium.js';
 import { cells, toolsReady } from './helpers/viewer-page.js';
+import { sqliteOf } from '../helpers/box.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = join(repo, 'docs', 'screenshots');
@@ -250,7 +251,7 @@ for (const mode of ['webgl', 'cpu'] as const) {
 
     await t.test('MG again in a new contextual call: served from the consumer cache', async (t) => {
       // three new contextual calls, the median kept (the machine is shared: single runs are noisy)
-      const boxA = net.boxes['box-a'].db;
+      const boxA = sqliteOf(net.boxes['box-a']);
       const served = () => (boxA.prepare(`SELECT COUNT(*) AS n FROM audit WHERE direction = 'peer-in' AND study_uid = ? AND route NOT LIKE '%/series'`).get(mgCurrent.studyInstanceUid) as { n: number }).n;
       const servedBefore = served();
       t.ok(servedBefore > 0, `box-a served the study to box-b on the first call (${servedBefore} audited retrieves)`);

@@ -4,11 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'undici';
+import type Database from 'better-sqlite3';
 import { validateConfig } from '../../gateway/src/config/load.js';
 import type { DrimboxConfig } from '../../gateway/src/config/schema.js';
 import { startBox, type Box, type BoxOptions } from '../../gateway/src/box.js';
 import { createLogger } from '../../gateway/src/log.js';
 import { testPki } from './pki.js';
+
+/** The SQLite handle under a box's store, for tests that read or poke rows directly; throws on PostgreSQL. */
+export function sqliteOf(box: Pick<Box, 'store'>): Database.Database {
+  if (!box.store.sqlite) throw new Error(`this test reads SQLite rows, but the box's store is ${box.store.dialect}`);
+  return box.store.sqlite;
+}
 
 export interface TestBoxOptions {
   name?: 'box-a' | 'box-b' | 'box-c';

@@ -1,40 +1,17 @@
-// A browser-less clinician for tests across processes: a cookie jar, redirects followed like a
+// A browser-less clinician for tests across processes: a cookie jar (./cookie-jar.ts), redirects followed like a
 // browser, and the whole Pro Santé Connect login (gateway /auth/login → simulator login page → pick
 // the clinician → consent → gateway callback) through whatever address the box is published at.
-import { fetch, type Dispatcher } from 'undici';
+import { fetch, type Dispatcher, type Headers } from 'undici';
+import type { CookieJar } from './cookie-jar.js';
 
-/** A cookie jar for one host (cookies ignore ports): path-scoped, Max-Age=0 deletes. */
-export class CookieJar {
-  private readonly cookies = new Map<string, { value: string; path: string }>();
-  store(res: { headers: { getSetCookie(): string[] } }): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-      const eq = pair.indexOf('=');
-      let path = '/';
-      let expired = false;
-      for (const a of attrs) {
-        const [k, v = ''] = a.split('=');
-        if (k.toLowerCase() === 'path') path = v;
-        if (k.toLowerCase() === 'max-age' && Number(v) <= 0) expired = true;
-      }
-      if (expired) this.cookies.delete(pair.slice(0, eq));
-      else this.cookies.set(pair.slice(0, eq), { value: pair.slice(eq + 1), path });
-    }
-  }
-  header(url: string): string {
-    const p = new URL(url).pathname;
-    return [...this.cookies].filter(([, c]) => p.startsWith(c.path)).map(([n, c]) => `${n}=${c.value}`).join('; ');
-  }
-}
-
-export interface Page { status: number; url: string; body: string; location?: string }
+export interface Page { status: number; url: string; body: string; headers: Headers; location?: string }
 
 /** Requests `url` and follows redirects (303, or 302 after a POST → GET) until a non-redirect or `stopAt(url)`. */
-export async function browse(jar: CookieJar, dispatcher: Dispatcher, url: string, init: { method?: string; form?: Record<string, string>; origin?: string } = {}, stopAt?: (u: string) => boolean): Promise<Page> {
+export async function browse(jar: CookieJar, dispatcher: Dispatcher | undefined, url: string, init: { method?: string; form?: Record<string, string>; origin?: string; accept?: string } = {}, stopAt?: (u: string) => boolean): Promise<Page> {
   let method = init.method ?? 'GET';
   let body: string | undefined = init.form ? new URLSearchParams(init.form).toString() : undefined;
   for (let hops = 0; hops < 20; hops++) {
-    const headers: Record<string, string> = { accept: 'text/html,application/json' };
+    const headers: Record<string, string> = { accept: init.accept ?? 'text/html,application/json' };
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
     if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
@@ -46,16 +23,17 @@ export async function browse(jar: CookieJar, dispatcher: Dispatcher, url: string
       await res.arrayBuffer();
       const next = new URL(location, url).href;
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) { method = 'GET'; body = undefined; }
-      if (stopAt?.(next)) return { status: res.status, url: next, body: '', location };
+      if (stopAt?.(next)) return { status: res.status, url: next, body: '', headers: res.headers, location };
       url = next;
       continue;
     }
-    return { status: res.status, url, body: await res.text() };
+    return { status: res.status, url, body: await res.text(), headers: res.headers };
   }
   throw new Error('too many redirects');
 }
 
-function formAction(html: string, pageUrl: string, marker: RegExp): string {
+/** The absolute action of the POST form whose inside matches `marker`. */
+export function formAction(html: string, pageUrl: string, marker: RegExp): string {
   const f = [...html.matchAll(/<form method="post" action="([^"]+)">([\s\S]*?)<\/form>/g)].find((m) => marker.test(m[2]));
   if (!f) throw new Error(`no form matching ${marker} in page`);
   return new URL(f[1], pageUrl).href;

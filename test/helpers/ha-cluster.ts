@@ -22,6 +22,7 @@ import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 import { startPscSimulator, type PscSimulator } from '../../sandbox/psc/index.js';
 import type { StartedRegistry } from '../../registry/src/app.js';
+import { startOrUnwind, closeAll, type Closers } from './unwind.js';
 
 const PSC_SECRET = 'ha-cluster-psc-secret-0123456789';
 
@@ -77,17 +78,11 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-export async function startCluster(o: ClusterOptions): Promise<Cluster> {
-  const closers: (() => Promise<unknown>)[] = [];
-  try {
-    return await build(o, closers);
-  } catch (e) {
-    for (const c of closers.reverse()) await c().catch(() => undefined);
-    throw e;
-  }
+export function startCluster(o: ClusterOptions): Promise<Cluster> {
+  return startOrUnwind((closers) => build(o, closers));
 }
 
-async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Promise<Cluster> {
+async function build(o: ClusterOptions, closers: Closers): Promise<Cluster> {
   const pki = await testPki();
   const front = { user: await freePort(), peer: await freePort(), hl7: await freePort() };
   const instancePorts: Instance['ports'][] = [];
@@ -220,8 +215,6 @@ async function build(o: ClusterOptions, closers: (() => Promise<unknown>)[]): Pr
     },
     start,
     waitUp,
-    async close() {
-      for (const c of closers.reverse()) await c().catch(() => undefined);
-    },
+    close: () => closeAll(closers),
   };
 }

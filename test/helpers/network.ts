@@ -31,6 +31,7 @@ import type { PublicationRecord } from '../../gateway/src/cda/types.js';
 import { relabel } from '../../sandbox/demo-data/relabel.js';
 import { freePort } from './ports.js';
 import { seededUid } from '../../sandbox/demo-data/part10.js';
+import { startOrUnwind, closeAll, type Closers } from './unwind.js';
 
 const SECRET = { 'box-a': 'box-a-secret-0123456789', 'box-b': 'box-b-secret-0123456789', 'box-c': 'box-c-secret-0123456789' };
 
@@ -144,17 +145,11 @@ export interface ConsumerNetwork {
 
 export const TEST_INS = '279035121518989';
 
-export async function startConsumerNetwork(o: NetworkOptions = {}): Promise<ConsumerNetwork> {
-  const closers: (() => Promise<unknown>)[] = [];
-  try {
-    return await start(o, closers);
-  } catch (e) {
-    for (const c of closers.reverse()) await c().catch(() => undefined);
-    throw e;
-  }
+export function startConsumerNetwork(o: NetworkOptions = {}): Promise<ConsumerNetwork> {
+  return startOrUnwind((closers) => start(o, closers));
 }
 
-async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Promise<ConsumerNetwork> {
+async function start(o: NetworkOptions, closers: Closers): Promise<ConsumerNetwork> {
   const pki = await testPki();
   const read = (f: string) => readFileSync(f, 'utf8');
   const registry = await startTestRegistry();
@@ -290,9 +285,7 @@ async function start(o: NetworkOptions, closers: (() => Promise<unknown>)[]): Pr
       await boxB.close();
       await startB();
     },
-    async close() {
-      for (const c of closers.reverse()) await c().catch(() => undefined);
-    },
+    close: () => closeAll(closers),
   };
   return net;
 }

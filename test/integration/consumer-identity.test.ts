@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import dcmjs from 'dcmjs';
 import { startConsumerNetwork, callForm, openSession, relabelStudy, TEST_INS, type ConsumerNetwork, type Published } from '../helpers/network.js';
-import { mtlsAgent } from '../helpers/box.js';
+import { mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { waitFor } from '../helpers/wait.js';
 import { syntheticPublicationRecord } from '../helpers/publication-record.js';
 import { buildKos } from '../../gateway/src/dicom/kos.js';
@@ -177,7 +177,7 @@ t.test('a withdrawal recorded after the call reaches the session document and th
   t.ok(before.report?.url, 'report offered');
   t.equal((await get(before.report.url, cookie, '*/*')).status, 200, 'report readable');
   // the source withdraws the KOS (what its worker records after ITI-57)
-  net.boxA.db.prepare("UPDATE published_kos SET status = 'withdrawn', ended_at = ? WHERE sop_instance_uid = ?").run(Date.now(), pub.kosUid);
+  sqliteOf(net.boxA).prepare("UPDATE published_kos SET status = 'withdrawn', ended_at = ? WHERE sop_instance_uid = ?").run(Date.now(), pub.kosUid);
   const after = (await get(`/api/sessions/${id}`, cookie)).json().studies.find((s: any) => s.studyUid === pub.studyUid);
   t.equal(after.status, 'withdrawn', 'the session document says withdrawn');
   t.notOk(after.report, 'and offers no report');

@@ -3,7 +3,6 @@
 // withdraw a published KOS; a box that does list them still refuses a connection from an address not
 // in source.iocmAllowedAddresses, whatever AE title it claims.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { buildKos, KOS_TITLES } from '../../gateway/src/dicom/kos.js';
 import { readCda } from '../../gateway/src/cda/read.js';
 import type { Box } from '../../gateway/src/box.js';
 import type { ClinicianIdentity } from '../../gateway/src/dmp/client.js';
+import { storescu } from '../helpers/dcmtk.js';
 
 const clinician: ClinicianIdentity = { rpps: '810000000001', displayName: 'ALICE GENERALISTE', roles: [{ code: '10', codeSystem: '1.2.250.1.71.1.2.7' }] };
 const PATIENT = { ins: '279035121518989', ipp: 'IPP-IOCM-1', birthName: 'PAT-IOCM', givenNames: ['SACHA'], birthDate: '19790328', sex: 'F' as const };
@@ -42,18 +42,6 @@ function rejectionNoteFile(): string {
   const file = join(mkdtempSync(join(tmpdir(), 'iocm-note-')), 'rejection.dcm');
   writeFileSync(file, note.part10);
   return file;
-}
-
-function storescu(port: number, callingAet: string, calledAet: string, file: string): Promise<{ status: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('storescu', ['-v', '-aet', callingAet, '-aec', calledAet, '127.0.0.1', String(port), file]);
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('error', (e) => { clearTimeout(timer); reject(new Error(`storescu (dcmtk) could not run: ${e.message}`)); });
-    p.on('close', (status) => { clearTimeout(timer); resolve({ status, out }); });
-  });
 }
 
 async function sourceBox(source: Record<string, unknown>): Promise<Box> {

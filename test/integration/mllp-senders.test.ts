@@ -11,7 +11,7 @@ import { Client, Message, type InboundResponse } from 'node-hl7-client';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { startTestBox } from '../helpers/box.js';
+import { startTestBox, sqliteOf } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { readAck } from '../../gateway/src/hl7/ack.js';
 import { parseHl7 } from '../../gateway/src/hl7/message.js';
@@ -35,8 +35,8 @@ const report: ReportInput = {
   setId: '1.2.250.1.999.1.1.88.1',
 };
 const framed = (s: string) => Buffer.concat([Buffer.from([0x0b]), Buffer.from(s, 'utf8'), Buffer.from([0x1c, 0x0d])]);
-const currentKos = () => box.db.prepare(`SELECT * FROM published_kos WHERE set_id = ? AND status = 'current'`).get(report.setId) as Record<string, any> | undefined;
-const withdrawJobs = () => box.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE kind = 'withdraw'`).pluck().get() as number;
+const currentKos = () => sqliteOf(box).prepare(`SELECT * FROM published_kos WHERE set_id = ? AND status = 'current'`).get(report.setId) as Record<string, any> | undefined;
+const withdrawJobs = () => sqliteOf(box).prepare(`SELECT COUNT(*) FROM publication_job WHERE kind = 'withdraw'`).pluck().get() as number;
 
 /** A raw connection from `localAddress`: what it received and when the box closed it. */
 function rawClient(localAddress = '127.0.0.1') {
@@ -186,5 +186,5 @@ t.test('hl7.tls: MLLP over TLS, the RIS authenticating with its client certifica
   plain.on('data', (d) => { plainData += d; });
   await new Promise((r) => plain.on('close', r));
   t.notMatch(plainData, /MSA/, 'plain MLLP gets no HL7 answer');
-  t.equal(tlsBox.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE control_id IN ('MLLP-TLS-ANON','MLLP-TLS-PLAIN')`).pluck().get(), 0, 'and no job');
+  t.equal(sqliteOf(tlsBox).prepare(`SELECT COUNT(*) FROM publication_job WHERE control_id IN ('MLLP-TLS-ANON','MLLP-TLS-PLAIN')`).pluck().get(), 0, 'and no job');
 });

@@ -8,79 +8,12 @@ import { pscLoginPlugin, requireClinician } from '../../gateway/src/trust/psc-lo
 import { SessionStore } from '../../gateway/src/trust/sessions.js';
 import { TokenIntrospector } from '../../gateway/src/trust/introspection.js';
 import { freePort } from '../helpers/ports.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { browse as browsePages, formAction } from '../helpers/browser.js';
 
-/** A cookie jar like a browser's for one host (cookies ignore ports): path-scoped, Max-Age=0 deletes. */
-class CookieJar {
-  private readonly cookies = new Map<string, { value: string; path: string }>();
-  readonly setCookieLog: string[] = [];
-  store(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      this.setCookieLog.push(line);
-      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq);
-      const value = pair.slice(eq + 1);
-      let path = '/';
-      let expired = false;
-      for (const a of attrs) {
-        const [k, v = ''] = a.split('=');
-        if (k.toLowerCase() === 'path') path = v;
-        if (k.toLowerCase() === 'max-age' && Number(v) <= 0) expired = true;
-        if (k.toLowerCase() === 'expires' && Date.parse(v) <= Date.now()) expired = true;
-      }
-      if (expired) this.cookies.delete(name);
-      else this.cookies.set(name, { value, path });
-    }
-  }
-  header(url: string): string {
-    const p = new URL(url).pathname;
-    return [...this.cookies].filter(([, c]) => p.startsWith(c.path)).map(([n, c]) => `${n}=${c.value}`).join('; ');
-  }
-  get(name: string): string | undefined {
-    return this.cookies.get(name)?.value;
-  }
-}
-
-interface Step {
-  res: Response;
-  url: string;
-  body: string;
-}
-
-/** Requests `url` and follows redirects (303 → GET) until a non-redirect, or until `stopAt(url)`. */
-async function browse(jar: CookieJar, url: string, init: { method?: string; form?: Record<string, string>; accept?: string } = {}, stopAt?: (u: string) => boolean): Promise<Step> {
-  let method = init.method ?? 'GET';
-  let body: string | undefined = init.form ? new URLSearchParams(init.form).toString() : undefined;
-  for (let hops = 0; hops < 20; hops++) {
-    const headers: Record<string, string> = { accept: init.accept ?? 'text/html,application/json' };
-    const cookie = jar.header(url);
-    if (cookie) headers.cookie = cookie;
-    if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const res = await fetch(url, { method, headers, body, redirect: 'manual' });
-    jar.store(res);
-    const location = res.headers.get('location');
-    if (res.status >= 300 && res.status < 400 && location) {
-      await res.arrayBuffer();
-      const next = new URL(location, url).href;
-      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
-        method = 'GET';
-        body = undefined;
-      }
-      if (stopAt?.(next)) return { res, url: next, body: '' };
-      url = next;
-      continue;
-    }
-    return { res, url, body: await res.text() };
-  }
-  throw new Error('too many redirects');
-}
-
-function formAction(html: string, pageUrl: string, marker: RegExp): string {
-  const forms = [...html.matchAll(/<form method="post" action="([^"]+)">([\s\S]*?)<\/form>/g)];
-  const f = forms.find((m) => marker.test(m[2]));
-  if (!f) throw new Error(`no form matching ${marker} in page`);
-  return new URL(f[1], pageUrl).href;
-}
+/** A browser on loopback, no client certificate: browser.ts's walk with the default dispatcher. */
+const browse = (jar: CookieJar, url: string, init: { method?: string; form?: Record<string, string>; accept?: string } = {}, stopAt?: (u: string) => boolean) =>
+  browsePages(jar, undefined, url, init, stopAt);
 
 const RPPS = '10001234567';
 
@@ -132,7 +65,7 @@ async function loginUntilCallback(ctx: Ctx, jar: CookieJar, returnTo = '/viewer?
   if (isCallback(consentPage.url)) return consentPage.url; // consent remembered
   if (!/Autoriser/.test(consentPage.body)) throw new Error('expected the consent page');
   const cb = await browse(jar, formAction(consentPage.body, consentPage.url, /Autoriser/), { method: 'POST', form: {} }, isCallback);
-  if (!isCallback(cb.url)) throw new Error(`expected the callback, got ${cb.url} ${cb.res.status} ${cb.body.slice(0, 200)}`);
+  if (!isCallback(cb.url)) throw new Error(`expected the callback, got ${cb.url} ${cb.status} ${cb.body.slice(0, 200)}`);
   return cb.url;
 }
 
@@ -152,7 +85,7 @@ t.test('full login: PSC pages → callback → session holding the clinician and
   t.equal(authUrl.searchParams.get('scope'), 'openid scope_all');
 
   const loginPage = await browse(jar, `${ctx.base}/auth/login?returnTo=${encodeURIComponent('/viewer?study=1.2.3')}`);
-  t.equal(loginPage.res.status, 200);
+  t.equal(loginPage.status, 200);
   t.match(loginPage.url, new RegExp(`^${ctx.sim.issuer}/interaction/`), 'lands on the simulator login page');
   t.match(loginPage.body, 'Marie Curie-Test');
   t.match(loginPage.body, `RPPS ${RPPS}`);
@@ -161,7 +94,7 @@ t.test('full login: PSC pages → callback → session holding the clinician and
   t.match(consent.body, /Autoriser/, 'consent page');
   const final = await browse(jar, formAction(consent.body, consent.url, /Autoriser/), { method: 'POST', form: {} });
   t.equal(final.url, `${ctx.base}/viewer?study=1.2.3`, 'back at returnTo');
-  t.equal(final.res.status, 200);
+  t.equal(final.status, 200);
   const shown = JSON.parse(final.body) as { clinician: { rpps: string; name: string; profession: { code: string; specialtyCode: string } } };
   t.equal(shown.clinician.rpps, RPPS);
   t.equal(shown.clinician.name, 'Marie Curie-Test');
@@ -194,7 +127,7 @@ t.test('an access token about to expire is renewed with the refresh token, once 
   const ctx = await setup(t, { accessTokenTtlSeconds: 32 });
   const jar = new CookieJar();
   const final = await browse(jar, await loginUntilCallback(ctx, jar));
-  t.equal(final.res.status, 200, 'logged in');
+  t.equal(final.status, 200, 'logged in');
   const id = jar.get('drimbox_session')!;
   const first = (await ctx.sessions.get(id))!;
   t.ok(first.refreshToken, 'PSC gave a refresh token');
@@ -225,8 +158,8 @@ t.test('state and PKCE are enforced', async (t) => {
   t.ok(cb.searchParams.get('code'));
   cb.searchParams.set('state', 'tampered');
   const res = await browse(jar, cb.href);
-  t.equal(res.res.status, 400);
-  t.match(res.res.headers.get('content-type'), /application\/problem\+json/);
+  t.equal(res.status, 400);
+  t.match(res.headers.get('content-type'), /application\/problem\+json/);
   t.equal(jar.get('drimbox_session'), undefined, 'no session');
 
   // A code replayed into another login (right state, other PKCE verifier) → refused at PSC → 400.
@@ -238,7 +171,7 @@ t.test('state and PKCE are enforced', async (t) => {
   const otherState = new URL(start.headers.get('location')!).searchParams.get('state')!;
   stolen.searchParams.set('state', otherState);
   const replay = await browse(jar3, stolen.href);
-  t.equal(replay.res.status, 400, 'code bound to its PKCE verifier');
+  t.equal(replay.status, 400, 'code bound to its PKCE verifier');
   t.equal(jar3.get('drimbox_session'), undefined);
 
   // Callback without a login in progress → 400.
@@ -321,7 +254,7 @@ t.test('idle expiry ends the session for the gateway routes', async (t) => {
   const ctx = { sim, app, base, sessions };
   const jar = new CookieJar();
   const first = await browse(jar, await loginUntilCallback(ctx, jar));
-  t.equal(first.res.status, 200);
+  t.equal(first.status, 200);
   const get = () => fetch(`${base}/viewer`, { headers: { cookie: jar.header(`${base}/viewer`), accept: 'application/json' } });
   clock += 59_000;
   t.equal((await get()).status, 200, 'used before the idle timeout');
@@ -341,7 +274,7 @@ t.test('cancelling at PSC ends on a clear 400, without a session', async (t) => 
   const loginPage = await browse(jar, `${ctx.base}/auth/login`);
   const back = await browse(jar, formAction(loginPage.body, loginPage.url, /Annuler/), { method: 'POST', form: {} });
   t.match(back.url, `${ctx.base}/auth/callback?error=access_denied`);
-  t.equal(back.res.status, 400);
+  t.equal(back.status, 400);
   t.match(JSON.parse(back.body), { title: 'Login failed', detail: 'access_denied' });
   t.equal(jar.get('drimbox_session'), undefined);
 });

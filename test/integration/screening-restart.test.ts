@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testPki } from '../helpers/pki.js';
 import { startConsumerNetwork, type ConsumerNetwork } from '../helpers/network.js';
-import { mtlsAgent } from '../helpers/box.js';
+import { mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { waitFor } from '../helpers/wait.js';
 import { publishScreeningExams, rowOf, screeningClient } from '../helpers/screening.js';
 
@@ -39,7 +39,7 @@ t.test('restart mid-prefetch: resumes, never fetches a completed series again', 
   for (const c of done.cases.filter((x: any) => readyBefore.includes(x.id))) t.equal(c.instances.done, c.instances.total, 'a case ready before the restart is still complete');
 
   // the cache's own record of upstream fetches: each series fetched (successfully) exactly once
-  const rows = net.boxB.db.prepare("SELECT route, status FROM audit WHERE direction = 'peer-out' AND route LIKE 'https://%'").all() as { route: string; status: number }[];
+  const rows = sqliteOf(net.boxB).prepare("SELECT route, status FROM audit WHERE direction = 'peer-out' AND route LIKE 'https://%'").all() as { route: string; status: number }[];
   const ok = new Map<string, number>();
   for (const row of rows) if (row.status === 200) ok.set(row.route, (ok.get(row.route) ?? 0) + 1);
   const series = patients.length + patients.filter((p) => p.prior).length;

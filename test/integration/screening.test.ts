@@ -8,7 +8,7 @@ import { parse } from 'csv-parse/sync';
 import { request } from 'undici';
 import { randomUUID } from 'node:crypto';
 import { startConsumerNetwork, type ConsumerNetwork } from '../helpers/network.js';
-import { mtlsAgent } from '../helpers/box.js';
+import { mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { waitFor } from '../helpers/wait.js';
 import { publishScreeningExams, rowOf, screeningClient, TEST_INS_OID, type ScreeningPatient } from '../helpers/screening.js';
 import { nirWithKey } from '../../sandbox/demo-data/catalogue.js';
@@ -159,7 +159,7 @@ t.test('50 cases from two source boxes, one going down midway: its cases fail wi
   t.equal(withPrior, patients.filter((p) => p.prior).length, 'priors fetched where they exist');
 
   // every series fetch is audited under the creator's identity and the batch
-  const rows = net.boxB.db.prepare("SELECT * FROM audit WHERE route = ? AND direction = 'peer-out'").all(`screening:${id}`) as any[];
+  const rows = sqliteOf(net.boxB).prepare("SELECT * FROM audit WHERE route = ? AND direction = 'peer-out'").all(`screening:${id}`) as any[];
   const okFetches = rows.filter((a) => a.status === 200);
   // patient 0's exams were prefetched by the Latin-1 batch: in the cache already, not fetched again
   const earlier = 1 + (patients[0].prior ? 1 : 0);
@@ -175,7 +175,7 @@ t.test('50 cases from two source boxes, one going down midway: its cases fail wi
 
   // ---------- pins hold under cache pressure; the close releases them ----------
   const cache = net.consumer.cache as any;
-  const specsOf = (c: any) => (JSON.parse((net.boxB.db.prepare('SELECT resolved_json FROM screening_cases WHERE id = ?').get(c.id) as any).resolved_json).studies as any[]).flatMap(seriesSpecs);
+  const specsOf = (c: any) => (JSON.parse((sqliteOf(net.boxB).prepare('SELECT resolved_json FROM screening_cases WHERE id = ?').get(c.id) as any).resolved_json).studies as any[]).flatMap(seriesSpecs);
   const specs = done.cases.flatMap(specsOf);
   const budget = cache.opts.maxBytes;
   cache.opts.maxBytes = 1; // far below what the batch holds

@@ -14,11 +14,12 @@ import { createLogger } from '../../gateway/src/log.js';
 import { trustLayer } from '../../gateway/src/trust/layer.js';
 import { dmpService } from '../../gateway/src/dmp/service.js';
 import { createConsumerRole } from '../../gateway/src/consumer/role.js';
-import { testBoxConfig, mtlsAgent } from '../helpers/box.js';
+import { testBoxConfig, mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { testPki } from '../helpers/pki.js';
 import { dmpTestPki } from '../helpers/dmp-pki.js';
 import { freePort } from '../helpers/ports.js';
 import { callForm } from '../helpers/network.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
 
 const SECRET = 'box-b-secret-0123456789';
 const DPI = 'https://dpi.hopital.test';
@@ -63,30 +64,16 @@ t.teardown(async () => {
   await psc?.close();
 });
 
-/** A browser's cookie jar for 127.0.0.1 (cookies ignore ports, so box and PSC share it, as in a browser). */
-class Jar {
-  private readonly cookies = new Map<string, string>();
-  store(setCookie: string | string[] | undefined): void {
-    for (const line of [setCookie ?? []].flat()) {
-      const [pair, ...attrs] = line.split(';').map((s) => s.trim());
-      const name = pair.slice(0, pair.indexOf('='));
-      if (attrs.some((a) => /^max-age=0$/i.test(a))) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(pair.indexOf('=') + 1));
-    }
-  }
-  get header(): string { return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; '); }
-  get(name: string): string | undefined { return this.cookies.get(name); }
-}
-
 interface Page { status: number; url: string; body: string; headers: Record<string, string | string[] | undefined> }
 
 /** One request as a browser makes it (cookies, Origin on POST); follows redirects unless `stopAt` says stop. */
-async function browse(jar: Jar, url: string, o: { method?: string; form?: Record<string, string>; origin?: string | null; accept?: string; stopAt?: (u: string) => boolean } = {}): Promise<Page> {
+async function browse(jar: CookieJar, url: string, o: { method?: string; form?: Record<string, string>; origin?: string | null; accept?: string; stopAt?: (u: string) => boolean } = {}): Promise<Page> {
   let method = o.method ?? (o.form ? 'POST' : 'GET');
   let body = o.form ? new URLSearchParams(o.form).toString() : undefined;
   for (let hops = 0; hops < 20; hops++) {
     const headers: Record<string, string> = { accept: o.accept ?? 'text/html' };
-    if (jar.header) headers.cookie = jar.header;
+    const cookie = jar.header(url);
+    if (cookie) headers.cookie = cookie;
     if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
     if (method === 'POST') {
       const origin = o.origin === undefined ? new URL(url).origin : o.origin;
@@ -119,7 +106,7 @@ function form(html: string, pageUrl: string, marker: RegExp): { action: string; 
 const isCallback = (u: string) => u.startsWith(`${base}/auth/callback`);
 
 /** A real PSC login on the box (simulator pages) up to the callback; returns the callback URL, not yet followed. */
-async function loginUntilCallback(jar: Jar, returnTo = '/'): Promise<string> {
+async function loginUntilCallback(jar: CookieJar, returnTo = '/'): Promise<string> {
   const login = await browse(jar, `${base}/auth/login?returnTo=${encodeURIComponent(returnTo)}`, { stopAt: isCallback });
   if (isCallback(login.url)) return login.url; // PSC session still open: straight back
   const rpps = psc.clinicians[0].rpps;
@@ -132,8 +119,8 @@ async function loginUntilCallback(jar: Jar, returnTo = '/'): Promise<string> {
   return cb.url;
 }
 
-async function loggedIn(): Promise<Jar> {
-  const jar = new Jar();
+async function loggedIn(): Promise<CookieJar> {
+  const jar = new CookieJar();
   await browse(jar, await loginUntilCallback(jar), { stopAt: () => true });
   if (!jar.get('drimbox_session')) throw new Error('no session after login');
   return jar;
@@ -143,7 +130,7 @@ const callAudits = async () => (await box.audit.recent(200)).filter((r) => r.rou
 
 t.test('returnTo after a real login on the box never leaves it', async (t) => {
   for (const returnTo of ['/.//evil.example/phish', '/..//evil.example/phish', '/%2e//evil.example/phish', '/\\evil.example', '/\t/evil.example']) {
-    const jar = new Jar();
+    const jar = new CookieJar();
     const cb = await loginUntilCallback(jar, returnTo);
     const back = await browse(jar, cb, { stopAt: () => true });
     t.equal(new URL(back.url).origin, base, `${JSON.stringify(returnTo)} → ${back.url}`);
@@ -153,15 +140,14 @@ t.test('returnTo after a real login on the box never leaves it', async (t) => {
 t.test('a contextual call from an unlisted or missing origin stops at an interstitial; only its confirmation searches', async (t) => {
   const jar = await loggedIn();
   const before = (await callAudits()).length;
-  const viewerSessions = () => box.db.prepare('SELECT COUNT(*) AS n FROM consumer_calls').get() as { n: number };
+  const viewerSessions = () => sqliteOf(box).prepare('SELECT COUNT(*) AS n FROM consumer_calls').get() as { n: number };
   const sessionsBefore = viewerSessions().n;
 
   // a page on another site posts the call (the browser adds Origin; a cross-site POST carries no Lax cookie)
-  const cookie = jar.header;
-  const cross = await browse(new Jar(), `${base}/contextual-call`, { form: callForm(), origin: 'https://evil.example', stopAt: () => true });
+  const cookie = jar.header(`${base}/contextual-call`);
+  const cross = await browse(new CookieJar(), `${base}/contextual-call`, { form: callForm(), origin: 'https://evil.example', stopAt: () => true });
   t.equal(cross.status, 303);
   t.match(cross.url, `${base}/contextual-call/confirm/`, 'parked for confirmation');
-  jar.store(undefined);
   const page = await browse(jar, cross.url);
   t.equal(page.status, 200, 'the top-level GET (with the session cookie) shows the interstitial');
   t.match(page.body, /DUPONT MARIE ANNE/, 'naming the patient');
@@ -237,7 +223,7 @@ t.test('logout ends the PSC session too: the next call asks the clinician to log
 
   // a script (the viewer) gets the URL to navigate to
   const jar2 = await loggedIn();
-  const api = await request(`${base}/auth/logout`, { method: 'POST', dispatcher: agent, headers: { cookie: jar2.header, accept: 'application/json', origin: base } });
+  const api = await request(`${base}/auth/logout`, { method: 'POST', dispatcher: agent, headers: { cookie: jar2.header(`${base}/auth/logout`), accept: 'application/json', origin: base } });
   t.equal(api.statusCode, 200);
   t.match(((await api.body.json()) as { redirect: string }).redirect, `${psc.issuer}/session/end?`);
 });
@@ -246,7 +232,7 @@ t.test('PSC tokens are not in the database file in clear', async (t) => {
   const jar = await loggedIn();
   const s = (await box.services.sessions!.get(jar.get('drimbox_session')))!;
   t.ok(s.accessToken && s.refreshToken && s.idToken, 'the session holds all three tokens');
-  box.db.pragma('wal_checkpoint(TRUNCATE)');
+  sqliteOf(box).pragma('wal_checkpoint(TRUNCATE)');
   const dir = box.config.dataDir;
   const files = readdirSync(dir).filter((f) => f.startsWith('drimbox.db'));
   const bytes = Buffer.concat(files.map((f) => readFileSync(join(dir, f))));

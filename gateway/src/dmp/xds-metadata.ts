@@ -235,6 +235,17 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
   const events = eventCodes(record.studies);
   const conf = confidentialityCodes(record);
 
+  // what the KOS and the report say alike: same patient, same exams, same confidentiality
+  const shared = {
+    confidentiality: conf,
+    events,
+    refIds,
+    sourcePatientId,
+    sourcePatientInfo,
+    serviceStart: starts[0],
+    serviceStop: stops[stops.length - 1],
+  } satisfies Partial<EntrySpec>;
+
   const entries: EntrySpec[] = [];
   const kosEntry: EntrySpec = {
     id: 'DocumentKOS',
@@ -248,13 +259,7 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
     classCode: KOS_CODES.classCode,
     typeCode: KOS_CODES.typeCode,
     formatCode: KOS_CODES.formatCode,
-    confidentiality: conf,
-    events,
-    refIds,
-    sourcePatientId,
-    sourcePatientInfo,
-    serviceStart: starts[0],
-    serviceStop: stops[stops.length - 1],
+    ...shared,
   };
   entries.push(kosEntry);
   if (includeReport) {
@@ -269,13 +274,7 @@ export function buildSubmission(input: SubmissionInput): BuiltSubmission {
       classCode: REPORT_CODES.classCode,
       typeCode: coded(record.code),
       formatCode: REPORT_CODES.formatCode,
-      confidentiality: conf,
-      events,
-      refIds,
-      sourcePatientId,
-      sourcePatientInfo,
-      serviceStart: starts[0],
-      serviceStop: stops[stops.length - 1],
+      ...shared,
     });
   }
   const signatureContent = buildSubmissionSignature({

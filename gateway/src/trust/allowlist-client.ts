@@ -5,9 +5,11 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, writeFileSync, renameSync, mkdirSync, statSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import pino, { type Logger } from 'pino';
 import { verifyAllowList, normaliseDn, AllowListRejected, type AllowList, type AllowListEntry, type AllowListSigner } from './allowlist.js';
+import { startPeriodic } from './periodic.js';
+import { boundedDownload } from './bounded-download.js';
 
 export interface AllowListClientOptions {
   /** Where the signed list is published (http: or https:). */
@@ -80,7 +82,7 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   private lastError?: string;
   private lastAttempt?: Date;
   private source?: 'download' | 'cache';
-  private timer?: NodeJS.Timeout;
+  private stopRefreshing?: () => void;
   private agent?: Agent;
   private inflight?: Promise<boolean>;
   private lastMissRefresh = -Infinity;
@@ -103,13 +105,12 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
   async start(): Promise<void> {
     await this.loadCache();
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.intervalMs);
-    this.timer.unref();
+    this.stopRefreshing = startPeriodic(this.intervalMs, () => this.refresh(), (err) => this.log.warn({ err }, 'allow-list not refreshed'));
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopRefreshing?.();
+    this.stopRefreshing = undefined;
     await this.agent?.close();
   }
 
@@ -167,25 +168,8 @@ export class AllowListClient extends EventEmitter<AllowListClientEvents> {
     return false;
   }
 
-  private async download(): Promise<Buffer> {
-    const timeout = this.opts.timeoutMs ?? 30_000;
-    const res = await request(this.opts.url, { dispatcher: this.agent, headersTimeout: timeout, bodyTimeout: timeout, headers: { accept: 'application/xml, text/xml' } });
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new Error(`HTTP ${res.statusCode}`);
-    }
-    const max = this.opts.maxBytes ?? 10 * 1024 * 1024;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > max) {
-        res.body.destroy();
-        throw new Error(`list larger than ${max} bytes`);
-      }
-      chunks.push(c as Buffer);
-    }
-    return Buffer.concat(chunks);
+  private download(): Promise<Buffer> {
+    return boundedDownload(this.opts.url, { dispatcher: this.agent, timeoutMs: this.opts.timeoutMs ?? 30_000, maxBytes: this.opts.maxBytes ?? 10 * 1024 * 1024, what: 'list', headers: { accept: 'application/xml, text/xml' } });
   }
 
   private async accept(body: Buffer, source: 'download' | 'cache', verifiedAt = this.now()): Promise<void> {

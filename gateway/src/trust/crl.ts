@@ -10,9 +10,10 @@ import { EventEmitter } from 'node:events';
 import { createHash, webcrypto, type X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { Logger } from 'pino';
 import { normaliseDn } from './allowlist.js';
+import { boundedDownload } from './bounded-download.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -141,22 +142,8 @@ export class CrlStore extends EventEmitter<{ updated: [] }> {
     return true;
   }
 
-  private async download(url: string): Promise<Buffer> {
-    const timeout = this.opts.timeoutMs ?? 15_000;
-    const res = await request(url, { dispatcher: url.startsWith('https:') ? this.agent : undefined, headersTimeout: timeout, bodyTimeout: timeout });
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new Error(`HTTP ${res.statusCode}`);
-    }
-    const max = this.opts.maxBytes ?? 20 * 1024 * 1024;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > max) { res.body.destroy(); throw new Error(`CRL larger than ${max} bytes`); }
-      chunks.push(c as Buffer);
-    }
-    return Buffer.concat(chunks);
+  private download(url: string): Promise<Buffer> {
+    return boundedDownload(url, { dispatcher: url.startsWith('https:') ? this.agent : undefined, timeoutMs: this.opts.timeoutMs ?? 15_000, maxBytes: this.opts.maxBytes ?? 20 * 1024 * 1024, what: 'CRL' });
   }
 
   private cacheFile(url: string): string | undefined {

@@ -17,6 +17,7 @@ import { enrolAtRegistry } from './enrolment.js';
 import { CrlStore } from './crl.js';
 import { PeerConnections } from './peer-connections.js';
 import { trustAdminRoutes } from './admin-routes.js';
+import { startPeriodic } from './periodic.js';
 import { staticPeerList, subjectDn } from '../source/peer-access.js';
 import type { Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -119,9 +120,7 @@ export const trustLayer: RolePlugin = async (ctx) => {
     scopes: psc.scopes,
     sessions,
   });
-  const purge = setInterval(() => { sessions.purgeExpired().catch((err) => ctx.logger.warn({ err }, 'expired PSC sessions not purged')); }, 10 * 60_000);
-  purge.unref();
-  ctx.onClose(() => clearInterval(purge));
+  ctx.onClose(startPeriodic(10 * 60_000, () => sessions.purgeExpired(), (err) => ctx.logger.warn({ err }, 'expired PSC sessions not purged')));
 };
 
 /** Bearer PSC access token → the clinician's RPPS on the principal; 401 when absent or not active. */
@@ -146,9 +145,7 @@ async function startRevocation(ctx: Parameters<RolePlugin>[0]): Promise<CrlStore
   await crl.refresh();
   const bad = crl.status().errors.filter((e) => t.crlFiles.some((f) => e.startsWith(`${f}:`)));
   if (bad.length) throw new Error(`peer.tls.crlFiles: ${bad.join('; ')}`);
-  const timer = setInterval(() => void crl.refresh(), t.crlRefreshMinutes * 60_000);
-  timer.unref();
-  ctx.onClose(() => clearInterval(timer));
+  ctx.onClose(startPeriodic(t.crlRefreshMinutes * 60_000, () => crl.refresh(), (err) => ctx.logger.warn({ err }, 'certificate revocation lists not refreshed')));
   ctx.healthChecks.push({
     name: 'revocation',
     severity: 'warning',
