@@ -75,11 +75,11 @@ t.test('a Latin-1 CSV with ";": per-row faults are failed cases with their reaso
   const badKey = `${p.ins.slice(0, 13)}${String((Number(p.ins.slice(13)) + 1) % 100).padStart(2, '0')}`;
   const unknown = nirWithKey('2991299999999');
   const text = [
-    'ins;insOid;birthDate;sex;familyName;givenName;accessionNumber',
-    `${p.ins};${TEST_INS_OID};19640312;F;HÉLÈNE-DÉPISTAGE;ANNE;${p.accession}`,
-    `${badKey};${TEST_INS_OID};19640312;F;CLÉ;FAUSSE;X1`,
-    `${unknown};${TEST_INS_OID};19640312;F;INCONNUE;DMP;X2`,
-    `${patients[2].ins};${TEST_INS_OID};19640312;F;SANS;KOS;NOPE-42`,
+    'ins;insOid;birthDate;sex;familyName;givenName;accessionNumber;readerRpps',
+    `${p.ins};${TEST_INS_OID};19640312;F;HÉLÈNE-DÉPISTAGE;ANNE;${p.accession};${net.psc.clinicians[1].rpps}`,
+    `${badKey};${TEST_INS_OID};19640312;F;CLÉ;FAUSSE;X1;`,
+    `${unknown};${TEST_INS_OID};19640312;F;INCONNUE;DMP;X2;`,
+    `${patients[2].ins};${TEST_INS_OID};19640312;F;SANS;KOS;NOPE-42;`,
   ].join('\r\n');
   const r = await api.post('/api/screening/batches?name=Latin-1&priorsWanted=1', Buffer.from(text, 'latin1'), { 'content-type': 'text/csv' });
   t.equal(r.status, 201, r.text);
@@ -103,7 +103,7 @@ t.test('a Latin-1 CSV with ";": per-row faults are failed cases with their reaso
   t.same(doc.json.studies.map((s: any) => [s.studyUid, s.current]), [[p.current.studyUid, true], [p.prior!.studyUid, false]]);
   const rep = await api.get(`/api/sessions/${ok.sessionId}/reports/${encodeURIComponent(ok.reportDocumentId)}`);
   t.equal(rep.status, 200);
-  // another reader gets a session of their own
+  // the reader it is assigned to gets a session of their own
   const other = screeningClient(net, agent, (await net.login(net.psc.clinicians[1].rpps)).cookie);
   const mine = (await other.batch(id)).cases[0].sessionId;
   t.ok(mine && mine !== ok.sessionId, 'each reader has their own viewer session');
@@ -212,7 +212,7 @@ t.test('50 cases from two source boxes, one going down midway: its cases fail wi
   t.match(amended.json, { outcome: 'positive', recordedAt: first.json.recordedAt });
   t.ok(amended.json.amendedAt);
   const other = screeningClient(net, agent, (await net.login(net.psc.clinicians[1].rpps)).cookie);
-  t.equal((await other.del(`${base}/${c2.id}/verdict`)).status, 403, "another reader cannot undo it");
+  t.equal((await other.del(`${base}/${c2.id}/verdict`)).status, 404, "another clinician cannot undo it (the batch is not theirs)");
   t.equal((await api.del(`${base}/${c2.id}/verdict`)).status, 204);
   t.equal((await api.post(`${base}/${c2.id}/verdict`, { ...positive, requestId: randomUUID() })).status, 201, 'recorded again after the undo');
 
@@ -242,12 +242,55 @@ t.test('50 cases from two source boxes, one going down midway: its cases fail wi
   t.equal(st.json.technicalRecallRate, 1 / 3);
 
   // closed: verdicts can no longer change, the pins go
-  t.equal((await other.post(`/api/screening/batches/${id}/close`)).status, 403, 'only the creator closes');
+  t.equal((await other.post(`/api/screening/batches/${id}/close`)).status, 404, 'only the creator closes (another clinician does not see the batch)');
   t.equal((await api.post(`/api/screening/batches/${id}/close`)).json.state, 'closed');
   t.equal((await api.put(`${base}/${c1.id}/verdict`, { ...normal, requestId: randomUUID() })).status, 409, 'no amendment once closed');
   await cache.evict();
   t.ok((await states()).every((s) => s === 'absent'), 'the close released the pins: evicted under pressure');
   cache.opts.maxBytes = budget;
+});
+
+t.test('a batch is visible only to its creator and its assigned readers: anyone else gets 404, a reader only their cases', async (t) => {
+  const [creatorC, readerC, outsiderC] = net.psc.clinicians;
+  const creator = screeningClient(net, agent, (await net.login(creatorC.rpps)).cookie);
+  const reader = screeningClient(net, agent, (await net.login(readerC.rpps)).cookie);
+  const outsider = screeningClient(net, agent, (await net.login(outsiderC.rpps)).cookie);
+  const rows = [
+    { ...rowOf(patients[4]), readerRpps: readerC.rpps },
+    { ...rowOf(patients[5]), readerRpps: creatorC.rpps },
+    rowOf(patients[6]),
+  ];
+  const r = await creator.post('/api/screening/batches', { name: 'Lot confidentiel', rows });
+  t.equal(r.status, 201, r.text);
+  const id = r.json.id;
+  const all = (await creator.batch(id)).cases;
+  t.equal(all.length, 3, 'the creator sees every case');
+  const [mine, theirs, open] = all;
+
+  // an outsider: not in the list, and every route of the batch answers as for an unknown batch
+  t.notOk((await outsider.get('/api/screening/batches')).json.some((b: any) => b.id === id), 'not in the list of another clinician');
+  for (const path of ['', '/results.csv', '/results.json', '/stats', `/cases/${mine.id}/result`]) {
+    const x = await outsider.get(`/api/screening/batches/${id}${path}`);
+    t.equal(x.status, 404, `GET ${path || 'batch'}: 404`);
+    t.match(x.headers['content-type'], /application\/problem\+json/);
+    t.equal(x.json.title, 'Lot inconnu');
+  }
+  const events = await request(`${net.boxB.userUrl}/api/screening/batches/${id}/events`, { dispatcher: agent, headers: { cookie: (await net.login(outsiderC.rpps)).cookie, accept: 'text/event-stream' } });
+  t.equal(events.statusCode, 404, 'no event stream');
+  await events.body.dump();
+  const verdict = await outsider.post(`/api/screening/batches/${id}/cases/${open.id}/verdict`, { requestId: randomUUID(), quality: 'adequate', result: 'normal', timeSpentMs: 1 });
+  t.equal(verdict.status, 404, 'no verdict on it');
+  t.equal((await outsider.post(`/api/screening/batches/${id}/pause`)).status, 404, 'no control of it');
+
+  // the assigned reader: the batch listed, their case and the unassigned one, not the creator's
+  t.ok((await reader.get('/api/screening/batches')).json.some((b: any) => b.id === id), 'listed for the assigned reader');
+  t.same((await reader.batch(id)).cases.map((c: any) => c.id), [mine.id, open.id], 'their case and the unassigned one');
+  t.equal((await reader.get(`/api/screening/batches/${id}/results.json`)).json.length, 2, 'results of those cases only');
+  const hidden = await reader.get(`/api/screening/batches/${id}/cases/${theirs.id}/result`);
+  t.equal(hidden.status, 403, "another reader's case: refused");
+  t.match(hidden.headers['content-type'], /application\/problem\+json/);
+  t.equal((await reader.post(`/api/screening/batches/${id}/pause`)).status, 403, 'only the creator controls the batch');
+  t.equal((await creator.post(`/api/screening/batches/${id}/close`)).status, 200);
 });
 
 t.test('a batch whose PSC tokens cannot be renewed waits for its creator: psc-reconnect, then resume', async (t) => {

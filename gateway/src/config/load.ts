@@ -124,8 +124,8 @@ const common: Spec = {
     concurrency: { t: 'int', def: 2, min: 1, max: 16 },
   },
   screening: {
-    concurrency: { t: 'int', def: 4, min: 1, max: 32 },
-    perSourceConcurrency: { t: 'int', def: 2, min: 1, max: 16 },
+    concurrency: { t: 'int', def: 8, min: 1, max: 32 },
+    perSourceConcurrency: { t: 'int', def: 4, min: 1, max: 16 },
     retries: { t: 'int', def: 3, min: 0, max: 10 },
     retryBaseMs: { t: 'int', def: 2_000, min: 10, max: 600_000 },
     retryFailedSeconds: { t: 'int', def: 120, min: 1, max: 24 * 3600 },

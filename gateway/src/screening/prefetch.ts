@@ -46,6 +46,9 @@ export interface PrefetchDeps {
   logger?: Logger;
 }
 
+/** how often a case's progress is written while it lands */
+const PROGRESS_MS = 200;
+
 /** the cache pins of a batch */
 export const pinOwner = (batchId: string) => `screening:${batchId}`;
 
@@ -232,56 +235,71 @@ export class PrefetchEngine {
     return resolved;
   }
 
-  /** Every series of the case's studies into the cache, pinned for the batch; progress per instance. */
+  /**
+   * Every series of the case's studies (current and priors) into the cache at once, pinned for the
+   * batch: the series of a case are independent fetches, and one at a time left the link idle between
+   * them. Progress per instance, written to the store at most every PROGRESS_MS (a write per instance
+   * serialised the fetch behind the database).
+   */
   private async fetchAll(batch: ScreeningBatchRow, c: ScreeningCaseRow, r: Resolved): Promise<void> {
     const { cache, repo } = this.d;
-    for (const s of r.studies) await cache.pin(pinOwner(batch.id), s.source, s.kosUid);
-    let done = 0;
-    let bytes = 0;
+    await Promise.all(r.studies.map((s) => cache.pin(pinOwner(batch.id), s.source, s.kosUid)));
+    const progress = { instances: 0, bytes: 0 };
     await repo.updateCase(c.id, { instances_done: 0, bytes_done: 0 });
+    let written = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    const report = (force = false) => {
+      if (!force && performance.now() - written < PROGRESS_MS) return;
+      written = performance.now();
+      const at = { instances_done: progress.instances, bytes_done: progress.bytes };
+      writing = writing.then(() => repo.updateCase(c.id, at)).then(() => this.events.case(c.batch_id, c.id));
+    };
     let token = await this.d.tokens.access(batch);
-    for (const study of r.studies) {
-      for (const spec of seriesSpecs(study)) {
-        const fetchSeries = async () => {
-          const t0 = performance.now();
-          // a series already complete in the cache is no fetch: nothing goes to the source, nothing to audit
-          const cached = (await cache.state(spec)) === 'complete';
-          const h = await cache.ensure(spec, token, batch.created_by_rpps);
-          let n = 0;
-          let b = 0;
-          try {
-            for await (const sop of h.instances()) {
-              await h.instance(sop);
-              const f = await cache.instanceFile(spec, sop);
-              n++;
-              b += f?.size ?? 0;
-              await repo.updateCase(c.id, { instances_done: done + n, bytes_done: bytes + b });
-              this.events.case(c.batch_id, c.id);
-            }
-            await h.complete();
-          } catch (e) {
-            this.auditFetch(batch, c, spec, study, e, b, t0);
-            throw e;
-          } finally {
-            h.release();
-          }
-          if (!cached) this.auditFetch(batch, c, spec, study, undefined, b, t0);
-          done += n;
-          bytes += b;
-        };
-        try {
-          await fetchSeries();
-        } catch (e) {
-          // the source refused the token: renew it once, then ask again
-          if (!(e instanceof PeerStatusError && e.status === 401 && peerRefusalKind(e) === 'token')) throw e;
-          token = await this.d.tokens.access(batch, true);
-          await fetchSeries();
+    let renewing: Promise<string> | undefined;
+    const fetchSeries = async (study: SessionStudy, spec: ReturnType<typeof seriesSpecs>[number]) => {
+      const t0 = performance.now();
+      // a series already complete in the cache is no fetch: nothing goes to the source, nothing to audit
+      const cached = (await cache.state(spec)) === 'complete';
+      const h = await cache.ensure(spec, token, batch.created_by_rpps);
+      let n = 0;
+      let b = 0;
+      try {
+        for await (const sop of h.instances()) {
+          await h.instance(sop);
+          const size = (await cache.instanceFile(spec, sop))?.size ?? 0;
+          n++; b += size;
+          progress.instances++; progress.bytes += size;
+          report();
         }
-        // paused, cancelled or deleted meanwhile: stop between series (what landed stays in the cache)
-        const now = await repo.batch(batch.id);
-        if (!now || now.state !== 'prefetching') throw new NotNow();
+        await h.complete();
+      } catch (e) {
+        progress.instances -= n; progress.bytes -= b; // asked again, or the case fails: counted afresh
+        this.auditFetch(batch, c, spec, study, e, b, t0);
+        throw e;
+      } finally {
+        h.release();
       }
-    }
+      if (!cached) this.auditFetch(batch, c, spec, study, undefined, b, t0);
+    };
+    const one = async (study: SessionStudy, spec: ReturnType<typeof seriesSpecs>[number]) => {
+      try {
+        await fetchSeries(study, spec);
+      } catch (e) {
+        // the source refused the token: renew it once (once for all the case's series), then ask again
+        if (!(e instanceof PeerStatusError && e.status === 401 && peerRefusalKind(e) === 'token')) throw e;
+        renewing ??= this.d.tokens.access(batch, true).then((t) => (token = t));
+        await renewing;
+        await fetchSeries(study, spec);
+      }
+    };
+    const all = await Promise.allSettled(r.studies.flatMap((study) => seriesSpecs(study).map((spec) => one(study, spec))));
+    report(true);
+    await writing;
+    const failure = all.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failure) throw failure.reason;
+    // paused, cancelled or deleted meanwhile: the case is not ready (what landed stays in the cache)
+    const now = await repo.batch(batch.id);
+    if (!now || now.state !== 'prefetching') throw new NotNow();
   }
 
   private auditFetch(batch: ScreeningBatchRow, c: ScreeningCaseRow, spec: { retrieveUrl: string; seriesUid: string; kosUid: string }, study: SessionStudy, e: unknown, bytes: number, t0: number): void {

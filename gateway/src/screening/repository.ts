@@ -35,6 +35,14 @@ export class ScreeningRepository {
     return this.db.selectFrom('screening_batches').selectAll().orderBy('created_at', 'desc').orderBy('id').execute();
   }
 
+  /** Ids of the batches with a case assigned to this reader (the row's readerRpps, 11 digits, as stored in row_json). */
+  async batchesReadBy(rpps: string): Promise<Set<string>> {
+    if (!/^\d{11}$/.test(rpps)) return new Set();
+    const rows = await this.db.selectFrom('screening_cases').select('batch_id').distinct()
+      .where('row_json', 'like', `%"readerRpps":"${rpps}"%`).execute();
+    return new Set(rows.map((r) => r.batch_id));
+  }
+
   async batch(id: string): Promise<ScreeningBatchRow | undefined> {
     return this.db.selectFrom('screening_batches').selectAll().where('id', '=', id).executeTakeFirst();
   }

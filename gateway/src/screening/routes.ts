@@ -58,14 +58,30 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   const streams = new Set<FastifyReply>();
   app.addHook('preClose', async () => { for (const r of streams) r.sse.close(); });
 
+  /**
+   * Who sees a batch (deny by default): its creator (every case), and a reader with cases assigned to
+   * them (their cases and the unassigned ones: those they may read). Anyone else is told it does not
+   * exist, as for an unknown id. There is no screening-admin role in the PSC claims or the config.
+   */
+  const assignedTo = (c: ScreeningCaseRow) => (JSON.parse(c.row_json) as CheckedRow).readerRpps;
+  const isCreator = (req: FastifyRequest, b: ScreeningBatchRow) => b.created_by_rpps === me(req).rpps;
+  const seesCase = (req: FastifyRequest, b: ScreeningBatchRow, c: ScreeningCaseRow) => {
+    if (isCreator(req, b)) return true;
+    const to = assignedTo(c);
+    return !to || to === me(req).rpps;
+  };
+  const visibleCases = async (req: FastifyRequest, b: ScreeningBatchRow) => (await repo.cases(b.id)).filter((c) => seesCase(req, b, c));
   async function batchOr404(req: FastifyRequest): Promise<ScreeningBatchRow> {
     const b = await repo.batch((req.params as P).id);
-    if (!b) throw new HttpProblem(404, 'Lot inconnu', "ce lot de lecture n'existe pas (ou plus)");
+    if (!b || !(isCreator(req, b) || (await repo.batchesReadBy(me(req).rpps)).has(b.id))) {
+      throw new HttpProblem(404, 'Lot inconnu', "ce lot de lecture n'existe pas (ou plus), ou vous n'en êtes ni le créateur ni un lecteur désigné");
+    }
     return b;
   }
   async function caseOr404(req: FastifyRequest, b: ScreeningBatchRow): Promise<ScreeningCaseRow> {
     const c = await repo.case(b.id, (req.params as P).caseId!);
     if (!c) throw new HttpProblem(404, 'Dossier inconnu', "ce dossier ne fait pas partie du lot");
+    if (!seesCase(req, b, c)) throw new HttpProblem(403, 'Dossier attribué', 'ce dossier est attribué à un autre lecteur');
     return c;
   }
   const view = async (b: ScreeningBatchRow): Promise<Batch> => batchView(b, (await repo.totals(b.id)).get(b.id));
@@ -146,14 +162,15 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
     return reply.code(201).send(await view((await repo.batch(id))!));
   });
 
-  app.get('/api/screening/batches', async () => {
+  app.get('/api/screening/batches', async (req) => {
     const totals = await repo.totals();
-    return (await repo.batches()).map((b) => batchView(b, totals.get(b.id)));
+    const reads = await repo.batchesReadBy(me(req).rpps);
+    return (await repo.batches()).filter((b) => isCreator(req, b) || reads.has(b.id)).map((b) => batchView(b, totals.get(b.id)));
   });
 
   app.get('/api/screening/batches/:id', async (req) => {
     const b = await batchOr404(req);
-    const cases = await repo.cases(b.id);
+    const cases = await visibleCases(req, b);
     const docs: Case[] = [];
     for (const c of cases) docs.push(await caseDoc(c, req));
     return { ...await view(b), cases: docs };
@@ -215,7 +232,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
       send(async () => {
         pendingCases.delete(caseId);
         const c = await repo.case(b.id, caseId);
-        if (c && reply.sse.isConnected) await reply.sse.send({ event: 'case', data: await caseDoc(c, req) });
+        if (c && seesCase(req, b, c) && reply.sse.isConnected) await reply.sse.send({ event: 'case', data: await caseDoc(c, req) });
       });
     };
     // a batch event per change would be one per instance landed: at most 4 a second
@@ -233,7 +250,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
     });
     send(async () => {
       await sendBatch();
-      for (const c of await repo.cases(b.id)) if (reply.sse.isConnected) await reply.sse.send({ event: 'case', data: await caseDoc(c, req) });
+      for (const c of await visibleCases(req, b)) if (reply.sse.isConnected) await reply.sse.send({ event: 'case', data: await caseDoc(c, req) });
     });
     await sending;
   });
@@ -326,12 +343,12 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   // ---------- results ----------
   app.get('/api/screening/batches/:id/results.csv', async (req, reply) => {
     const b = await batchOr404(req);
-    const csv = resultsCsv(resultRows(b, await repo.cases(b.id)));
+    const csv = resultsCsv(resultRows(b, await visibleCases(req, b)));
     return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="lot-${b.id}-resultats.csv"`).header('cache-control', 'no-store').send(csv);
   });
   app.get('/api/screening/batches/:id/results.json', async (req, reply) => {
     const b = await batchOr404(req);
-    return reply.header('cache-control', 'no-store').send(resultRows(b, await repo.cases(b.id)));
+    return reply.header('cache-control', 'no-store').send(resultRows(b, await visibleCases(req, b)));
   });
   app.get('/api/screening/batches/:id/cases/:caseId/result', async (req, reply) => {
     const b = await batchOr404(req);
@@ -342,7 +359,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   });
   app.get('/api/screening/batches/:id/stats', async (req) => {
     const b = await batchOr404(req);
-    return stats(await repo.cases(b.id));
+    return stats(await visibleCases(req, b));
   });
 }
 
