@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DrimboxConfig } from './config/schema.js';
+import { sql } from 'kysely';
 import { openStore, type Store } from './store/database.js';
 import { AuditLog } from './store/audit.js';
 import type { CrlStore } from './trust/crl.js';
@@ -87,6 +88,15 @@ export interface BoxOptions {
   plugins?: RolePlugin[];
 }
 
+/** What /healthz asks: this process's own database connection and its peer listener (the user
+ *  listener is the one answering). Shared dependencies are not among them (http/health.ts). */
+function instanceChecks(store: Store, peer: FastifyInstance): HealthCheck[] {
+  return [
+    { name: 'database', scope: 'instance', run: async () => { await sql`SELECT 1`.execute(store.db); return { ok: true, detail: store.dialect }; } },
+    { name: 'listeners', scope: 'instance', run: async () => (peer.server.listening ? { ok: true } : { ok: false, detail: 'the peer listener is not listening' }) },
+  ];
+}
+
 export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Promise<Box> {
   const logger = opts.logger ?? createLogger(config.log.level, config.box.name);
   const store = await openStore(config.database.url);
@@ -128,7 +138,7 @@ export async function startBox(config: DrimboxConfig, opts: BoxOptions = {}): Pr
 
   const ctx: RoleContext = {
     config, logger, store, pacs, audit, metrics, access, peer, user,
-    healthChecks: [{ name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])],
+    healthChecks: [...instanceChecks(store, peer), { name: 'pacs', run: (signal) => pacs.echo(signal) }, ...(opts.healthChecks ?? [])],
     onClose: (fn) => { closers.push(fn); },
     addresses: {},
     services: {},

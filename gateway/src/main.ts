@@ -17,7 +17,9 @@ const USAGE = `usage:
   drimbox backup FILE --config CONFIG  online backup of the box database (SQLite file, or pg_dump custom format)
   drimbox restore FILE --config CONFIG [--force]
                                        put a backup in place of the box database (the box stopped)
-  drimbox healthcheck --config FILE    GET /healthz on the box's own user listener: exit 0 only on 200
+  drimbox healthcheck --config FILE [--dependencies]
+                                       GET /healthz (this instance can serve) on the box's own user
+                                       listener, or /healthz/dependencies (PACS, DMP, PSC…): exit 0 only on 200
   drimbox --version                    print the version`;
 
 const STOP_TIMEOUT_MS = 15_000;

@@ -55,7 +55,7 @@ export function haproxyConfig(o: HaproxyConfigOptions): string {
     // a connect refused by a dead instance (before the checks mark it down) goes to another one
     '  retries 3',
     '  option redispatch 1',
-    // /healthz asks the PACS, DMP, PSC and registry: give it time on a busy machine. A server marked
+    // /healthz asks the instance's database: give it time on a busy machine. A server marked
     // down keeps its open streams (a slow check is no reason to cut a transfer; a dead one cuts itself)
     '  timeout check 5s',
     `  default-server inter ${inter} fall 3 rise 2`,

@@ -34,11 +34,15 @@ t.test('drimbox healthcheck', async (t) => {
   const ok = await drimbox(['healthcheck', '--config', at(userPort)]);
   t.equal(ok.status, 0, `a healthy box passes its probe (${ok.stdout.trim()} ${ok.stderr.trim()})`);
   t.equal(ok.stdout.trim(), 'ok', 'printing its /healthz status');
-  const probe = await drimbox(['healthcheck', '--config', at(Number(new URL(unhealthy.userUrl).port))]);
-  t.equal(probe.status, 1, `an unhealthy box fails its probe (${probe.stdout.trim()} ${probe.stderr.trim()})`);
-  t.match(probe.stdout, /^unhealthy; /m);
-  t.match(probe.stdout, /; dmp down/, 'naming the dependencies that are down');
-  t.match(probe.stdout, /; psc down/);
+  const unhealthyConfig = at(Number(new URL(unhealthy.userUrl).port));
+  const probe = await drimbox(['healthcheck', '--config', unhealthyConfig]);
+  t.equal(probe.status, 0, `a box whose DMP and PSC are missing can still serve: its probe passes, the container is not restarted (${probe.stdout.trim()} ${probe.stderr.trim()})`);
+  t.equal(probe.stdout.trim(), 'ok');
+  const deps = await drimbox(['healthcheck', '--config', unhealthyConfig, '--dependencies']);
+  t.equal(deps.status, 1, `--dependencies: the box cannot do its whole job (${deps.stdout.trim()} ${deps.stderr.trim()})`);
+  t.match(deps.stdout, /^unhealthy; /m);
+  t.match(deps.stdout, /; dmp down/, 'naming the dependencies that are down');
+  t.match(deps.stdout, /; psc down/);
 
   const down = await drimbox(['healthcheck', '--config', at(await freePort())]);
   t.equal(down.status, 1, 'no box on the port: the probe fails');

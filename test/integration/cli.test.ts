@@ -46,7 +46,7 @@ t.test('drimbox serve', async (t) => {
     if (child.exitCode !== null) throw new Error(`drimbox exited: ${out}`);
     if (Date.now() > deadline) throw new Error(`drimbox did not answer: ${out}`);
     try {
-      const r = await request(`https://127.0.0.1:${userPort}/healthz`, { dispatcher: agent });
+      const r = await request(`https://127.0.0.1:${userPort}/healthz/dependencies`, { dispatcher: agent });
       health = await r.body.json() as { status?: string };
     } catch { await new Promise((r) => setTimeout(r, 200)); }
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { readInfo } from '../../gateway/src/dicom/part10.js';
 import { startConsumerNetwork, callForm, openSession, relabelStudy, type ConsumerNetwork } from '../helpers/network.js';
-import { mtlsAgent } from '../helpers/box.js';
+import { mtlsAgent, sqliteOf } from '../helpers/box.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeCtStudy } from '../e2e/helpers/ct-series.js';
 
@@ -70,7 +70,7 @@ t.test('metadata and the urgent image are served before the series has landed; t
   t.ok(all.every((r) => r.status === 200 && r.bytes === 128 * 128 * 2), 'every other slice is served as it lands');
   await waitFor(async () => (await cache.state(key)) === 'complete', 60_000, 'the series complete in the cache');
   t.equal(cache.fetches - fetchesBefore, 1, 'one upstream series fetch (single-flight holds)');
-  const seriesGets = net.boxA.db.prepare(`SELECT COUNT(*) AS n FROM audit WHERE direction = 'peer-in' AND series_uid = ? AND route LIKE '%/studies/:study/series/:series'`).get(seriesUid) as { n: number };
+  const seriesGets = sqliteOf(net.boxA).prepare(`SELECT COUNT(*) AS n FROM audit WHERE direction = 'peer-in' AND series_uid = ? AND route LIKE '%/studies/:study/series/:series'`).get(seriesUid) as { n: number };
   t.equal(seriesGets.n, 1, 'box A audited one series retrieve');
 
   // once complete: metadata from the cache, unthrottled or not

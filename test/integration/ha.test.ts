@@ -143,3 +143,50 @@ t.test('three instances asked at once for the same uncached series: one upstream
   const oneFetch = got.join() === `GET ${seriesPath}` || [...got].sort().join() === sops.join();
   t.ok(oneFetch, `one fetch from the PACS: the series once, or each of its instances once (got ${got.length} reads: ${got.map((l) => l.slice(l.indexOf('/series/'))).join(', ')})`);
 });
+
+/** How many times instance i answered GET /healthz with `status` (its own metrics). */
+async function healthzAnswers(i: number, status: number): Promise<number> {
+  const r = await request(`${c.instances[i].userUrl}/metrics`, { dispatcher: c.userAgent });
+  const m = (await r.body.text()).match(new RegExp(`^drimbox_http_requests_total\\{listener="user",route="/healthz",status="${status}"\\} (\\d+)$`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+// last: it stops the PACS, then the database, for good
+t.test('the PACS stopped: every instance stays in rotation and serves what does not need it; the database unreachable: out', async (t) => {
+  const e = exams[3];
+  const { jar, tab, session } = await clinicianWithSession(c, e);
+  t.teardown(() => tab.close());
+  const seriesUrl = `${c.userUrl}/api/sessions/${session}/dicom-web/studies/${e.study.studyInstanceUid}/series/${seriesOf(e)}`;
+  const viewSeries = async () => {
+    const r = await request(seriesUrl, { dispatcher: tab, headers: { cookie: jar.header(c.userUrl), accept: DICOM_ACCEPT } });
+    return r.statusCode === 200 ? (await multipartParts(r.body, r.headers['content-type'])).length : (await r.body.dump(), -r.statusCode);
+  };
+  t.equal(await viewSeries(), e.study.files.length, 'the viewer shows the series (now in the shared study cache)');
+
+  await c.orthanc.stop();
+  const dependencies = async (i: number) => {
+    const r = await request(`${c.instances[i].userUrl}/healthz/dependencies`, { dispatcher: c.userAgent });
+    return { status: r.statusCode, body: await r.body.json() as { status: string; checks: { name: string; state: string }[] } };
+  };
+  for (const inst of c.instances) {
+    const d = await dependencies(inst.index);
+    t.match(d, { status: 503, body: { status: 'unhealthy' } }, `${inst.name}: /healthz/dependencies says the box cannot do its whole job`);
+    t.equal(d.body.checks.find((x) => x.name === 'pacs')?.state, 'down', `${inst.name}: the PACS is down`);
+  }
+  // HAProxy marks a server down after 3 failed checks (fall 3): let it check every instance 3 times more
+  const before = await Promise.all(c.instances.map((x) => healthzAnswers(x.index, 200)));
+  await waitFor(async () => (await Promise.all(c.instances.map((x) => healthzAnswers(x.index, 200)))).every((n, i) => n >= before[i] + 9),
+    30_000, 'HAProxy to check each instance 3 times on each frontend', 200);
+  for (const f of ['peer', 'user', 'hl7']) t.same((await c.haproxy.upServers(f)).sort(), ['gw1', 'gw2', 'gw3'], `HAProxy keeps every instance up on ${f}`);
+  t.equal(await viewSeries(), e.study.files.length, 'the viewer still shows the cached series through HAProxy');
+
+  await c.postgres!.stop();
+  for (const inst of c.instances) {
+    const r = await request(`${inst.userUrl}/healthz`, { dispatcher: c.userAgent });
+    const body = await r.body.json() as { status: string; checks: { name: string; state: string }[] };
+    t.match({ status: r.statusCode, body }, { status: 503, body: { status: 'unhealthy' } }, `${inst.name}: its database unreachable, the instance is not healthy`);
+    t.equal(body.checks.find((x) => x.name === 'database')?.state, 'down');
+  }
+  await waitFor(async () => (await c.haproxy.upServers('user')).length === 0, 30_000, 'HAProxy to take every instance out', 200);
+  t.pass('HAProxy takes them out');
+});

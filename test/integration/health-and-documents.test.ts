@@ -20,7 +20,7 @@ t.teardown(async () => { await agent?.close(); await net?.close(); });
 
 interface Health { status: string; checks: { name: string; ok: boolean; state: string; essential: boolean; detail?: string }[] }
 async function health(): Promise<{ code: number; body: Health; by: Record<string, Health['checks'][number]> }> {
-  const r = await request(`${net.boxB.userUrl}/healthz`, { dispatcher: agent });
+  const r = await request(`${net.boxB.userUrl}/healthz/dependencies`, { dispatcher: agent });
   const body = await r.body.json() as Health;
   return { code: r.statusCode, body, by: Object.fromEntries(body.checks.map((c) => [c.name, c])) };
 }

@@ -52,9 +52,12 @@ t.test('PACS dying mid-stream aborts the answer; PACS down gives 502; the box ke
   t.equal(q.statusCode, 502, 'QIDO also answers cleanly');
   await q.body.dump();
 
-  const health = await request(`${box.userUrl}/healthz`, { dispatcher: await mtlsAgent() });
+  const health = await request(`${box.userUrl}/healthz/dependencies`, { dispatcher: await mtlsAgent() });
   t.equal(health.statusCode, 503);
   t.match(await health.body.json(), { status: 'unhealthy', checks: [{ name: 'pacs', ok: false }] });
+  const live = await request(`${box.userUrl}/healthz`, { dispatcher: await mtlsAgent() });
+  t.equal(live.statusCode, 200, 'but /healthz (the load balancer\'s check) says this instance can still serve');
+  t.match(await live.body.json(), { status: 'ok', checks: [{ name: 'database', state: 'ok' }, { name: 'listeners', state: 'ok' }] });
   const rows = (await box.audit.recent(10));
   t.ok(rows.some((row) => row.status === 502), 'failures are audited');
 });

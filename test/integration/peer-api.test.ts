@@ -163,7 +163,7 @@ t.test('concurrent retrieves of two patients never mix', async (t) => {
 
 t.test('health and metrics on the user listener', async (t) => {
   const plain = await mtlsAgent();
-  const h = await request(`${box.userUrl}/healthz`, { dispatcher: plain });
+  const h = await request(`${box.userUrl}/healthz/dependencies`, { dispatcher: plain });
   t.equal(h.statusCode, 200);
   t.match(await h.body.json(), { status: 'ok', checks: [{ name: 'pacs', ok: true }] });
   const m = await request(`${box.userUrl}/metrics`, { dispatcher: plain });

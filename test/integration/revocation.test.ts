@@ -142,7 +142,7 @@ t.test('revoked at the registry or by the CA: refused within minutes, open conne
   }, 90_000, 'box-b refused after the periodic refresh', 2_000);
   t.ok(Date.now() - started < 90_000, `box-b refused ${Math.round((Date.now() - started) / 1000)} s after its revocation, without any action on the box`);
 
-  const health = await request(`${box.userUrl}/healthz`, { dispatcher: user });
+  const health = await request(`${box.userUrl}/healthz/dependencies`, { dispatcher: user });
   t.match(await health.body.json(), { checks: [{ name: 'pacs', ok: true }, { name: 'revocation', ok: true }, { name: 'allow-list', ok: true }] });
 
   // the registry unreachable: the refresh says so (502), the last good list stays in force, audited

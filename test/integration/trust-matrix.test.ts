@@ -123,6 +123,6 @@ t.test('peer API refusals with the signed allow-list and PSC tokens', async (t) 
   t.equal(revoked.status, 403, 'revoked DN refused without restart');
   t.equal(revoked.audited?.status, 403);
 
-  const health = await request(`${box.userUrl}/healthz`, { dispatcher: await mtlsAgent() });
+  const health = await request(`${box.userUrl}/healthz/dependencies`, { dispatcher: await mtlsAgent() });
   t.match(await health.body.json(), { checks: [{ name: 'pacs', ok: true }, { name: 'allow-list', ok: true }] });
 });

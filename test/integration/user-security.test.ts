@@ -260,7 +260,7 @@ t.test('security headers on every listener; box pages keep their own CSP', async
 });
 
 t.test('health names each dependency: a consumer without an allow-list is not healthy', async (t) => {
-  const h = await request(`${base}/healthz`, { dispatcher: agent });
+  const h = await request(`${base}/healthz/dependencies`, { dispatcher: agent });
   const body = await h.body.json() as { status: string; checks: { name: string; state: string; essential: boolean }[] };
   const by = Object.fromEntries(body.checks.map((c) => [c.name, c]));
   t.match(by, { pacs: { state: 'ok' }, psc: { state: 'ok', essential: true }, dmp: { state: 'ok', essential: true }, 'allow-list': { state: 'down', essential: true } });

@@ -1,5 +1,7 @@
-// `drimbox healthcheck --config FILE`: the container's probe. GETs /healthz on the box's own user
-// listener over loopback (the port from the config, overrides included) and exits 0 only on 200.
+// `drimbox healthcheck --config FILE [--dependencies]`: the container's probe. GETs /healthz (can this
+// instance serve?) on the box's own user listener over loopback (the port from the config, overrides
+// included) and exits 0 only on 200. `--dependencies` asks /healthz/dependencies instead (can the box
+// do its whole job: PACS, DMP, PSC, allow-list…), for operators and monitoring, not for the probe.
 // The box's certificate names its public host, not 127.0.0.1: instead of skipping verification the
 // probe checks that the listener presents exactly the configured certificate.
 import { X509Certificate } from 'node:crypto';
@@ -11,9 +13,12 @@ import { parseArgs, UsageError } from './args.js';
 
 export async function healthcheckCommand(args: string[]): Promise<number> {
   let config;
+  let path: string;
   try {
-    const file = parseArgs(args, ['--config']).options['--config'];
-    if (!file) throw new UsageError('usage: drimbox healthcheck --config FILE');
+    const parsed = parseArgs(args, ['--config'], ['--dependencies']);
+    const file = parsed.options['--config'];
+    if (!file) throw new UsageError('usage: drimbox healthcheck --config FILE [--dependencies]');
+    path = parsed.flags.has('--dependencies') ? '/healthz/dependencies' : '/healthz';
     config = loadConfig(file);
   } catch (e) {
     if (e instanceof UsageError || e instanceof ConfigError) { console.error(`drimbox: ${e.message}`); return 2; }
@@ -22,7 +27,7 @@ export async function healthcheckCommand(args: string[]): Promise<number> {
   const expected = new X509Certificate(readFileSync(config.user.tls.cert)).fingerprint256;
   const host = ['0.0.0.0', '::'].includes(config.user.host) ? '127.0.0.1' : config.user.host;
   return new Promise<number>((resolve) => {
-    const req = request({ host, port: config.user.port, path: '/healthz', rejectUnauthorized: false, timeout: 5000 }, (res) => {
+    const req = request({ host, port: config.user.port, path, rejectUnauthorized: false, timeout: 5000 }, (res) => {
       const presented = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
       if (presented !== expected) {
         console.error(`drimbox: ${host}:${config.user.port} does not present user.tls.cert`);
@@ -41,7 +46,7 @@ export async function healthcheckCommand(args: string[]): Promise<number> {
       });
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', (e) => { console.error(`drimbox: /healthz on ${host}:${config.user.port}: ${e.message}`); resolve(1); });
+    req.on('error', (e) => { console.error(`drimbox: ${path} on ${host}:${config.user.port}: ${e.message}`); resolve(1); });
     req.end();
   });
 }
