@@ -15,8 +15,6 @@
 import { Worker } from 'node:worker_threads';
 import { createServer as createHttp } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import { connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +26,7 @@ import { makeMgStudy } from '../sandbox/demo-data/mg-study.js';
 import { makeReferenceCt } from '../sandbox/demo-data/reference-ct.js';
 import { median, timedGet, type TimedGet } from './consumer-client.js';
 import { serverTls } from '../gateway/src/http/tls.js';
+import { relayChain } from './relay-chain.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const INLINE = process.env.BENCH_CLIENT === 'inline';
@@ -92,28 +91,6 @@ async function tlsCost(client: Client, bytes: number): Promise<{ http: number; h
   return { http: median(hs), https: median(ss) };
 }
 
-const listen = (srv: Server) => new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as AddressInfo).port)));
-
-/** Two TLS byte relays in a row in front of `target` (http://host:port): returns the first's https URL. */
-async function relayChain(target: string): Promise<{ url: string; close: () => void }> {
-  const pki = await testPki();
-  const tls = { cert: readFileSync(pki.boxes['box-b'].chain), key: readFileSync(pki.boxes['box-b'].key), ...serverTls };
-  const ca = readFileSync(pki.ca.cert);
-  const t = new URL(target);
-  const pipeBoth = (a: Socket, b: Socket) => {
-    a.pipe(b);
-    b.pipe(a);
-    a.on('error', () => b.destroy());
-    b.on('error', () => a.destroy());
-  };
-  // second hop: TLS in, TCP to the PACS
-  const last = createTlsServer(tls, (c) => pipeBoth(c, tcpConnect(Number(t.port), t.hostname)));
-  const lastPort = await listen(last);
-  // first hop: TLS in, TLS to the second hop
-  const first = createTlsServer(tls, (c) => pipeBoth(c, tlsConnect({ host: '127.0.0.1', port: lastPort, ca, servername: 'localhost' })));
-  const firstPort = await listen(first);
-  return { url: `https://127.0.0.1:${firstPort}${t.pathname}`, close: () => { first.close(); last.close(); } };
-}
 
 /** One study through the network: direct, first fetch, cache hits, the relay chain; fields prefixed. */
 async function measureStudy(net: ConsumerNetwork, client: Client, agent: Dispatcher, cookie: string, files: Buffer[], prefix: string, chainUrl: string): Promise<Record<string, unknown> & { bytes: number; hit: number }> {
