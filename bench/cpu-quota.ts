@@ -12,6 +12,8 @@ export interface CpuQuota {
   mechanism: string;
   /** the argv that runs `argv` inside this cgroup */
   wrap(argv: string[]): [string, string[]];
+  /** CPU time used so far by the cgroup's processes, in ms (undefined when the hierarchy does not say) */
+  usedMs(): number | undefined;
   /** removes the cgroup (its processes must have exited) */
   remove(): void;
 }
@@ -38,6 +40,18 @@ export function cpuQuota(name: string, cpus: number): CpuQuota {
   return {
     mechanism: h.kind === 'v2' ? 'v2 cpu.max' : 'v1 cpu.cfs_quota_us',
     wrap: (argv) => ['sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...argv]],
+    usedMs: () => cgroupUsedMs(h.kind, dir),
     remove: () => { try { rmdirSync(dir); } catch { /* still busy: left for the next run's mkdir */ } },
   };
+}
+
+/** v2: cpu.stat usage_usec; v1: cpuacct.usage (ns) only when cpuacct is co-mounted with cpu (not on this machine: undefined). */
+function cgroupUsedMs(kind: 'v2' | 'v1', dir: string): number | undefined {
+  try {
+    if (kind === 'v2') {
+      const m = /usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'));
+      return m ? Number(m[1]) / 1000 : undefined;
+    }
+    return Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e6;
+  } catch { return undefined; }
 }

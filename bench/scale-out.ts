@@ -7,7 +7,7 @@
 // - publications per minute: reports sent by 8 RIS connections, until every KOS is in the DMP.
 // Scaling = 3-instance figure / 1-instance figure (target ≥ 2.5).
 import { request, type Agent } from 'undici';
-import { cpuQuota } from './cpu-quota.js';
+import { cpuQuota, type CpuQuota } from './cpu-quota.js';
 import { startCluster, type Cluster } from '../test/helpers/ha-cluster.js';
 import { makeExam, seriesOf, dmpDocuments, kosUidOf, sendUntilAcked, clinicianWithSession, type Exam } from '../test/helpers/ha-exams.js';
 import { mtlsAgent } from '../test/helpers/box.js';
@@ -16,6 +16,8 @@ import { waitFor } from '../test/helpers/wait.js';
 const CPUS = Number(process.env.BENCH_INSTANCE_CPUS ?? 0.3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const PUBLICATIONS = Number(process.env.BENCH_PUBLICATIONS ?? 24);
+/** which measures to take (comma-separated: publications,peer,viewer), e.g. only publications when profiling */
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'publications,peer,viewer').split(','));
 const DICOM_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 /** Runs `clients` loops of `once` for SECONDS; how many completed and the bytes they read. */
@@ -37,12 +39,23 @@ async function readAll(r: Awaited<ReturnType<typeof request>>, what: string): Pr
   return n;
 }
 
-async function publications(c: Cluster, exams: Exam[]): Promise<number> {
+/** CPU used during a phase: by this process (senders, DMP and PSC simulators) and by each instance, as a share of the wall time. */
+interface PhaseCpu { bench: number; instances: (number | undefined)[] }
+
+async function publications(c: Cluster, exams: Exam[], quotas: CpuQuota[]): Promise<{ perMinute: number; cpu: PhaseCpu }> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const inst0 = quotas.map((q) => q.usedMs());
   const queue = [...exams];
   await Promise.all(Array.from({ length: 8 }, async () => { for (let e = queue.shift(); e; e = queue.shift()) await sendUntilAcked(c, e); }));
   await waitFor(() => exams.every((e) => dmpDocuments(c, e.ins).kos.length > 0), 300_000, 'every KOS in the DMP', 100);
-  return exams.length / ((performance.now() - t0) / 60_000);
+  const ms = performance.now() - t0;
+  const du = process.cpuUsage(cpu0);
+  const cpu = {
+    bench: round((du.user + du.system) / 1000 / ms),
+    instances: quotas.map((q, i) => { const a = inst0[i], b = q.usedMs(); return a === undefined || b === undefined ? undefined : round((b - a) / ms); }),
+  };
+  return { perMinute: exams.length / (ms / 60_000), cpu };
 }
 
 async function peerThroughput(c: Cluster, e: Exam): Promise<number> {
@@ -78,10 +91,10 @@ async function measure(n: number) {
   try {
     const exams = Array.from({ length: PUBLICATIONS }, (_, k) => makeExam(k, 'small', `S${n}`));
     for (const e of exams) await c.orthanc.upload(e.study.files.map((f) => f.part10));
-    const publicationsPerMinute = await publications(c, exams);
-    const peerMBs = await peerThroughput(c, exams[0]);
-    const viewerRps = await viewerRate(c, exams[1]);
-    return { mechanism: quotas[0].mechanism, publicationsPerMinute, peerMBs, viewerRps };
+    const pub = await publications(c, exams, quotas);
+    const peerMBs = PHASES.has('peer') ? await peerThroughput(c, exams[0]) : NaN;
+    const viewerRps = PHASES.has('viewer') ? await viewerRate(c, exams[1]) : NaN;
+    return { mechanism: quotas[0].mechanism, publicationsPerMinute: pub.perMinute, publicationCpu: pub.cpu, peerMBs, viewerRps };
   } finally {
     await c.close();
     for (const q of quotas) q.remove();
@@ -103,6 +116,9 @@ export async function run() {
     peer_scaling: round(three.peerMBs / one.peerMBs),
     viewer_scaling: round(three.viewerRps / one.viewerRps),
     publication_scaling: round(three.publicationsPerMinute / one.publicationsPerMinute),
+    // CPU share of the wall time during the publication phase: near 1 for `bench` means this process
+    // (senders, DMP simulator) is the bottleneck; near the quota for every instance means they are
+    publication_cpu: { one: one.publicationCpu, three: three.publicationCpu },
     target: 2.5,
   };
 }
