@@ -45,13 +45,24 @@ export function cpuQuota(name: string, cpus: number): CpuQuota {
   };
 }
 
-/** v2: cpu.stat usage_usec; v1: cpuacct.usage (ns) only when cpuacct is co-mounted with cpu (not on this machine: undefined). */
+/**
+ * v2: cpu.stat usage_usec; v1: cpuacct.usage (ns) when cpuacct is co-mounted with cpu, else the sum of
+ * the group's processes' utime + stime (/proc/PID/stat, clock ticks of 10 ms).
+ */
 function cgroupUsedMs(kind: 'v2' | 'v1', dir: string): number | undefined {
   try {
     if (kind === 'v2') {
       const m = /usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'));
       return m ? Number(m[1]) / 1000 : undefined;
     }
-    return Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e6;
+    if (existsSync(join(dir, 'cpuacct.usage'))) return Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e6;
+    let ticks = 0;
+    for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+      // the fields after the command's closing parenthesis: utime and stime are the 12th and 13th
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+    return ticks * 10;
   } catch { return undefined; }
 }
