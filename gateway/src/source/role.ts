@@ -43,8 +43,6 @@ export function recordRejection(repository: PublicationRepository, note: Rejecti
   });
 }
 
-const PUBLICATION_CHANNEL = 'drimbox_publication';
-
 export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
   return async (ctx) => {
     const { config, logger } = ctx;
@@ -58,18 +56,11 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
     if (ctx.store.dialect === 'sqlite') await repo.releaseClaimsOf(instanceId);
     const worker = new OutboxWorker({ repo, pacs: ctx.pacs, dmp: () => ctx.services.dmp, config, logger: log, instanceId, ...opts });
     ctx.onClose(() => worker.stop());
-    // several instances on PostgreSQL: a report received by one is started by whichever has room
-    const unlisten = await ctx.store.wakeups.listen(PUBLICATION_CHANNEL, () => worker.kick());
-    ctx.onClose(unlisten);
-    const queued = () => {
-      worker.kick();
-      ctx.store.wakeups.notify(PUBLICATION_CHANNEL).catch((e) => log.warn({ err: e }, 'other instances not told of the new publication job (they see it at their next poll)'));
-    };
 
     // the peer API exists only here, behind the KOS guard: what is served is what a KOS grants
     ctx.access.useScope(kosAccessGuard(repo));
     await ctx.peer.register(peerApi, { prefix: '/dicom-web', pacs: ctx.pacs, access: ctx.access, audit: ctx.audit });
-    adminRoutes(ctx.user, { repo, token: config.admin.token, kick: queued });
+    adminRoutes(ctx.user, { repo, token: config.admin.token, kick: () => worker.kick() });
     ctx.services.publications = repo;
     // with the consumer role too, report links open the viewer (the consumer resolves them)
     if (!config.roles.includes('consumer')) reportLinkRoute(ctx.user, repo);
@@ -88,7 +79,7 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
       handler: (raw) => handleHl7(raw, async (msg) => {
         const r = await acceptPublicationMessage(repo, msg);
         log.info({ event: 'hl7-accepted', type: msg.messageType, kind: msg.kind, job: r.jobId, created: r.created }, r.note ?? 'RIS message accepted');
-        if (r.created) queued();
+        if (r.created) worker.kick();
       }, { application: 'DRIMBOX', facility: config.box.name, onError: (e) => log.error({ err: e }, 'HL7 message could not be recorded') }),
       onError: (e) => log.warn({ err: e }, 'MLLP connection error'),
       onRefused: (e) => log.warn({ event: 'mllp-connection-closed', ...e }, 'MLLP connection refused or closed by the box'),
@@ -110,7 +101,7 @@ export function createSourceRole(opts: SourceRoleOptions = {}): RolePlugin {
         onRejection: async (note) => {
           const jobs = await recordRejection(repo, note);
           log.info({ event: 'iocm-rejection', instances: note.instances.length, jobs }, 'IOCM rejection note recorded');
-          if (jobs.length) queued();
+          if (jobs.length) worker.kick();
         },
       });
       ctx.onClose(() => iocm.close());

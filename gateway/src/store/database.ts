@@ -9,7 +9,6 @@ import pg from 'pg';
 import type { Schema } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
 import { legacyMigrations } from './legacy-migrations.js';
-import { localWakeups, postgresWakeups, type Wakeups } from './wakeups.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -17,8 +16,6 @@ export interface Store {
   db: Kysely<Schema>;
   dialect: Dialect;
   close(): Promise<void>;
-  /** work queued here, taken at once by the other instances sharing the database */
-  wakeups: Wakeups;
   /**
    * Transition only (issue 13): the better-sqlite3 handle under `db`, for code not yet converted to
    * Kysely. Shared with Kysely (one connection, no writer contention); absent on PostgreSQL.
@@ -58,7 +55,7 @@ function openSqlite(file: string): Store {
   finishLegacyMigrations(raw);
   // Kysely serialises the connection (one query or transaction at a time): SQLite has one writer anyway
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) });
-  return { db, dialect: 'sqlite', sqlite: raw, wakeups: localWakeups, close: () => db.destroy() };
+  return { db, dialect: 'sqlite', sqlite: raw, close: () => db.destroy() };
 }
 
 // int8 (COUNT(*), bigint epoch-ms columns) as a JS number, like SQLite gives them: epoch ms and row
@@ -74,7 +71,7 @@ function openPostgres(url: string): Store {
   // an idle client losing its server (restart, failover) must not crash the process
   pool.on('error', () => {});
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', wakeups: postgresWakeups(pool), close: () => db.destroy() };
+  return { db, dialect: 'postgres', close: () => db.destroy() };
 }
 
 /**
