@@ -36,10 +36,13 @@ export class ScreeningRepository {
   }
 
   /** Ids of the batches with a case assigned to this reader (the row's readerRpps, 11 digits, as stored in row_json). */
-  async batchesReadBy(rpps: string): Promise<Set<string>> {
+  /** the batches with a case assigned to this reader (only `batchId`'s when given: one batch's cases scanned) */
+  async batchesReadBy(rpps: string, batchId?: string): Promise<Set<string>> {
     if (!/^\d{11}$/.test(rpps)) return new Set();
-    const rows = await this.db.selectFrom('screening_cases').select('batch_id').distinct()
-      .where('row_json', 'like', `%"readerRpps":"${rpps}"%`).execute();
+    let q = this.db.selectFrom('screening_cases').select('batch_id').distinct()
+      .where('row_json', 'like', `%"readerRpps":"${rpps}"%`);
+    if (batchId !== undefined) q = q.where('batch_id', '=', batchId);
+    const rows = await q.execute();
     return new Set(rows.map((r) => r.batch_id));
   }
 

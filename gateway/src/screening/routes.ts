@@ -73,7 +73,7 @@ export async function screeningRoutes(app: FastifyInstance, o: ScreeningRoutesOp
   const visibleCases = async (req: FastifyRequest, b: ScreeningBatchRow) => (await repo.cases(b.id)).filter((c) => seesCase(req, b, c));
   async function batchOr404(req: FastifyRequest): Promise<ScreeningBatchRow> {
     const b = await repo.batch((req.params as P).id);
-    if (!b || !(isCreator(req, b) || (await repo.batchesReadBy(me(req).rpps)).has(b.id))) {
+    if (!b || !(isCreator(req, b) || (await repo.batchesReadBy(me(req).rpps, b.id)).has(b.id))) {
       throw new HttpProblem(404, 'Lot inconnu', "ce lot de lecture n'existe pas (ou plus), ou vous n'en êtes ni le créateur ni un lecteur désigné");
     }
     return b;
